@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each installs whatever is missing first.
+SHELL := /bin/bash
+NODE ?= node
+SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+TESTS := $(shell find test -name '*.test.ts' | sort)
+
+.PHONY: install deps nats-server demo test typecheck clean
+
+install: deps nats-server
+
+# npm ci only when node_modules is missing or older than the lock file.
+deps: node_modules/.gpucolo-installed
+node_modules/.gpucolo-installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# nats-server from Debian when it is not on PATH (nor in /usr/sbin, where Debian puts it).
+nats-server:
+	@if command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || [ -n "$$NATS_SERVER_BIN" ]; then \
+	  echo "nats-server: $$(command -v nats-server || echo /usr/sbin/nats-server)"; \
+	else \
+	  echo "installing nats-server from Debian"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server; \
+	fi
+
+demo: install
+	$(NODE) bin/gpucolo.mjs demo
+
+test: install
+	$(NODE) --import tsx --test --test-concurrency=2 $(TESTS)
+
+typecheck: deps
+	npx tsc --noEmit -p .
+
+clean:
+	rm -rf node_modules

@@ -1,0 +1,4 @@
+export * from './bus.ts';
+export * from './codec.ts';
+export * from './errors.ts';
+export * from './server.ts';

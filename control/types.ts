@@ -1,0 +1,94 @@
+/** How a training job is paced between its iterations. */
+export type Pacing =
+  /** Fine-grained duty cycle: every `periodMs`, training sleeps `duty * periodMs` (cooperative hook or SIGSTOP/SIGCONT). */
+  | { mode: 'duty'; duty: number; periodMs: number }
+  /** The paper's knob: after each training iteration, sleep `sleepMs`. */
+  | { mode: 'per-iteration'; sleepMs: number };
+
+/** The two knobs of a co-located GPU, applied to every training job on it. */
+export interface Knobs {
+  /** Training process MPS active-thread percentage, 1..100 (outer tier; changing it restarts training). */
+  mpsSharePct: number;
+  /** Training sleep (inner tier). */
+  pacing: Pacing;
+  /** False when the policy keeps training off this GPU entirely (no-colocation). */
+  trainingRunning: boolean;
+}
+
+/** Latency summary of one inference service over one inner period. */
+export interface LatencyWindow {
+  serviceId: string;
+  sloMs: number;
+  /** Requests (batches) that finished in the window. */
+  count: number;
+  meanMs: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Arrival rate in the window, requests per second. */
+  rateRps: number;
+  windowMs: number;
+}
+
+/** Progress of one training job over one inner period. */
+export interface TrainingObservation {
+  jobId: string;
+  itersPerSec: number;
+  /** False while the job restarts (MPS change) or is stopped. */
+  running: boolean;
+}
+
+/** Everything a policy sees at a decision. */
+export interface ControlInput {
+  nowMs: number;
+  services: LatencyWindow[];
+  trainings: TrainingObservation[];
+  knobs: Knobs;
+}
+
+/** One knob movement and why: the unit of tracing and explanation. */
+export interface Decision {
+  tier: 'inner' | 'outer';
+  knob: 'pacing' | 'mpsSharePct' | 'trainingRunning';
+  oldValue: number;
+  newValue: number;
+  /** One short human-readable rule name, e.g. "p99 above target", "saturated at max duty". */
+  reason: string;
+  /** The controller's terms: measurement, target, error, gain, feedforward, ... (all numbers). */
+  terms: Record<string, number>;
+  /** The service whose SLO drove the decision (the tightest). */
+  drivingServiceId?: string;
+}
+
+export interface StepResult<S> {
+  state: S;
+  knobs: Knobs;
+  decisions: Decision[];
+}
+
+/** A control policy: pure, deterministic, no clock, no I/O. */
+export interface Policy<S = unknown> {
+  readonly name: PolicyName;
+  /** Inner decision period (ms). */
+  readonly innerPeriodMs: number;
+  /** Outer decision period (ms); Infinity when the policy has no outer tier. */
+  readonly outerPeriodMs: number;
+  /** Knob values at start. */
+  initialKnobs(): Knobs;
+  initialState(): S;
+  /** Called every innerPeriodMs with the last window. */
+  inner(state: S, input: ControlInput): StepResult<S>;
+  /** Called every outerPeriodMs with a window aggregated over the outer period. */
+  outer(state: S, input: ControlInput): StepResult<S>;
+}
+
+export const POLICY_NAMES = [
+  'gpucolo',
+  'gpucolo-paper',
+  'gslice',
+  'simple',
+  'conservative',
+  'no-colocation',
+] as const;
+export type PolicyName = (typeof POLICY_NAMES)[number];

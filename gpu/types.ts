@@ -1,0 +1,52 @@
+import type { Pacing } from '../control/types.ts';
+
+/** One finished inference request: when it finished and how long it took (device clock, ms). */
+export interface Completion {
+  tMs: number;
+  latencyMs: number;
+}
+
+export interface GpuInfo {
+  id: string;
+  index: number;
+  name: string;
+  memoryMiB: number;
+  backend: 'model' | 'nvidia';
+  /** Model profile name for simulated GPUs. */
+  profile?: string;
+}
+
+export type TrainingRunState = 'running' | 'restarting' | 'stopped';
+
+export interface TrainingStatus {
+  jobId: string;
+  state: TrainingRunState;
+  mpsSharePct: number;
+  pacing: Pacing;
+  /** Cumulative completed iterations since the job was created. */
+  iterations: number;
+}
+
+/**
+ * What the actors need from a GPU, real or simulated. All times are the device clock in ms.
+ * Implemented by gpu/model (simulated) and gpu/nvidia (real).
+ */
+export interface GpuDevice {
+  readonly info: GpuInfo;
+  /** Device clock now, ms. */
+  now(): number;
+  /** Inference requests of one service that finished since the last call, plus arrivals counted. */
+  takeCompletions(serviceId: string): { completions: Completion[]; arrivals: number };
+  /** Change the offered load of a service (requests or batches per second). */
+  setArrivalRate(serviceId: string, rateRps: number): void;
+  /** Change a service's batch size (per-request service time follows it). */
+  setBatch(serviceId: string, batch: number): void;
+  /** Apply a sleep setting to a training job (cost: a few ms). */
+  setPacing(jobId: string, pacing: Pacing): void;
+  /** Change a training job's MPS share; restarts the job (cost: the profile's restart time). */
+  setMpsShare(jobId: string, mpsSharePct: number): void;
+  /** Start or stop a training job; a stopped job is never left paused. */
+  setTrainingRunning(jobId: string, running: boolean): void;
+  trainingStatus(jobId: string): TrainingStatus;
+  close(): Promise<void>;
+}

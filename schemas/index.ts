@@ -1,0 +1,3 @@
+export * from './messages.ts';
+export * from './subjects.ts';
+export * from './registry.ts';

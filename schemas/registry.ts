@@ -1,0 +1,66 @@
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import type { TSchema } from '@sinclair/typebox';
+import { MESSAGE_SCHEMAS, type MessageType } from './messages.ts';
+import { SUBJECT_ROOT, EVENT_TOKEN } from './subjects.ts';
+
+/**
+ * Subject patterns (NATS wildcards) mapped to the message type carried there: every subject the runtime
+ * publishes or listens on, replies aside. The edge validator and `gpucolo schema` both read this table.
+ */
+export const SUBJECT_PATTERNS: ReadonlyArray<{ pattern: string; type: MessageType }> = [
+  { pattern: `${SUBJECT_ROOT}.*.*.inf.*.window`, type: 'inference.window' },
+  { pattern: `${SUBJECT_ROOT}.*.*.inf.*.cmd`, type: 'inference.command' },
+  { pattern: `${SUBJECT_ROOT}.*.*.train.*.progress`, type: 'training.progress' },
+  { pattern: `${SUBJECT_ROOT}.*.*.train.*.cmd`, type: 'training.command' },
+  { pattern: `${SUBJECT_ROOT}.*.*.cmd`, type: 'gpu.command' },
+  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.*.status`, type: 'gpu.status' },
+  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.*.decision`, type: 'gpu.decision' },
+  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.*.safety`, type: 'gpu.safety' },
+  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.rejected`, type: 'bus.rejected' },
+  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.lifecycle`, type: 'host.lifecycle' },
+];
+
+/** True when a concrete subject matches a NATS pattern (`*` one token, `>` the rest). */
+export function subjectMatches(pattern: string, subject: string): boolean {
+  const p = pattern.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === '>') return s.length > i;
+    if (i >= s.length) return false;
+    if (p[i] !== '*' && p[i] !== s[i]) return false;
+  }
+  return p.length === s.length;
+}
+
+/** The message type a concrete subject carries, or undefined for a subject outside the tree. */
+export function typeForSubject(subject: string): MessageType | undefined {
+  for (const { pattern, type } of SUBJECT_PATTERNS) if (subjectMatches(pattern, subject)) return type;
+  return undefined;
+}
+
+const compiled = new Map<MessageType, TypeCheck<TSchema>>();
+/** A compiled validator for a message type (compiled once). */
+export function validatorFor(type: MessageType): TypeCheck<TSchema> {
+  let check = compiled.get(type);
+  if (!check) {
+    check = TypeCompiler.Compile(MESSAGE_SCHEMAS[type]);
+    compiled.set(type, check);
+  }
+  return check;
+}
+
+/** The JSON Schema (2020-12) document of a message type. */
+export function jsonSchemaOf(type: MessageType): Record<string, unknown> {
+  const schema = JSON.parse(JSON.stringify(MESSAGE_SCHEMAS[type])) as Record<string, unknown>;
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: `https://gpucolo.dev/schemas/v1/${type}.json`,
+    title: type,
+    ...schema,
+  };
+}
+
+/** File name of a message type's JSON Schema. */
+export function schemaFileName(type: MessageType): string {
+  return `${type}.schema.json`;
+}

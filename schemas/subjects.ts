@@ -1,0 +1,36 @@
+/**
+ * The subject tree, defined once. Every subject is versioned and host-scoped so NATS permissions can
+ * fence a host (`colo.v1.<host>.>`); events for other systems live under `colo.v1.evt.>`.
+ */
+export const SUBJECT_ROOT = 'colo.v1';
+/** The host token reserved for the event tree. */
+export const EVENT_TOKEN = 'evt';
+
+/** Host, GPU, service and job ids become subject tokens: letters, digits, `_` and `-` only. */
+export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Throws a clear error when an id cannot be a subject token. */
+export function assertId(kind: string, id: string): string {
+  if (!ID_PATTERN.test(id)) {
+    throw new Error(`invalid ${kind} id ${JSON.stringify(id)}: use 1-64 letters, digits, '_' or '-'`);
+  }
+  if (kind === 'host' && id === EVENT_TOKEN) throw new Error(`host id "${EVENT_TOKEN}" is reserved`);
+  return id;
+}
+
+export const subjects = {
+  inferenceWindow: (host: string, gpu: string, svc: string) => `${SUBJECT_ROOT}.${host}.${gpu}.inf.${svc}.window`,
+  inferenceCommand: (host: string, gpu: string, svc: string) => `${SUBJECT_ROOT}.${host}.${gpu}.inf.${svc}.cmd`,
+  trainingProgress: (host: string, gpu: string, job: string) => `${SUBJECT_ROOT}.${host}.${gpu}.train.${job}.progress`,
+  trainingCommand: (host: string, gpu: string, job: string) => `${SUBJECT_ROOT}.${host}.${gpu}.train.${job}.cmd`,
+  gpuCommand: (host: string, gpu: string) => `${SUBJECT_ROOT}.${host}.${gpu}.cmd`,
+  gpuStatus: (host: string, gpu: string) => `${SUBJECT_ROOT}.${EVENT_TOKEN}.${host}.${gpu}.status`,
+  gpuDecision: (host: string, gpu: string) => `${SUBJECT_ROOT}.${EVENT_TOKEN}.${host}.${gpu}.decision`,
+  gpuSafety: (host: string, gpu: string) => `${SUBJECT_ROOT}.${EVENT_TOKEN}.${host}.${gpu}.safety`,
+  busRejected: (host: string) => `${SUBJECT_ROOT}.${EVENT_TOKEN}.${host}.rejected`,
+  hostLifecycle: (host: string) => `${SUBJECT_ROOT}.${EVENT_TOKEN}.${host}.lifecycle`,
+  /** Everything a host listens to or publishes on its own tree. */
+  hostTree: (host: string) => `${SUBJECT_ROOT}.${host}.>`,
+  /** Every event of every host. */
+  allEvents: () => `${SUBJECT_ROOT}.${EVENT_TOKEN}.>`,
+} as const;
