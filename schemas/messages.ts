@@ -37,6 +37,7 @@ export const InferenceWindow = Type.Object({
   rateRps: Type.Number({ minimum: 0, description: 'arrivals per second in the window' }),
   sloWindows: Type.Integer({ minimum: 0, description: 'completed 1 s windows so far' }),
   sloWindowsMet: Type.Integer({ minimum: 0, description: 'of those, windows whose p99 was within the SLO' }),
+  runP99Ms: Type.Number({ minimum: 0, description: 'p99 over every request since the service started' }),
 }, { additionalProperties: false });
 
 /** Training actor -> GPU actor, every inner period. */
@@ -94,7 +95,7 @@ export const CommandReply = Type.Object({
 }, { additionalProperties: false });
 
 const ServiceStatus = Type.Object({
-  serviceId: Id, sloMs: Num, p99Ms: Num, meanMs: Num, rateRps: Num,
+  serviceId: Id, sloMs: Num, p99Ms: Num, meanMs: Num, rateRps: Num, runP99Ms: Num,
   sloWindows: Type.Integer({ minimum: 0 }), sloWindowsMet: Type.Integer({ minimum: 0 }),
 }, { additionalProperties: false });
 const TrainingStatus = Type.Object({

@@ -19,7 +19,7 @@ after(async () => {
 function window(seq: number): InferenceWindow {
   return {
     v: SCHEMA_VERSION, type: 'inference.window', host: 'h1', gpu: 'g0', serviceId: 's0', seq, tMs: 1000, windowMs: 200,
-    sloMs: 50, count: 10, meanMs: 5, p50Ms: 5, p95Ms: 8, p99Ms: 9, maxMs: 9, rateRps: 50, sloWindows: 1, sloWindowsMet: 1,
+    sloMs: 50, count: 10, meanMs: 5, p50Ms: 5, p95Ms: 8, p99Ms: 9, maxMs: 9, rateRps: 50, sloWindows: 1, sloWindowsMet: 1, runP99Ms: 9,
   };
 }
 
@@ -55,7 +55,7 @@ test('bus - invalid, unknown-version, oversize and non-msgpack payloads are drop
   const got: InferenceWindow[] = [];
   const rejected: BusRejectedEvent[] = [];
   bus.subscribe<'inference.window'>(subjects.inferenceWindow('h2', 'g0', '*'), (r) => { got.push(r.message); });
-  raw.subscribe(subjects.busRejected('h2'), { callback: (_e, m) => rejected.push(decode(m.data) as BusRejectedEvent) });
+  raw.subscribe(subjects.busRejected('h2'), { callback: (_e, m) => { rejected.push(decode(m.data) as BusRejectedEvent); } });
   await bus.nc.flush();
   await raw.flush();
   const subject = subjects.inferenceWindow('h2', 'g0', 's0');

@@ -1,0 +1,301 @@
+import { assign, enqueueActions, raise, setup } from 'xstate';
+import { createPolicy, mergeWindows } from '../control/index.ts';
+import type { ControlInput, Decision, Knobs, LatencyWindow, Pacing, Policy, PolicyName, TrainingObservation } from '../control/types.ts';
+import type { InferenceReport } from './inference.ts';
+import type { TrainingReport } from './training.ts';
+
+export interface GpuActorInput {
+  host: string;
+  gpu: string;
+  policy: PolicyName;
+  /** Options handed to the policy factory (periods, margins, ...). */
+  policyOptions?: Record<string, unknown>;
+  /** Inner ticks with no latency window before the actor falls back to its safe setting. */
+  staleAfterTicks?: number;
+  /** Training sleep duty held while telemetry is lost: high (inference first) but never a full pause. */
+  safeDuty?: number;
+  statusPeriodMs?: number;
+}
+
+export interface ServiceView {
+  sloMs: number;
+  /** Windows received since the last inner decision. */
+  innerWindows: LatencyWindow[];
+  /** Windows received since the last outer decision. */
+  outerWindows: LatencyWindow[];
+  last?: InferenceReport;
+}
+
+export interface GpuContext {
+  host: string;
+  gpu: string;
+  policyName: PolicyName;
+  policyOptions: Record<string, unknown>;
+  policyState: unknown;
+  knobs: Knobs;
+  services: Record<string, ServiceView>;
+  trainings: Record<string, TrainingReport>;
+  /** Consecutive inner ticks without any latency window. */
+  staleTicks: number;
+  staleAfterTicks: number;
+  safeDuty: number;
+  statusPeriodMs: number;
+  /** Latest device time seen in telemetry (ms). */
+  tMs: number;
+  mpsChanges: number;
+  sleepChanges: number;
+  decisions: number;
+}
+
+export type GpuEvent =
+  | { type: 'WINDOW'; serviceId: string; report: InferenceReport }
+  | { type: 'PROGRESS'; jobId: string; report: TrainingReport }
+  | { type: 'SET_SLO'; serviceId?: string; sloMs: number }
+  | { type: 'SET_POLICY'; policy: PolicyName }
+  | { type: 'TELEMETRY_LOST' }
+  | { type: 'TELEMETRY_RESTORED' }
+  | { type: 'STOP' };
+
+/** One control step's outcome: the knobs before and after, and the decisions (events, spans) behind it. */
+export interface Actuation {
+  tier: Decision['tier'] | 'safety' | 'start';
+  old: Knobs;
+  knobs: Knobs;
+  decisions: Decision[];
+}
+
+const policies = new Map<string, Policy>();
+/** The (pure, stateless) policy object for a name and options; its state lives in the snapshot. */
+export function policyFor(name: PolicyName, options: Record<string, unknown>): Policy {
+  const key = `${name}:${JSON.stringify(options)}`;
+  let p = policies.get(key);
+  if (!p) {
+    p = createPolicy(name, options) as Policy;
+    policies.set(key, p);
+  }
+  return p;
+}
+
+/** Pacing as one number for events and spans: the duty fraction, or the sleep ms per iteration. */
+export function pacingValue(p: Pacing): number {
+  return p.mode === 'duty' ? p.duty : p.sleepMs;
+}
+
+function controlInput(ctx: GpuContext, tier: 'inner' | 'outer'): ControlInput {
+  const services: LatencyWindow[] = [];
+  for (const [id, s] of Object.entries(ctx.services)) {
+    const ws = tier === 'inner' ? s.innerWindows : s.outerWindows;
+    if (ws.length) services.push({ ...mergeWindows(ws), serviceId: id, sloMs: s.sloMs });
+  }
+  const trainings: TrainingObservation[] = Object.entries(ctx.trainings).map(([jobId, t]) => ({
+    jobId, itersPerSec: t.itersPerSec, running: t.state === 'running',
+  }));
+  return { nowMs: ctx.tMs, services, trainings, knobs: ctx.knobs };
+}
+
+/** Counts the knob changes between two settings: [mps changes, sleep changes]. */
+function changes(a: Knobs, b: Knobs): [number, number] {
+  const mps = a.mpsSharePct !== b.mpsSharePct ? 1 : 0;
+  const sleep = a.pacing.mode !== b.pacing.mode || pacingValue(a.pacing) !== pacingValue(b.pacing) ? 1 : 0;
+  return [mps, sleep];
+}
+
+/**
+ * One GPU's two-tier controller. Latency windows and training progress arrive as events (from the bus);
+ * every inner and outer period the policy (control/, pure) decides, and the provided `actuate` action
+ * sends the new knobs to the training actors. With no telemetry it falls back to a safe sleep duty.
+ */
+export const gpuMachine = setup({
+  types: {
+    context: {} as GpuContext,
+    events: {} as GpuEvent,
+    input: {} as GpuActorInput,
+  },
+  actions: {
+    /** I/O: trace and publish the decisions, then send changed knobs to the training actors. */
+    actuate: (_args, _params: Actuation) => {},
+    publishStatus: () => {},
+    publishSafety: (_args, _params: { condition: 'telemetry-lost' | 'telemetry-restored' | 'shutdown'; detail: string }) => {},
+    /** I/O: let every training job run unthrottled (the controller is going away). */
+    releaseTraining: () => {},
+  },
+  delays: {
+    innerPeriod: ({ context }) => policyFor(context.policyName, context.policyOptions).innerPeriodMs,
+    outerPeriod: ({ context }) => {
+      const ms = policyFor(context.policyName, context.policyOptions).outerPeriodMs;
+      return Number.isFinite(ms) ? ms : 1e9;
+    },
+    statusPeriod: ({ context }) => context.statusPeriodMs,
+  },
+}).createMachine({
+  id: 'gpu',
+  context: ({ input }) => {
+    const policy = policyFor(input.policy, input.policyOptions ?? {});
+    return {
+      host: input.host, gpu: input.gpu, policyName: input.policy, policyOptions: input.policyOptions ?? {},
+      policyState: policy.initialState(), knobs: policy.initialKnobs(), services: {}, trainings: {},
+      staleTicks: 0, staleAfterTicks: input.staleAfterTicks ?? 5, safeDuty: input.safeDuty ?? 0.9,
+      statusPeriodMs: input.statusPeriodMs ?? 1000, tMs: 0, mpsChanges: 0, sleepChanges: 0, decisions: 0,
+    };
+  },
+  initial: 'running',
+  states: {
+    running: {
+      type: 'parallel',
+      entry: { type: 'actuate', params: ({ context }) => ({ tier: 'start' as const, old: context.knobs, knobs: context.knobs, decisions: [] }) },
+      on: {
+        WINDOW: {
+          actions: assign(({ context, event }) => {
+            const prev = context.services[event.serviceId];
+            const w: LatencyWindow = {
+              serviceId: event.serviceId, sloMs: event.report.sloMs, count: event.report.count, meanMs: event.report.meanMs,
+              p50Ms: event.report.p50Ms, p95Ms: event.report.p95Ms, p99Ms: event.report.p99Ms, maxMs: event.report.maxMs,
+              rateRps: event.report.rateRps, windowMs: event.report.windowMs,
+            };
+            const view: ServiceView = {
+              sloMs: prev?.sloMs ?? event.report.sloMs,
+              innerWindows: [...(prev?.innerWindows ?? []), w],
+              outerWindows: [...(prev?.outerWindows ?? []), w],
+              last: event.report,
+            };
+            return { services: { ...context.services, [event.serviceId]: view }, tMs: Math.max(context.tMs, event.report.tMs) };
+          }),
+        },
+        PROGRESS: {
+          actions: assign(({ context, event }) => ({
+            trainings: { ...context.trainings, [event.jobId]: event.report },
+            tMs: Math.max(context.tMs, event.report.tMs),
+          })),
+        },
+        SET_SLO: {
+          actions: assign(({ context, event }) => {
+            const services = { ...context.services };
+            for (const id of Object.keys(services)) {
+              if (!event.serviceId || event.serviceId === id) services[id] = { ...services[id]!, sloMs: event.sloMs };
+            }
+            return { services };
+          }),
+        },
+        SET_POLICY: {
+          actions: enqueueActions(({ context, event, enqueue }) => {
+            const policy = policyFor(event.policy, {});
+            const knobs = policy.initialKnobs();
+            const [mps, sleep] = changes(context.knobs, knobs);
+            enqueue({ type: 'actuate', params: { tier: 'start', old: context.knobs, knobs, decisions: [] } });
+            enqueue.assign({
+              policyName: event.policy, policyOptions: {}, policyState: policy.initialState(), knobs,
+              mpsChanges: context.mpsChanges + mps, sleepChanges: context.sleepChanges + sleep,
+            });
+          }),
+        },
+        STOP: 'stopped',
+      },
+      states: {
+        mode: {
+          initial: 'controlling',
+          states: {
+            controlling: { on: { TELEMETRY_LOST: 'safe' } },
+            safe: {
+              entry: [
+                { type: 'publishSafety', params: ({ context }) => ({ condition: 'telemetry-lost' as const, detail: `no latency window for ${context.staleTicks} inner periods: training sleep duty held at ${context.safeDuty}` }) },
+                enqueueActions(({ context, enqueue }) => {
+                  const knobs: Knobs = { ...context.knobs, pacing: { mode: 'duty', duty: context.safeDuty, periodMs: context.knobs.pacing.mode === 'duty' ? context.knobs.pacing.periodMs : 50 } };
+                  const decision: Decision = {
+                    tier: 'inner', knob: 'pacing', oldValue: pacingValue(context.knobs.pacing), newValue: context.safeDuty,
+                    reason: 'telemetry lost: safe sleep duty', terms: { staleTicks: context.staleTicks },
+                  };
+                  const [mps, sleep] = changes(context.knobs, knobs);
+                  enqueue({ type: 'actuate', params: { tier: 'safety', old: context.knobs, knobs, decisions: [decision] } });
+                  enqueue.assign({ knobs, mpsChanges: context.mpsChanges + mps, sleepChanges: context.sleepChanges + sleep });
+                }),
+              ],
+              on: { TELEMETRY_RESTORED: { target: 'controlling', actions: { type: 'publishSafety', params: { condition: 'telemetry-restored', detail: 'latency windows are arriving again: control resumes' } } } },
+            },
+          },
+        },
+        inner: {
+          initial: 'waiting',
+          states: {
+            waiting: {
+              after: {
+                innerPeriod: {
+                  target: 'waiting',
+                  reenter: true,
+                  actions: enqueueActions(({ context, enqueue }) => {
+                    const got = Object.values(context.services).some((s) => s.innerWindows.length > 0);
+                    const staleTicks = got ? 0 : context.staleTicks + 1;
+                    const safe = context.staleTicks >= context.staleAfterTicks;
+                    if (!got && staleTicks >= context.staleAfterTicks && context.staleTicks < context.staleAfterTicks) {
+                      enqueue.assign({ staleTicks });
+                      enqueue(raise({ type: 'TELEMETRY_LOST' }));
+                      return;
+                    }
+                    if (got && safe) enqueue(raise({ type: 'TELEMETRY_RESTORED' }));
+                    if (!got) {
+                      enqueue.assign({ staleTicks });
+                      return;
+                    }
+                    stepPolicy(context, 'inner', enqueue);
+                    enqueue.assign(({ context: c }) => ({
+                      staleTicks: 0,
+                      services: Object.fromEntries(Object.entries(c.services).map(([id, s]) => [id, { ...s, innerWindows: [] }])),
+                    }));
+                  }),
+                },
+              },
+            },
+          },
+        },
+        outer: {
+          initial: 'waiting',
+          states: {
+            waiting: {
+              after: {
+                outerPeriod: {
+                  target: 'waiting',
+                  reenter: true,
+                  actions: enqueueActions(({ context, enqueue }) => {
+                    const got = Object.values(context.services).some((s) => s.outerWindows.length > 0);
+                    if (got && context.staleTicks < context.staleAfterTicks) stepPolicy(context, 'outer', enqueue);
+                    enqueue.assign(({ context: c }) => ({
+                      services: Object.fromEntries(Object.entries(c.services).map(([id, s]) => [id, { ...s, outerWindows: [] }])),
+                    }));
+                  }),
+                },
+              },
+            },
+          },
+        },
+        status: {
+          initial: 'waiting',
+          states: { waiting: { after: { statusPeriod: { target: 'waiting', reenter: true, actions: 'publishStatus' } } } },
+        },
+      },
+    },
+    stopped: {
+      type: 'final',
+      entry: ['releaseTraining', { type: 'publishSafety', params: { condition: 'shutdown', detail: 'controller stopping: training released to run unthrottled' } }],
+    },
+  },
+});
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Enqueue = any;
+
+/** Runs one policy step and enqueues the knob changes, decision events and counters. */
+function stepPolicy(context: GpuContext, tier: 'inner' | 'outer', enqueue: Enqueue): void {
+  const policy = policyFor(context.policyName, context.policyOptions);
+  const input = controlInput(context, tier);
+  const out = tier === 'inner' ? policy.inner(context.policyState, input) : policy.outer(context.policyState, input);
+  const [mps, sleep] = changes(context.knobs, out.knobs);
+  if (mps || sleep || out.knobs.trainingRunning !== context.knobs.trainingRunning || out.decisions.length) {
+    enqueue({ type: 'actuate', params: { tier, old: context.knobs, knobs: out.knobs, decisions: out.decisions } });
+  }
+  enqueue.assign({
+    policyState: out.state,
+    knobs: out.knobs,
+    mpsChanges: context.mpsChanges + mps,
+    sleepChanges: context.sleepChanges + sleep,
+    decisions: context.decisions + out.decisions.length,
+  });
+}

@@ -1,0 +1,128 @@
+import { assign, setup } from 'xstate';
+import type { Completion } from '../gpu/types.ts';
+import { addToHistogram, addToSeconds, emptySecondWindows, histogramQuantile, percentile, type LatencyHistogram, type SecondWindows } from './latency-seconds.ts';
+
+export interface InferenceInput {
+  host: string;
+  gpu: string;
+  serviceId: string;
+  sloMs: number;
+  /** Offered load, requests (batches) per second. */
+  rateRps: number;
+  /** How often the actor reports a latency window (device ms). */
+  periodMs: number;
+}
+
+/** The window the inference actor reports, before it is put on the wire. */
+export interface InferenceReport {
+  seq: number;
+  tMs: number;
+  windowMs: number;
+  sloMs: number;
+  count: number;
+  meanMs: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  rateRps: number;
+  sloWindows: number;
+  sloWindowsMet: number;
+  /** p99 over every request of the run so far. */
+  runP99Ms: number;
+}
+
+/** A change of offered load (from an inference command). */
+export type LoadChange = { type: 'SET_RATE'; rateRps: number } | { type: 'SCALE_RATE'; scale: number } | { type: 'SET_BATCH'; batch: number };
+
+export interface InferenceContext extends InferenceInput {
+  seq: number;
+  lastTMs: number;
+  seconds: SecondWindows;
+  histogram: LatencyHistogram;
+  last?: InferenceReport;
+}
+
+export type InferenceEvent =
+  | { type: 'SAMPLES'; tMs: number; completions: Completion[]; arrivals: number }
+  | { type: 'SET_SLO'; sloMs: number }
+  | LoadChange
+  | { type: 'STOP' };
+
+/** Summarises one period's completions into a report (pure). */
+export function summarizePeriod(
+  ctx: InferenceContext,
+  e: Extract<InferenceEvent, { type: 'SAMPLES' }>,
+): { report: InferenceReport; seconds: SecondWindows; histogram: LatencyHistogram } {
+  const lat = e.completions.map((c) => c.latencyMs);
+  const histogram = addToHistogram(ctx.histogram, lat);
+  const windowMs = ctx.lastTMs < 0 ? ctx.periodMs : Math.max(1, e.tMs - ctx.lastTMs);
+  const seconds = addToSeconds(ctx.seconds, e.completions, e.tMs, ctx.sloMs);
+  const mean = lat.length ? lat.reduce((a, b) => a + b, 0) / lat.length : 0;
+  const report: InferenceReport = {
+    seq: ctx.seq + 1,
+    tMs: e.tMs,
+    windowMs,
+    sloMs: ctx.sloMs,
+    count: lat.length,
+    meanMs: mean,
+    p50Ms: percentile(lat, 0.5),
+    p95Ms: percentile(lat, 0.95),
+    p99Ms: percentile(lat, 0.99),
+    maxMs: lat.length ? Math.max(...lat) : 0,
+    rateRps: (e.arrivals * 1000) / windowMs,
+    sloWindows: seconds.windows,
+    sloWindowsMet: seconds.windowsMet,
+    runP99Ms: histogramQuantile(histogram, 0.99),
+  };
+  return { report, seconds, histogram };
+}
+
+/**
+ * An inference service on one GPU: every period it samples the requests that finished (through the
+ * provided `sample` action, which answers with SAMPLES) and reports a latency window (`report`).
+ */
+export const inferenceMachine = setup({
+  types: {
+    context: {} as InferenceContext,
+    events: {} as InferenceEvent,
+    input: {} as InferenceInput,
+  },
+  actions: {
+    /** I/O: read the device and send SAMPLES back to this actor. */
+    sample: () => {},
+    /** I/O: put the report on the bus. */
+    report: (_args, _params: { report: InferenceReport }) => {},
+    /** I/O: change the offered load on the device. */
+    applyLoad: (_args, _params: { rateRps?: number; batch?: number }) => {},
+  },
+  delays: {
+    period: ({ context }) => context.periodMs,
+  },
+}).createMachine({
+  id: 'inference',
+  context: ({ input }) => ({ ...input, seq: 0, lastTMs: -1, seconds: emptySecondWindows(), histogram: {} }),
+  initial: 'serving',
+  states: {
+    serving: {
+      after: { period: { target: 'serving', reenter: true, actions: 'sample' } },
+      on: {
+        SAMPLES: {
+          actions: [
+            assign(({ context, event }) => {
+              const { report, seconds, histogram } = summarizePeriod(context, event);
+              return { seq: report.seq, lastTMs: event.tMs, seconds, histogram, last: report };
+            }),
+            { type: 'report', params: ({ context }) => ({ report: context.last! }) },
+          ],
+        },
+        SET_SLO: { actions: assign({ sloMs: ({ event }) => event.sloMs }) },
+        SET_RATE: { actions: [assign({ rateRps: ({ event }) => event.rateRps }), { type: 'applyLoad', params: ({ context }) => ({ rateRps: context.rateRps }) }] },
+        SCALE_RATE: { actions: [assign({ rateRps: ({ context, event }) => context.rateRps * event.scale }), { type: 'applyLoad', params: ({ context }) => ({ rateRps: context.rateRps }) }] },
+        SET_BATCH: { actions: { type: 'applyLoad', params: ({ event }) => ({ batch: event.batch }) } },
+        STOP: 'stopped',
+      },
+    },
+    stopped: { type: 'final' },
+  },
+});

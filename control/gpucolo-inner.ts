@@ -1,0 +1,123 @@
+/**
+ * gpucolo inner tier: the training sleep duty, every innerPeriodMs, on the tightest service's tail metric.
+ *
+ * Law (velocity-form integral control on the normalised error e = (measured - target) / target):
+ *   |e| <= deadband              -> hold
+ *   e > deadband                 -> duty += min(maxStepUp, g * e), g = gainUpViolation above the SLO, else gainUp
+ *   e < -deadband                -> duty += max(-maxStepDown, gainDown * e)
+ *   then duty is clamped to [0, maxDuty].
+ * The duty is the integrator, so clamping it IS the anti-windup: pinned at maxDuty it stores no excess and
+ * starts coming down on the first window below target. Increase is fast and decrease slow, because a missed
+ * SLO is the failure and lost training time is only a cost. Feedforward (feedforward.ts): on an arrival-rate
+ * jump the duty is raised to at least (duty settled at the old rate) + ffGain * relative rise, pre-emptively;
+ * measured from the settled duty, not added to feedback's own reaction, because both answer the same rise.
+ *
+ * Holds (no knob change): training not running (restart after an MPS change, or stopped) since latency then says
+ * nothing about the duty; and windows with no finished request, which never move towards more training.
+ */
+import { clamp, decision, roundTo, trainingActive } from './common.ts';
+import { feedforward } from './feedforward.ts';
+import type { GpucoloOptions, GpucoloState } from './gpucolo-options.ts';
+import { pickTightest } from './tightest.ts';
+import type { ControlInput, Decision, StepResult } from './types.ts';
+
+/** The duty in force: the knobs' if they carry a duty (an actor may have overridden it), else the state's. */
+export function currentDuty(state: GpucoloState, input: ControlInput): number {
+  return input.knobs.pacing.mode === 'duty' ? input.knobs.pacing.duty : state.duty;
+}
+
+/** One inner decision of gpucolo. */
+export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: ControlInput): StepResult<GpucoloState> {
+  const duty = currentDuty(state, input);
+  if (!trainingActive(input)) {
+    // Nothing to learn about the duty while training is off; dwell timers restart when it is back.
+    return { state: { ...state, duty, highSinceMs: null, lowSinceMs: null }, knobs: input.knobs, decisions: [] };
+  }
+
+  const ff = o.feedforward
+    ? feedforward(state.refRateRps, input.services, {
+        thresholdPct: o.ffThresholdPct,
+        minZ: o.ffMinZ,
+        gain: o.ffGain,
+        maxStep: o.ffMaxStep,
+        refAlpha: o.ffRefAlpha,
+      })
+    : undefined;
+
+  const pick = pickTightest(input.services, o.metric);
+  let fb = 0;
+  let gain = 0;
+  let error = 0;
+  let targetMs = 0;
+  let rule = 'empty window: hold';
+  if (pick) {
+    targetMs = pick.service.sloMs * (1 - o.marginPct / 100);
+    error = (pick.measuredMs - targetMs) / targetMs;
+    const db = o.deadbandPct / 100;
+    if (error > db) {
+      const violated = pick.measuredMs > pick.service.sloMs;
+      gain = violated ? o.gainUpViolation : o.gainUp;
+      fb = Math.min(o.maxStepUp, gain * error);
+      rule = violated ? `${o.metric} above SLO` : `${o.metric} above target`;
+    } else if (error < -db) {
+      gain = o.gainDown;
+      fb = Math.max(-o.maxStepDown, gain * error);
+      rule = `${o.metric} below target`;
+    } else {
+      rule = 'within deadband';
+    }
+  }
+
+  const ffStep = ff?.step ?? 0;
+  const settledDuty = state.dutyAtRefRate ?? duty;
+  const ffTarget = settledDuty + ffStep;
+  const useFf = ffStep > 0 && ffTarget > duty + fb;
+  const step = useFf ? ffTarget - duty : fb;
+  const newDuty = roundTo(clamp(duty + step, 0, o.maxDuty), 4);
+  if (useFf) rule = `feedforward: rate +${Math.round(Math.min(ff!.risePct, 1e4))}%`;
+  if (newDuty === o.maxDuty && step > 0 && duty + step > o.maxDuty) rule += ' (clamped at max duty)';
+
+  const decisions: Decision[] = [];
+  const modeSwitch = input.knobs.pacing.mode !== 'duty';
+  if (modeSwitch && newDuty === duty) rule = 'switch to duty pacing';
+  if (newDuty !== duty || modeSwitch) {
+    const terms: Record<string, number> = {
+      measuredMs: pick?.measuredMs ?? 0,
+      targetMs,
+      sloMs: pick?.service.sloMs ?? 0,
+      error,
+      gain,
+      feedback: fb,
+      feedforward: ffStep,
+      settledDuty,
+      integral: newDuty,
+      count: pick?.service.count ?? 0,
+    };
+    if (ff && ffStep > 0) Object.assign(terms, { rateRps: ff.rateRps, refRateRps: ff.refRps, risePct: Math.min(ff.risePct, 1e4), z: ff.z });
+    const driver = useFf ? ff!.serviceId : pick?.service.serviceId;
+    decisions.push(decision('inner', 'pacing', duty, newDuty, rule, terms, driver));
+  }
+
+  // Dwell timers for the outer tier. Empty windows neither start nor break a low (slack) run: no samples is
+  // no evidence of slack.
+  const highSinceMs = newDuty >= o.highBound ? (state.highSinceMs ?? input.nowMs) : null;
+  let lowSinceMs = state.lowSinceMs;
+  if (newDuty > o.lowBound) lowSinceMs = null;
+  else if (pick) {
+    const slack = pick.measuredMs <= targetMs * (1 - o.slackPct / 100);
+    lowSinceMs = slack ? (state.lowSinceMs ?? input.nowMs) : null;
+  }
+
+  const knobs = newDuty === duty && !modeSwitch
+    ? input.knobs
+    : { ...input.knobs, pacing: { mode: 'duty' as const, duty: newDuty, periodMs: o.dutyPeriodMs } };
+  // The settled base moves only while no rate is elevated, so a rise seen one window before it fires still
+  // counts from the duty of before the rise.
+  const calm = !ff || (ffStep === 0 && ff.maxZ < 1);
+  const dutyAtRefRate = calm ? duty : ffStep > 0 ? newDuty : (state.dutyAtRefRate ?? duty);
+  return {
+    state: { ...state, duty: newDuty, refRateRps: ff?.refRateRps ?? state.refRateRps, dutyAtRefRate, highSinceMs, lowSinceMs },
+    knobs,
+    decisions,
+  };
+}

@@ -1,0 +1,123 @@
+/** Options and state of the `gpucolo` policy (split out so inner and outer tiers can share them). */
+import type { LatencyMetric } from './window.ts';
+
+export interface GpucoloOptions {
+  /** Controlled latency statistic of each service. */
+  metric: LatencyMetric;
+  /** Target = SLO * (1 - marginPct/100): headroom for noise and the one-period reaction lag. */
+  marginPct: number;
+  innerPeriodMs: number;
+  outerPeriodMs: number;
+  /** Duty-cycle period handed to the training hook: training sleeps duty * dutyPeriodMs every dutyPeriodMs. */
+  dutyPeriodMs: number;
+  initialDuty: number;
+  initialSharePct: number;
+  /** Never pause training completely: a fully stopped job looks dead and starves its data pipeline. */
+  maxDuty: number;
+  /** Normalised error band (percent of target) in which the duty holds: stops noise from walking the knob. */
+  deadbandPct: number;
+  /** Duty added per unit normalised error while the metric is above target but within the SLO. */
+  gainUp: number;
+  /** Duty added per unit normalised error once the SLO itself is violated (gain scheduling). */
+  gainUpViolation: number;
+  /** Duty removed per unit normalised error below target: slow, the SLO comes first. */
+  gainDown: number;
+  maxStepUp: number;
+  maxStepDown: number;
+  feedforward: boolean;
+  /** Smallest arrival-rate rise that fires feedforward, percent. */
+  ffThresholdPct: number;
+  /** Smallest Poisson z-score of that rise. */
+  ffMinZ: number;
+  /** Duty added per unit relative rate rise. */
+  ffGain: number;
+  ffMaxStep: number;
+  /** EWMA weight of each window in the reference rate. */
+  ffRefAlpha: number;
+  /** Duty at or above which the inner tier counts as saturated high. */
+  highBound: number;
+  /** Duty at or below which the inner tier counts as idle (with slack). */
+  lowBound: number;
+  /** Slack: metric <= target * (1 - slackPct/100). */
+  slackPct: number;
+  /** How long the duty must sit high before the share drops. */
+  highDwellMs: number;
+  /** How long the duty must sit low with slack before the share rises. */
+  lowDwellMs: number;
+  /** Minimum time between two MPS changes (each restarts training). */
+  minMpsDwellMs: number;
+  lowerStepPct: number;
+  raiseStepPct: number;
+  minSharePct: number;
+  /** After lowering from share S, raising back to S or above is refused this long: no flip-flop. */
+  ceilingHoldMs: number;
+  /** On a raise, raise the duty so (1-duty)*share is unchanged: the restart does not hit the SLO. */
+  bumplessRaise: boolean;
+}
+
+export const GPUCOLO_DEFAULTS: Readonly<GpucoloOptions> = Object.freeze({
+  metric: 'p99',
+  marginPct: 10,
+  innerPeriodMs: 200,
+  outerPeriodMs: 5_000,
+  dutyPeriodMs: 50,
+  initialDuty: 0.3,
+  initialSharePct: 50,
+  maxDuty: 0.95,
+  deadbandPct: 3,
+  gainUp: 0.5,
+  gainUpViolation: 1.0,
+  gainDown: 0.1,
+  maxStepUp: 0.5,
+  maxStepDown: 0.05,
+  feedforward: true,
+  ffThresholdPct: 25,
+  ffMinZ: 3,
+  ffGain: 0.4,
+  ffMaxStep: 0.3,
+  ffRefAlpha: 0.1,
+  highBound: 0.85,
+  lowBound: 0.1,
+  slackPct: 20,
+  highDwellMs: 10_000,
+  lowDwellMs: 30_000,
+  minMpsDwellMs: 30_000,
+  lowerStepPct: 10,
+  raiseStepPct: 5,
+  minSharePct: 10,
+  ceilingHoldMs: 300_000,
+  bumplessRaise: true,
+});
+
+/** Plain data, so an actor can persist it and a simulator can copy it. */
+export interface GpucoloState {
+  /** The integrator: in velocity form the duty itself is the integral of the (gained) error. */
+  duty: number;
+  /** Per-service arrival rate the current duty was settled at (feedforward reference). */
+  refRateRps: Record<string, number>;
+  /** Duty in force the last time no service's rate was elevated (z < 1): the base feedforward adds to. */
+  dutyAtRefRate: number | null;
+  /** When the duty first reached highBound in the current run of such windows; null otherwise. */
+  highSinceMs: number | null;
+  /** When the duty first sat at lowBound with slack in the current run; null otherwise. */
+  lowSinceMs: number | null;
+  lastMpsChangeMs: number | null;
+  /** A share that recently saturated the inner tier high: raises must stay below it until ceilingUntilMs. */
+  ceilingPct: number | null;
+  ceilingUntilMs: number | null;
+}
+
+/** Defaults overlaid with the caller's options; throws on inconsistent bounds. */
+export function resolveGpucoloOptions(o: Partial<GpucoloOptions> = {}): GpucoloOptions {
+  const r: GpucoloOptions = { ...GPUCOLO_DEFAULTS, ...o };
+  if (!(r.maxDuty > 0 && r.maxDuty <= 1)) throw new RangeError('gpucolo: maxDuty must be in (0, 1]');
+  if (!(r.lowBound < r.highBound && r.highBound <= r.maxDuty)) {
+    throw new RangeError('gpucolo: need lowBound < highBound <= maxDuty');
+  }
+  if (!(r.minSharePct >= 1 && r.minSharePct <= 100)) throw new RangeError('gpucolo: minSharePct must be in [1, 100]');
+  if (!(r.marginPct >= 0 && r.marginPct < 100)) throw new RangeError('gpucolo: marginPct must be in [0, 100)');
+  if (!(r.innerPeriodMs > 0 && r.outerPeriodMs >= r.innerPeriodMs)) {
+    throw new RangeError('gpucolo: need 0 < innerPeriodMs <= outerPeriodMs');
+  }
+  return r;
+}

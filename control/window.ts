@@ -1,0 +1,201 @@
+/**
+ * Latency windows: percentiles of one inner period, merging windows for the outer period, and SLO attainment.
+ * Pure: numbers in, numbers out.
+ */
+import type { LatencyWindow } from './types.ts';
+
+/** The latency statistics a controller may regulate or a report may score. */
+export const LATENCY_METRICS = ['mean', 'p50', 'p95', 'p99', 'max'] as const;
+export type LatencyMetric = (typeof LATENCY_METRICS)[number];
+
+/**
+ * Nearest-rank percentile of an ascending-sorted array: the smallest sample with at least p% of the samples
+ * at or below it, i.e. sorted[ceil(p/100 * n) - 1]. Always a real sample (never interpolated), so p99 of a
+ * small window is its maximum: the honest, conservative reading for an SLO. Returns 0 for an empty array.
+ */
+export function nearestRank(sortedMs: readonly number[], pct: number): number {
+  const n = sortedMs.length;
+  if (n === 0) return 0;
+  const rank = Math.ceil((pct / 100) * n);
+  return sortedMs[Math.min(n, Math.max(1, rank)) - 1]!;
+}
+
+/**
+ * Summarise one window of one service. Percentiles are nearest-rank (see `nearestRank`).
+ * A window with no finished requests has count 0 and every latency field 0: callers must look at `count`.
+ * `arrivals` is the number of requests that arrived in the window; rateRps = arrivals / window seconds.
+ */
+export function summarize(
+  serviceId: string,
+  sloMs: number,
+  latenciesMs: readonly number[],
+  arrivals: number,
+  windowMs: number,
+): LatencyWindow {
+  const sorted = [...latenciesMs].sort((a, b) => a - b);
+  const count = sorted.length;
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  return {
+    serviceId,
+    sloMs,
+    count,
+    meanMs: count > 0 ? sum / count : 0,
+    p50Ms: nearestRank(sorted, 50),
+    p95Ms: nearestRank(sorted, 95),
+    p99Ms: nearestRank(sorted, 99),
+    maxMs: count > 0 ? sorted[count - 1]! : 0,
+    rateRps: windowMs > 0 ? arrivals / (windowMs / 1000) : 0,
+    windowMs,
+  };
+}
+
+/** The value of `metric` in a window (ms). */
+export function metricOf(w: LatencyWindow, metric: LatencyMetric): number {
+  switch (metric) {
+    case 'mean':
+      return w.meanMs;
+    case 'p50':
+      return w.p50Ms;
+    case 'p95':
+      return w.p95Ms;
+    case 'p99':
+      return w.p99Ms;
+    case 'max':
+      return w.maxMs;
+  }
+}
+
+// Knots of the piecewise-linear CDF we rebuild from a summary. The lower anchor is a guess (the summary has no
+// minimum): p50 minus the p50..p95 spread, floored at 0. Only the merged p50 is sensitive to that guess.
+const KNOT_Q = [0, 0.5, 0.95, 0.99, 1] as const;
+
+function knots(w: LatencyWindow): number[] {
+  const lo = Math.max(0, Math.min(w.p50Ms, w.p50Ms - (w.p95Ms - w.p50Ms)));
+  // Monotone by construction even if a producer sent slightly inconsistent percentiles.
+  const xs = [lo, w.p50Ms, w.p95Ms, w.p99Ms, w.maxMs];
+  for (let i = 1; i < xs.length; i++) xs[i] = Math.max(xs[i]!, xs[i - 1]!);
+  return xs;
+}
+
+/** Fraction of the window's samples at or below x, under the piecewise-linear reconstruction. */
+function cdfAt(xs: readonly number[], x: number): number {
+  if (x < xs[0]!) return 0;
+  if (x >= xs[xs.length - 1]!) return 1;
+  for (let i = xs.length - 2; i >= 0; i--) {
+    const a = xs[i]!;
+    const b = xs[i + 1]!;
+    if (x >= a && x < b) return KNOT_Q[i]! + ((KNOT_Q[i + 1]! - KNOT_Q[i]!) * (x - a)) / (b - a);
+  }
+  return 0;
+}
+
+/** Smallest x whose mixture CDF reaches q (bisection; 60 halvings is below 1e-12 of the range). */
+function mixtureQuantile(parts: { xs: number[]; weight: number }[], q: number): number {
+  let lo = Math.min(...parts.map((p) => p.xs[0]!));
+  let hi = Math.max(...parts.map((p) => p.xs[p.xs.length - 1]!));
+  const total = parts.reduce((s, p) => s + p.weight, 0);
+  const mass = (x: number) => parts.reduce((s, p) => s + p.weight * cdfAt(p.xs, x), 0) / total;
+  if (mass(lo) >= q) return lo;
+  for (let i = 0; i < 60; i++) {
+    const mid = (lo + hi) / 2;
+    if (mass(mid) >= q) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+/**
+ * Merge consecutive windows of ONE service into one (the outer period's view).
+ * Exact: count (sum), mean (count-weighted), max, rate (arrivals over total time), windowMs (sum).
+ * Approximate: p50/p95/p99. The raw samples are gone, so each window's CDF is rebuilt piecewise-linearly
+ * through (lo,0) (p50,.5) (p95,.95) (p99,.99) (max,1), the count-weighted mixture is formed, and its quantile
+ * is found by bisection. Merging identical windows returns their percentiles; the result always lies between
+ * the smallest and largest input percentile, unlike averaging p99s (too low) or taking the max (too high).
+ * The slo is the smallest seen (conservative) and the serviceId the first's. Throws on an empty list.
+ */
+export function mergeWindows(ws: readonly LatencyWindow[]): LatencyWindow {
+  if (ws.length === 0) throw new RangeError('mergeWindows: no windows');
+  const first = ws[0]!;
+  const windowMs = ws.reduce((s, w) => s + w.windowMs, 0);
+  const arrivals = ws.reduce((s, w) => s + (w.rateRps * w.windowMs) / 1000, 0);
+  const sloMs = Math.min(...ws.map((w) => w.sloMs));
+  const full = ws.filter((w) => w.count > 0);
+  const count = full.reduce((s, w) => s + w.count, 0);
+  const base = { serviceId: first.serviceId, sloMs, windowMs, rateRps: windowMs > 0 ? arrivals / (windowMs / 1000) : 0 };
+  if (count === 0) return { ...base, count: 0, meanMs: 0, p50Ms: 0, p95Ms: 0, p99Ms: 0, maxMs: 0 };
+  const parts = full.map((w) => ({ xs: knots(w), weight: w.count }));
+  return {
+    ...base,
+    count,
+    meanMs: full.reduce((s, w) => s + w.meanMs * w.count, 0) / count,
+    p50Ms: mixtureQuantile(parts, 0.5),
+    p95Ms: mixtureQuantile(parts, 0.95),
+    p99Ms: mixtureQuantile(parts, 0.99),
+    maxMs: Math.max(...full.map((w) => w.maxMs)),
+  };
+}
+
+/** Merge windows per serviceId (first-seen order): the outer period's input for a multi-service GPU. */
+export function mergeWindowsByService(ws: readonly LatencyWindow[]): LatencyWindow[] {
+  const groups = new Map<string, LatencyWindow[]>();
+  for (const w of ws) {
+    const g = groups.get(w.serviceId);
+    if (g) g.push(w);
+    else groups.set(w.serviceId, [w]);
+  }
+  return [...groups.values()].map(mergeWindows);
+}
+
+/** True when the window meets its SLO on `metric`; an empty window (count 0) counts as met. */
+export function meetsSlo(w: LatencyWindow, metric: LatencyMetric = 'p99'): boolean {
+  return w.count === 0 || metricOf(w, metric) <= w.sloMs;
+}
+
+/** Fraction of windows whose `metric` (p99 by default) is at or below the SLO; count-0 windows count as met; 1 for none. */
+export function attainment(windows: readonly LatencyWindow[], metric: LatencyMetric = 'p99'): number {
+  if (windows.length === 0) return 1;
+  return windows.filter((w) => meetsSlo(w, metric)).length / windows.length;
+}
+
+/**
+ * Streaming accumulator for one service: add samples and arrivals as they come, then `take` a window
+ * (which resets it). Holds the raw samples of one inner period only, so percentiles stay exact.
+ */
+export class LatencyAccumulator {
+  private samplesMs: number[] = [];
+  private arrivals = 0;
+
+  constructor(
+    readonly serviceId: string,
+    readonly sloMs: number,
+  ) {}
+
+  /** Record one finished request's latency (ms). */
+  add(latencyMs: number): void {
+    this.samplesMs.push(latencyMs);
+  }
+
+  /** Record several finished requests' latencies (ms). */
+  addMany(latenciesMs: readonly number[]): void {
+    for (const v of latenciesMs) this.samplesMs.push(v);
+  }
+
+  /** Record `n` arrivals (requests that entered the queue). */
+  arrive(n = 1): void {
+    this.arrivals += n;
+  }
+
+  /** Samples recorded since the last take. */
+  get count(): number {
+    return this.samplesMs.length;
+  }
+
+  /** Summarise everything since the last take over `windowMs`, and start a new window. */
+  take(windowMs: number): LatencyWindow {
+    const w = summarize(this.serviceId, this.sloMs, this.samplesMs, this.arrivals, windowMs);
+    this.samplesMs = [];
+    this.arrivals = 0;
+    return w;
+  }
+}

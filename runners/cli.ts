@@ -1,0 +1,79 @@
+import { Command, CommanderError, Option } from 'commander';
+import { POLICY_NAMES } from '../control/types.ts';
+import { UsageError } from './errors.ts';
+
+// Commands load lazily: `--help` and `schema` never pay for the simulator or the bus.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+const lazy = (load: () => Promise<(f: any) => unknown>) => async (f: any) => { await (await load())(f); };
+const hostCommand = lazy(async () => (await import('./host-command.ts')).hostCommand);
+const demoCommand = lazy(async () => (await import('./demo.ts')).demoCommand);
+const eventsCommand = lazy(async () => (await import('./events-command.ts')).eventsCommand);
+const schemaCommand = lazy(async () => (await import('./schema-command.ts')).schemaCommand);
+
+/** Builds the `gpucolo` command tree. */
+export function program(): Command {
+  const p = new Command('gpucolo')
+    .description('Co-locate latency-critical inference with training on the same GPUs, inference SLO guaranteed.\nReads NATS_URL (default: a private nats-server on loopback) and OTEL_* from the environment.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  p.command('host')
+    .description('run one host runner: a GPU actor per GPU plus its inference and training actors')
+    .requiredOption('--host-id <id>', 'this host\'s id (letters, digits, _ and -)')
+    .option('--backend <kind>', 'GPU backend: sim:N = N simulated GPUs', 'sim:2')
+    .option('--workloads <file>', 'JSON workloads file (default: one ResNet-50 service and one WRN-101 job per GPU)')
+    .addOption(new Option('--policy <name>', 'control policy').choices([...POLICY_NAMES]))
+    .option('--speed <x>', 'simulated time runs this many times faster than the wall', '1')
+    .option('--seed <n>', 'random seed of the simulated GPUs', '1')
+    .option('--duration <s>', 'stop after this many simulated seconds (default: run until SIGINT/SIGTERM)')
+    .option('--json', 'print a JSON summary line on stop')
+    .action(hostCommand);
+
+  p.command('demo')
+    .description('a whole cluster on this machine: embedded bus, host runners as processes, an inference burst, a live table')
+    .option('--hosts <n>', 'host runner processes', '2')
+    .option('--gpus <n>', 'simulated GPUs per host', '2')
+    .option('--duration <s>', 'simulated seconds to run', '120')
+    .option('--speed <x>', 'simulated time runs this many times faster than the wall', '10')
+    .option('--burst <x>', 'request-rate multiplier during the burst (from 40% to 65% of the run)', '1.5')
+    .option('--seed <n>', 'random seed', '1')
+    .addOption(new Option('--policy <name>', 'control policy').choices([...POLICY_NAMES]))
+    .option('--workloads <file>', 'JSON workloads file for every host')
+    .option('--json', 'print tables on stderr and, as the last line of stdout, one JSON summary')
+    .action(demoCommand);
+
+  p.command('events')
+    .description('print the events on the bus as they come (status, decisions, safety, rejected messages, hosts)')
+    .option('--subject <pattern>', 'NATS subject pattern to follow', 'colo.v1.evt.>')
+    .option('--count <n>', 'stop after n events')
+    .option('--duration <s>', 'stop after s seconds')
+    .option('--json', 'one JSON object per line')
+    .action(eventsCommand);
+
+  p.command('schema')
+    .description('write the JSON Schema (2020-12) of every message and index.json (subject pattern -> schema file)')
+    .requiredOption('--out <dir>', 'output directory')
+    .option('--json', 'print what was written as JSON')
+    .action(schemaCommand);
+  return p;
+}
+
+/** Runs the CLI; usage errors exit 2, runtime failures exit 1, each with a message saying what to fix. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`gpucolo: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`gpucolo: ${(err as Error)?.message ?? err}\n`);
+    process.exitCode = 1;
+  }
+}

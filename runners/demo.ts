@@ -1,0 +1,188 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Bus } from '../bus/index.ts';
+import { POLICY_NAMES } from '../control/types.ts';
+import { subjects, type GpuStatusEvent, type HostLifecycleEvent } from '../schemas/index.ts';
+import { UsageError, numberFlag } from './errors.ts';
+
+export interface DemoFlags {
+  hosts: string;
+  gpus: string;
+  duration: string;
+  speed: string;
+  seed: string;
+  policy?: string;
+  workloads?: string;
+  burst: string;
+  json?: boolean;
+}
+
+/** The demo's per-GPU summary line (the JSON contract of `gpucolo demo --json`). */
+export interface DemoGpuSummary {
+  id: string;
+  sloMs: number;
+  p99Ms: number;
+  attainment: number;
+  trainingItersPerSec: number;
+  mpsChanges: number;
+  sleepChanges: number;
+}
+
+const BIN = fileURLToPath(new URL('../bin/gpucolo.mjs', import.meta.url));
+
+/** Summarises a GPU's last status: the tightest service's SLO, run p99 and 1 s-window attainment. */
+export function summarizeStatus(s: GpuStatusEvent): DemoGpuSummary {
+  let tight = s.services[0];
+  let attainment = 1;
+  for (const x of s.services) {
+    if (tight && x.runP99Ms / x.sloMs > tight.runP99Ms / tight.sloMs) tight = x;
+    if (x.sloWindows > 0) attainment = Math.min(attainment, x.sloWindowsMet / x.sloWindows);
+  }
+  const iterations = s.trainings.reduce((a, t) => a + t.iterations, 0);
+  return {
+    id: `${s.host}/${s.gpu}`,
+    sloMs: tight?.sloMs ?? 0,
+    p99Ms: round(tight?.runP99Ms ?? 0, 2),
+    attainment: round(attainment, 4),
+    trainingItersPerSec: round(s.tMs > 0 ? (iterations * 1000) / s.tMs : 0, 3),
+    mpsChanges: s.mpsChanges,
+    sleepChanges: s.sleepChanges,
+  };
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+function table(statuses: Map<string, GpuStatusEvent>): string {
+  const rows = [['gpu', 'svc p99 / SLO ms', 'attain', 'sleep', 'mps%', 'train it/s', 'state']];
+  for (const s of [...statuses.values()].sort((a, b) => `${a.host}/${a.gpu}`.localeCompare(`${b.host}/${b.gpu}`))) {
+    const svc = s.services.map((x) => `${x.p99Ms.toFixed(1)} / ${x.sloMs}`).join(', ');
+    const att = s.services.map((x) => (x.sloWindows ? (x.sloWindowsMet / x.sloWindows).toFixed(3) : '-')).join(',');
+    const sleep = s.pacing.mode === 'duty' ? `duty ${s.pacing.duty.toFixed(2)}` : `${s.pacing.sleepMs.toFixed(0)}ms/it`;
+    const it = s.trainings.map((t) => t.itersPerSec.toFixed(2)).join(',');
+    rows.push([`${s.host}/${s.gpu}`, svc, att, s.trainingRunning ? sleep : 'off', String(s.mpsSharePct), it, s.state]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
+}
+
+/**
+ * `gpucolo demo`: the embedded bus, H host runners as separate processes, an inference burst driven over
+ * the bus, a live table per GPU, and a summary.
+ */
+export async function demoCommand(f: DemoFlags): Promise<void> {
+  const hosts = numberFlag('--hosts', f.hosts, { min: 1, max: 64, integer: true });
+  const gpus = numberFlag('--gpus', f.gpus, { min: 1, max: 256, integer: true });
+  const durationS = numberFlag('--duration', f.duration, { min: 5 });
+  const speed = numberFlag('--speed', f.speed, { min: 0.1, max: 100 });
+  const seed = numberFlag('--seed', f.seed, { integer: true });
+  const burst = numberFlag('--burst', f.burst, { min: 0.1, max: 10 });
+  if (f.policy !== undefined && !(POLICY_NAMES as readonly string[]).includes(f.policy)) {
+    throw new UsageError(`--policy must be one of ${POLICY_NAMES.join(', ')}, got ${JSON.stringify(f.policy)}`);
+  }
+  const out = f.json ? process.stderr : process.stdout;
+  const bus = await Bus.connect({ name: 'gpucolo-demo', host: 'demo' });
+  out.write(`bus: ${bus.url}${bus.embedded ? ' (embedded nats-server)' : ''}; ${hosts} host(s) x ${gpus} simulated GPU(s); ${durationS} s at ${speed}x\n`);
+
+  const statuses = new Map<string, GpuStatusEvent>();
+  const started = new Set<string>();
+  const stopped = new Set<string>();
+  let decisions = 0;
+  let safety = 0;
+  bus.subscribe<'gpu.status'>(`${subjects.allEvents().slice(0, -1)}*.*.status`, ({ message }) => {
+    statuses.set(`${message.host}/${message.gpu}`, message);
+  });
+  bus.subscribe<'gpu.decision'>(`${subjects.allEvents().slice(0, -1)}*.*.decision`, () => { decisions++; });
+  bus.subscribe<'gpu.safety'>(`${subjects.allEvents().slice(0, -1)}*.*.safety`, () => { safety++; });
+  bus.subscribe<'host.lifecycle'>(`${subjects.allEvents().slice(0, -1)}*.lifecycle`, ({ message }: { message: HostLifecycleEvent }) => {
+    if (message.state === 'started') started.add(message.host);
+    if (message.state === 'stopped') stopped.add(message.host);
+  });
+  await bus.nc.flush();
+
+  const children: ChildProcess[] = [];
+  const hostIds = Array.from({ length: hosts }, (_, i) => `host${i}`);
+  for (const [i, hostId] of hostIds.entries()) {
+    const args = [BIN, 'host', '--host-id', hostId, '--backend', `sim:${gpus}`, '--speed', String(speed), '--seed', String(seed + i)];
+    if (f.policy) args.push('--policy', f.policy);
+    if (f.workloads) args.push('--workloads', f.workloads);
+    const child = spawn(process.execPath, args, { env: { ...process.env, NATS_URL: bus.url }, stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr?.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n')) if (line.trim()) process.stderr.write(`[${hostId}] ${line}\n`);
+    });
+    children.push(child);
+  }
+  const killAll = () => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); };
+  process.once('exit', killAll);
+
+  try {
+    await waitFor(() => started.size === hosts, 60_000, () => `hosts did not start: ${hostIds.filter((h) => !started.has(h)).join(', ')}`, children);
+    const t0 = performance.now();
+    const simS = () => ((performance.now() - t0) / 1000) * speed;
+    const burstAt = durationS * 0.4;
+    const calmAt = durationS * 0.65;
+    let phase: 'calm' | 'burst' | 'after' = 'calm';
+    let lastTable = 0;
+    while (simS() < durationS) {
+      await sleep(100);
+      if (phase === 'calm' && simS() >= burstAt) {
+        phase = 'burst';
+        out.write(`t=${simS().toFixed(0)}s: inference burst: request rate x${burst} on every service\n`);
+        await scaleAll(bus, statuses, burst);
+      } else if (phase === 'burst' && simS() >= calmAt) {
+        phase = 'after';
+        out.write(`t=${simS().toFixed(0)}s: burst over: request rate back\n`);
+        await scaleAll(bus, statuses, 1 / burst);
+      }
+      if (performance.now() - lastTable >= 2000) {
+        lastTable = performance.now();
+        out.write(`\n-- t=${simS().toFixed(0)}s --\n${table(statuses)}\n`);
+      }
+    }
+    const finalStatuses = new Map(statuses);
+    for (const c of children) c.kill('SIGTERM');
+    await waitFor(() => children.every((c) => c.exitCode !== null), 15_000, () => 'hosts did not stop in time', []).catch((err) => {
+      process.stderr.write(`${(err as Error).message}; killing them\n`);
+      killAll();
+    });
+    const summary = [...finalStatuses.values()].sort((a, b) => `${a.host}/${a.gpu}`.localeCompare(`${b.host}/${b.gpu}`)).map(summarizeStatus);
+    out.write(`\n== summary: ${summary.length} GPUs, ${decisions} decisions, ${safety} safety events, ${bus.stats.rejected} rejected messages ==\n`);
+    const rows = [['gpu', 'SLO ms', 'run p99 ms', 'attainment', 'train it/s', 'mps changes', 'sleep changes']];
+    for (const g of summary) rows.push([g.id, String(g.sloMs), g.p99Ms.toFixed(2), g.attainment.toFixed(4), g.trainingItersPerSec.toFixed(3), String(g.mpsChanges), String(g.sleepChanges)]);
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    out.write(`${rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n')}\n`);
+    if (f.json) process.stdout.write(`${JSON.stringify({ gpus: summary })}\n`);
+    if (summary.length !== hosts * gpus) throw new Error(`only ${summary.length} of ${hosts * gpus} GPUs reported a status`);
+  } finally {
+    killAll();
+    await bus.close();
+  }
+}
+
+async function scaleAll(bus: Bus, statuses: Map<string, GpuStatusEvent>, scale: number): Promise<void> {
+  const sends: Promise<unknown>[] = [];
+  for (const s of statuses.values()) {
+    for (const svc of s.services) {
+      sends.push(bus.request<'inference.command'>(subjects.inferenceCommand(s.host, s.gpu, svc.serviceId), { type: 'inference.command', action: 'scale-rate', scale })
+        .then((r) => { if (!r.ok) process.stderr.write(`scale-rate on ${s.host}/${s.gpu}/${svc.serviceId} refused: ${r.error}\n`); })
+        .catch((err) => process.stderr.write(`scale-rate on ${s.host}/${s.gpu}/${svc.serviceId}: ${(err as Error).message}\n`)));
+    }
+  }
+  await Promise.all(sends);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitFor(cond: () => boolean, timeoutMs: number, why: () => string, children: ChildProcess[]): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    const dead = children.find((c) => c.exitCode !== null);
+    if (dead) throw new Error(`a host runner exited early with code ${dead.exitCode}`);
+    if (Date.now() > end) throw new Error(why());
+    await sleep(50);
+  }
+}

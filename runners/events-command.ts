@@ -1,0 +1,50 @@
+import { Bus } from '../bus/index.ts';
+import { subjects, type MessageOf, type MessageType } from '../schemas/index.ts';
+import { numberFlag } from './errors.ts';
+
+/** One readable line for an event. */
+export function describeEvent(subject: string, m: MessageOf<MessageType>): string {
+  const t = new Date(('unixMs' in m ? m.unixMs : Date.now()) as number).toISOString().slice(11, 23);
+  switch (m.type) {
+    case 'gpu.status': {
+      const s = m.services.map((x) => `${x.serviceId} p99 ${x.p99Ms.toFixed(1)}/${x.sloMs}ms`).join(' ');
+      const tr = m.trainings.map((x) => `${x.jobId} ${x.itersPerSec.toFixed(2)} it/s`).join(' ');
+      const sleep = m.pacing.mode === 'duty' ? `duty ${m.pacing.duty.toFixed(2)}` : `sleep ${m.pacing.sleepMs.toFixed(0)}ms/iter`;
+      return `${t} ${m.host}/${m.gpu} status ${m.state}: ${s}; ${tr}; ${sleep}, mps ${m.mpsSharePct}%`;
+    }
+    case 'gpu.decision':
+      return `${t} ${m.host}/${m.gpu} ${m.tier} ${m.knob} ${fmt(m.oldValue)} -> ${fmt(m.newValue)}: ${m.reason}`;
+    case 'gpu.safety':
+      return `${t} ${m.host}/${m.gpu} SAFETY ${m.condition}: ${m.detail}`;
+    case 'bus.rejected':
+      return `${t} ${m.host} REJECTED ${m.reason} on ${m.subject} (${m.bytes} B): ${m.detail} [total ${m.rejectedTotal}]`;
+    case 'host.lifecycle':
+      return `${t} ${m.host} host ${m.state} (${m.gpus.length} GPUs, ${m.backend}, pid ${m.pid})`;
+    default:
+      return `${t} ${subject} ${m.type}`;
+  }
+}
+
+function fmt(n: number): string {
+  return Number.isInteger(n) ? String(n) : n.toFixed(3);
+}
+
+/** `gpucolo events`: prints every event on the bus as it comes, until SIGINT, --count or --duration. */
+export async function eventsCommand(f: { json?: boolean; subject?: string; count?: string; duration?: string }): Promise<void> {
+  const count = f.count !== undefined ? numberFlag('--count', f.count, { min: 1, integer: true }) : Infinity;
+  const durationS = f.duration !== undefined ? numberFlag('--duration', f.duration, { min: 0 }) : undefined;
+  const bus = await Bus.connect({ name: 'gpucolo-events', host: `events-${process.pid}` });
+  if (bus.embedded) process.stderr.write(`no NATS_URL: listening on a private server ${bus.url} (set NATS_URL to watch a running cluster)\n`);
+  let seen = 0;
+  await new Promise<void>((resolve) => {
+    bus.subscribe(f.subject ?? subjects.allEvents(), ({ subject, message }) => {
+      seen++;
+      process.stdout.write(f.json ? `${JSON.stringify({ subject, ...message })}\n` : `${describeEvent(subject, message)}\n`);
+      if (seen >= count) resolve();
+    });
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+    if (durationS !== undefined) setTimeout(resolve, durationS * 1000);
+  });
+  await bus.close();
+}

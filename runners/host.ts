@@ -1,0 +1,314 @@
+import { context as otelContext, trace, SpanStatusCode, type Attributes, type Context } from '@opentelemetry/api';
+import { createActor, fromPromise, type Actor } from 'xstate';
+import { gpuMachine, pacingValue } from '../actors/gpu.ts';
+import { hostMachine } from '../actors/host.ts';
+import { inferenceMachine } from '../actors/inference.ts';
+import { trainingMachine, type TrainingCommandEvent } from '../actors/training.ts';
+import type { Bus, CommandBody } from '../bus/index.ts';
+import { POLICY_NAMES, type Decision, type Knobs, type PolicyName } from '../control/types.ts';
+import { GpuModel, SimGpuDevice, loadProfile } from '../gpu/model/index.ts';
+import type { GpuDevice } from '../gpu/types.ts';
+import { tracer } from '../observability/tracing.ts';
+import { SCHEMA_VERSION, assertId, subjects, type GpuStatusEvent } from '../schemas/index.ts';
+import type { ScaledClock } from './clock.ts';
+import { workloadFor, type WorkloadsFile } from './workloads.ts';
+
+export interface HostOptions {
+  hostId: string;
+  /** Number of simulated GPUs. */
+  gpus: number;
+  workloads: WorkloadsFile;
+  policy?: PolicyName;
+  seed?: number;
+  clock: ScaledClock;
+  bus: Bus;
+  /** Period of latency windows and training progress reports (device ms). */
+  reportPeriodMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface RunningHost {
+  hostId: string;
+  gpuIds: string[];
+  devices: GpuDevice[];
+  gpuActors: Actor<typeof gpuMachine>[];
+  stop(): Promise<void>;
+}
+
+interface GpuParts {
+  gpuId: string;
+  device: GpuDevice;
+  gpu: Actor<typeof gpuMachine>;
+  inference: Actor<typeof inferenceMachine>[];
+  training: Actor<typeof trainingMachine>[];
+  jobIds: string[];
+}
+
+/**
+ * Runs one host: per GPU a GPU actor, an inference actor per service and a training actor per job, each
+ * on its own subjects; they reach each other only through the bus.
+ */
+export async function startHost(o: HostOptions): Promise<RunningHost> {
+  const hostId = assertId('host', o.hostId);
+  const policy = o.policy ?? o.workloads.policy ?? 'gpucolo';
+  const profile = loadProfile(o.workloads.profile ?? 'rtx3090-resnet50-wrn101');
+  const reportPeriodMs = o.reportPeriodMs ?? 200;
+  const log = o.log ?? (() => {});
+  const bus = o.bus;
+  const parts: GpuParts[] = [];
+  const gpuIds = Array.from({ length: o.gpus }, (_, i) => `gpu${i}`);
+  const unix = () => Date.now();
+
+  const buildGpu = (index: number): GpuParts => {
+    const gpuId = gpuIds[index]!;
+    const w = workloadFor(o.workloads, index);
+    const model = new GpuModel({
+      profile,
+      seed: (o.seed ?? 1) * 1000 + index,
+      services: w.services.map((s) => ({ id: s.id, batch: s.batch, rateRps: s.rateRps })),
+      trainings: w.trainings.map((t) => ({ id: t.id })),
+      ...(o.workloads.mpsRestartMs !== undefined ? { mpsRestartMs: o.workloads.mpsRestartMs } : {}),
+    });
+    const device: GpuDevice = new SimGpuDevice(model, o.clock.now, { id: gpuId, index });
+
+    const inference = w.services.map((s) => {
+      const subject = subjects.inferenceWindow(hostId, gpuId, s.id);
+      const machine = inferenceMachine.provide({
+        actions: {
+          sample: ({ self }) => {
+            const { completions, arrivals } = device.takeCompletions(s.id);
+            self.send({ type: 'SAMPLES', tMs: device.now(), completions, arrivals });
+          },
+          report: ({ context }, { report }) => {
+            bus.publish(subject, { v: SCHEMA_VERSION, type: 'inference.window', host: hostId, gpu: gpuId, serviceId: context.serviceId, ...report });
+          },
+          applyLoad: (_a, { rateRps, batch }) => {
+            if (rateRps !== undefined) device.setArrivalRate(s.id, rateRps);
+            if (batch !== undefined) device.setBatch(s.id, batch);
+          },
+        },
+      });
+      const actor = createActor(machine, { input: { host: hostId, gpu: gpuId, serviceId: s.id, sloMs: s.sloMs, rateRps: s.rateRps, periodMs: reportPeriodMs }, clock: o.clock.xstate });
+      bus.serve<'inference.command'>(subjects.inferenceCommand(hostId, gpuId, s.id), ({ message: m }) => {
+        if (m.action === 'set-rate' && m.rateRps !== undefined) actor.send({ type: 'SET_RATE', rateRps: m.rateRps });
+        else if (m.action === 'scale-rate' && m.scale !== undefined) actor.send({ type: 'SCALE_RATE', scale: m.scale });
+        else if (m.action === 'set-batch' && m.batch !== undefined) actor.send({ type: 'SET_BATCH', batch: m.batch });
+        else return { ok: false, error: `${m.action} needs its value (rateRps, scale or batch)` };
+        return { ok: true, state: { rateRps: actor.getSnapshot().context.rateRps } };
+      });
+      return actor;
+    });
+
+    const training = w.trainings.map((t) => {
+      const machine = trainingMachine.provide({
+        actions: {
+          sample: ({ self }) => {
+            const st = device.trainingStatus(t.id);
+            self.send({ type: 'STATUS', tMs: device.now(), iterations: st.iterations, state: st.state, mpsSharePct: st.mpsSharePct, pacing: st.pacing });
+          },
+          report: ({ context }, { report }) => {
+            bus.publish(subjects.trainingProgress(hostId, gpuId, t.id), { v: SCHEMA_VERSION, type: 'training.progress', host: hostId, gpu: gpuId, jobId: context.jobId, ...report });
+          },
+          apply: (_a, { command }) => applyTraining(device, t.id, command),
+          release: () => {
+            // Never leave a job paused: no sleep, and running.
+            device.setPacing(t.id, { mode: 'duty', duty: 0, periodMs: 50 });
+            device.setTrainingRunning(t.id, true);
+          },
+        },
+      });
+      const actor = createActor(machine, { input: { host: hostId, gpu: gpuId, jobId: t.id, periodMs: reportPeriodMs }, clock: o.clock.xstate });
+      bus.serve<'training.command'>(subjects.trainingCommand(hostId, gpuId, t.id), ({ message: m }) => {
+        if (m.action === 'set-pacing' && m.pacing) actor.send({ type: 'SET_PACING', pacing: m.pacing });
+        else if (m.action === 'set-mps-share' && m.mpsSharePct !== undefined) actor.send({ type: 'SET_MPS_SHARE', mpsSharePct: m.mpsSharePct });
+        else if (m.action === 'set-running' && m.running !== undefined) actor.send({ type: 'SET_RUNNING', running: m.running });
+        else return { ok: false, error: `${m.action} needs its value (pacing, mpsSharePct or running)` };
+        const st = device.trainingStatus(t.id);
+        return { ok: true, state: { mpsSharePct: st.mpsSharePct, pacing: st.pacing, state: st.state } };
+      });
+      return actor;
+    });
+
+    const jobIds = w.trainings.map((t) => t.id);
+    const gpu = createActor(
+      gpuMachine.provide({
+        actions: {
+          actuate: ({ context }, { tier, old, knobs, decisions }) => {
+            // One span per control step; its decision events carry its context, its commands are children.
+            const span = decisions.length
+              ? tracer().startSpan(`gpucolo.decision.${tier}`, { attributes: decisionAttributes(hostId, gpuId, context.policyName, decisions) })
+              : undefined;
+            const ctx = span ? trace.setSpan(otelContext.active(), span) : otelContext.active();
+            for (const decision of decisions) {
+              bus.publish(subjects.gpuDecision(hostId, gpuId), {
+                v: SCHEMA_VERSION, type: 'gpu.decision', host: hostId, gpu: gpuId, tMs: device.now(), unixMs: unix(),
+                policy: context.policyName, tier: tier === 'safety' ? 'safety' : decision.tier, knob: decision.knob,
+                oldValue: decision.oldValue, newValue: decision.newValue, reason: decision.reason,
+                terms: finiteTerms(decision.terms),
+                ...(decision.drivingServiceId ? { drivingServiceId: decision.drivingServiceId } : {}),
+              }, ctx);
+            }
+            const sends = jobIds.map((jobId) => actuateJob(bus, hostId, gpuId, jobId, tier === 'start' ? undefined : old, knobs, ctx, log));
+            void Promise.all(sends).finally(() => span?.end());
+          },
+          publishStatus: ({ context, self }) => {
+            const mode = self.getSnapshot().matches({ running: { mode: 'safe' } }) ? 'safe' : 'controlling';
+            bus.publish(subjects.gpuStatus(hostId, gpuId), statusEvent(context, mode, device.now(), unix()));
+          },
+          publishSafety: (_a, { condition, detail }) => {
+            bus.publish(subjects.gpuSafety(hostId, gpuId), { v: SCHEMA_VERSION, type: 'gpu.safety', host: hostId, gpu: gpuId, tMs: device.now(), unixMs: unix(), condition, detail });
+          },
+          releaseTraining: ({ context }) => {
+            // Sleep off and running; the MPS share is left as is (changing it would cost a restart).
+            const released: Knobs = { ...context.knobs, pacing: { mode: 'duty', duty: 0, periodMs: 50 }, trainingRunning: true };
+            for (const jobId of jobIds) void actuateJob(bus, hostId, gpuId, jobId, { ...released, pacing: context.knobs.pacing, trainingRunning: !released.trainingRunning }, released, otelContext.active(), log);
+          },
+        },
+      }),
+      { input: { host: hostId, gpu: gpuId, policy }, clock: o.clock.xstate },
+    );
+    bus.subscribe<'inference.window'>(subjects.inferenceWindow(hostId, gpuId, '*'), ({ message: m }) => {
+      gpu.send({ type: 'WINDOW', serviceId: m.serviceId, report: m });
+    });
+    bus.subscribe<'training.progress'>(subjects.trainingProgress(hostId, gpuId, '*'), ({ message: m }) => {
+      gpu.send({ type: 'PROGRESS', jobId: m.jobId, report: m });
+    });
+    bus.serve<'gpu.command'>(subjects.gpuCommand(hostId, gpuId), ({ message: m }) => {
+      const c = gpu.getSnapshot().context;
+      if (m.action === 'set-slo') {
+        if (m.sloMs === undefined) return { ok: false, error: 'set-slo needs sloMs' };
+        gpu.send({ type: 'SET_SLO', sloMs: m.sloMs, ...(m.serviceId ? { serviceId: m.serviceId } : {}) });
+        for (const a of inference) if (!m.serviceId || a.getSnapshot().context.serviceId === m.serviceId) a.send({ type: 'SET_SLO', sloMs: m.sloMs });
+      } else if (m.action === 'set-policy') {
+        const name = m.policy as PolicyName;
+        if (!m.policy || !POLICIES.has(name)) return { ok: false, error: `unknown policy ${JSON.stringify(m.policy)}; known: ${[...POLICIES].join(', ')}` };
+        gpu.send({ type: 'SET_POLICY', policy: name });
+      }
+      const now = gpu.getSnapshot().context;
+      return { ok: true, state: { policy: now.policyName, knobs: now.knobs, mpsChanges: c.mpsChanges, sleepChanges: c.sleepChanges } };
+    });
+    return { gpuId, device, gpu, inference, training, jobIds };
+  };
+
+  const host = createActor(
+    hostMachine.provide({
+      actions: {
+        announce: (_a, { state }) => {
+          bus.publish(subjects.hostLifecycle(hostId), {
+            v: SCHEMA_VERSION, type: 'host.lifecycle', host: hostId, unixMs: unix(), state, gpus: gpuIds, backend: `sim:${o.gpus}`, pid: process.pid,
+          });
+          log(`host ${hostId}: ${state}`);
+        },
+      },
+      actors: {
+        startActors: fromPromise(async () => {
+          for (let i = 0; i < o.gpus; i++) parts.push(buildGpu(i));
+          await bus.nc.flush();
+          for (const p of parts) {
+            for (const a of [...p.training, ...p.inference]) a.start();
+            p.gpu.start();
+          }
+        }),
+        stopActors: fromPromise(async () => {
+          for (const p of parts) {
+            p.gpu.send({ type: 'STOP' });
+            for (const a of [...p.inference, ...p.training]) a.send({ type: 'STOP' });
+          }
+          await bus.nc.flush().catch(() => undefined);
+          for (const p of parts) await p.device.close();
+        }),
+      },
+    }),
+    { input: { host: hostId, gpus: gpuIds, backend: `sim:${o.gpus}` } },
+  );
+  const started = new Promise<void>((resolve, reject) => {
+    const sub = host.subscribe((s) => {
+      if (s.matches('running')) { sub.unsubscribe(); resolve(); }
+      else if (s.status === 'done') { sub.unsubscribe(); reject(new Error(`host ${hostId} failed to start: ${s.context.error ?? 'unknown'}`)); }
+    });
+  });
+  host.start();
+  await started;
+
+  return {
+    hostId,
+    gpuIds,
+    devices: parts.map((p) => p.device),
+    gpuActors: parts.map((p) => p.gpu),
+    async stop() {
+      if (host.getSnapshot().status === 'done') return;
+      const done = new Promise<void>((r) => host.subscribe((s) => { if (s.status === 'done') r(); }));
+      host.send({ type: 'STOP' });
+      await done;
+      await bus.nc.flush().catch(() => undefined);
+    },
+  };
+}
+
+const POLICIES = new Set<string>(POLICY_NAMES);
+
+function finiteTerms(terms: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(terms)) if (typeof v === 'number' && Number.isFinite(v)) out[k] = v;
+  return out;
+}
+
+function decisionAttributes(host: string, gpu: string, policy: string, decisions: Decision[]): Attributes {
+  const attrs: Attributes = { 'gpucolo.host': host, 'gpucolo.gpu': gpu, 'gpucolo.policy': policy };
+  decisions.forEach((d, i) => {
+    const p = decisions.length === 1 ? 'gpucolo' : `gpucolo.${i}`;
+    attrs[`${p}.knob`] = d.knob;
+    attrs[`${p}.old`] = d.oldValue;
+    attrs[`${p}.new`] = d.newValue;
+    attrs[`${p}.reason`] = d.reason;
+    for (const [k, v] of Object.entries(finiteTerms(d.terms))) attrs[`${p}.term.${k}`] = v;
+  });
+  return attrs;
+}
+
+function statusEvent(c: import('../actors/gpu.ts').GpuContext, state: string, tMs: number, unixMs: number): GpuStatusEvent {
+  return {
+    v: SCHEMA_VERSION, type: 'gpu.status', host: c.host, gpu: c.gpu, tMs, unixMs, policy: c.policyName, state,
+    services: Object.entries(c.services).map(([serviceId, s]) => ({
+      serviceId, sloMs: s.sloMs, p99Ms: s.last?.p99Ms ?? 0, meanMs: s.last?.meanMs ?? 0, rateRps: s.last?.rateRps ?? 0,
+      runP99Ms: s.last?.runP99Ms ?? 0, sloWindows: s.last?.sloWindows ?? 0, sloWindowsMet: s.last?.sloWindowsMet ?? 0,
+    })),
+    trainings: Object.entries(c.trainings).map(([jobId, t]) => ({ jobId, itersPerSec: t.itersPerSec, iterations: t.iterations, state: t.state })),
+    mpsSharePct: c.knobs.mpsSharePct, pacing: c.knobs.pacing, trainingRunning: c.knobs.trainingRunning,
+    mpsChanges: c.mpsChanges, sleepChanges: c.sleepChanges,
+  };
+}
+
+function applyTraining(device: GpuDevice, jobId: string, c: TrainingCommandEvent): void {
+  if (c.type === 'SET_PACING') device.setPacing(jobId, c.pacing);
+  else if (c.type === 'SET_MPS_SHARE') device.setMpsShare(jobId, c.mpsSharePct);
+  else device.setTrainingRunning(jobId, c.running);
+}
+
+/** Sends one training job the knobs that changed (all of them when `old` is undefined), as commands over the bus. */
+async function actuateJob(
+  bus: Bus, host: string, gpu: string, jobId: string, old: Knobs | undefined, knobs: Knobs, parent: Context, log: (l: string) => void,
+): Promise<void> {
+  const subject = subjects.trainingCommand(host, gpu, jobId);
+  const cmds: CommandBody<'training.command'>[] = [];
+  const base = { type: 'training.command' as const };
+  if (!old || old.trainingRunning !== knobs.trainingRunning) cmds.push({ ...base, action: 'set-running', running: knobs.trainingRunning });
+  if (!old || old.mpsSharePct !== knobs.mpsSharePct) cmds.push({ ...base, action: 'set-mps-share', mpsSharePct: knobs.mpsSharePct });
+  if (!old || old.pacing.mode !== knobs.pacing.mode || pacingValue(old.pacing) !== pacingValue(knobs.pacing)) {
+    cmds.push({ ...base, action: 'set-pacing', pacing: knobs.pacing });
+  }
+  for (const body of cmds) {
+    const span = tracer().startSpan(`gpucolo.actuate ${body.action}`, {
+      attributes: { 'messaging.system.name': 'nats', 'messaging.destination.name': subject, 'messaging.operation.type': 'send', 'gpucolo.job': jobId },
+    }, parent);
+    try {
+      const reply = await bus.request<'training.command'>(subject, body, { timeoutMs: 2000, ctx: trace.setSpan(parent, span) });
+      if (!reply.ok) throw new Error(reply.error ?? 'refused');
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      log(`actuation ${subject} ${body.action} failed: ${(err as Error).message}`);
+    } finally {
+      span.end();
+    }
+  }
+}

@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs';
+import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { POLICY_NAMES } from '../control/types.ts';
+
+const Id = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
+
+export const ServiceSpec = Type.Object({
+  id: Id,
+  sloMs: Type.Number({ exclusiveMinimum: 0 }),
+  batch: Type.Integer({ minimum: 1 }),
+  rateRps: Type.Number({ minimum: 0, description: 'requests (batches) per second' }),
+}, { additionalProperties: false });
+
+export const TrainingSpec = Type.Object({ id: Id }, { additionalProperties: false });
+
+export const GpuWorkload = Type.Object({
+  services: Type.Array(ServiceSpec, { minItems: 1 }),
+  trainings: Type.Array(TrainingSpec),
+}, { additionalProperties: false });
+
+/** What a host runner runs on its simulated GPUs: one workload for every GPU, or one per GPU index. */
+export const WorkloadsFile = Type.Object({
+  profile: Type.Optional(Type.String()),
+  policy: Type.Optional(Type.Union(POLICY_NAMES.map((n) => Type.Literal(n)))),
+  mpsRestartMs: Type.Optional(Type.Number({ minimum: 0 })),
+  /** Applied to every GPU (when `gpus` is absent, or for indices past its end). */
+  perGpu: Type.Optional(GpuWorkload),
+  gpus: Type.Optional(Type.Array(GpuWorkload)),
+}, { additionalProperties: false });
+export type WorkloadsFile = Static<typeof WorkloadsFile>;
+export type GpuWorkload = Static<typeof GpuWorkload>;
+
+/**
+ * The default: per GPU one ResNet-50 service (p99 SLO 40 ms) next to one Wide ResNet-101 training job,
+ * on the RTX 3090 profile.
+ */
+export const DEFAULT_WORKLOADS: WorkloadsFile = {
+  profile: 'rtx3090-resnet50-wrn101',
+  policy: 'gpucolo',
+  perGpu: {
+    services: [{ id: 'resnet50', sloMs: 40, batch: 8, rateRps: 60 }],
+    trainings: [{ id: 'wrn101' }],
+  },
+};
+
+const check = TypeCompiler.Compile(WorkloadsFile);
+
+/** Parses and validates a workloads object; the error names the field to fix. */
+export function parseWorkloads(value: unknown, source = 'workloads'): WorkloadsFile {
+  if (!check.Check(value)) {
+    const errs = [...check.Errors(value)].slice(0, 3).map((e) => `${e.path || '/'}: ${e.message}`);
+    throw new Error(`${source} is invalid: ${errs.join('; ')}`);
+  }
+  if (!value.perGpu && !value.gpus?.length) throw new Error(`${source} is invalid: give "perGpu" or a non-empty "gpus"`);
+  for (const w of [value.perGpu, ...(value.gpus ?? [])]) {
+    if (!w) continue;
+    const ids = [...w.services.map((s) => s.id), ...w.trainings.map((t) => t.id)];
+    if (new Set(ids).size !== ids.length) throw new Error(`${source} is invalid: service and training ids on one GPU must be distinct (${ids.join(', ')})`);
+  }
+  return value;
+}
+
+/** Reads a workloads JSON file. */
+export function loadWorkloads(file: string): WorkloadsFile {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read workloads file ${file}: ${(err as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`workloads file ${file} is not JSON: ${(err as Error).message}`);
+  }
+  return parseWorkloads(value, `workloads file ${file}`);
+}
+
+/** The workload of GPU `index`. */
+export function workloadFor(w: WorkloadsFile, index: number): GpuWorkload {
+  return w.gpus?.[index] ?? w.perGpu ?? w.gpus![index % w.gpus!.length]!;
+}

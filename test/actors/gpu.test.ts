@@ -1,0 +1,91 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createActor, SimulatedClock } from 'xstate';
+import { gpuMachine, type Actuation } from '../../actors/gpu.ts';
+import type { InferenceReport } from '../../actors/inference.ts';
+
+function report(tMs: number, p99Ms: number, sloMs = 50): InferenceReport {
+  return {
+    seq: Math.round(tMs / 200), tMs, windowMs: 200, sloMs, count: 40, meanMs: p99Ms * 0.6, p50Ms: p99Ms * 0.5,
+    p95Ms: p99Ms * 0.9, p99Ms, maxMs: p99Ms, rateRps: 200, sloWindows: 0, sloWindowsMet: 0, runP99Ms: p99Ms,
+  };
+}
+
+function harness() {
+  const clock = new SimulatedClock();
+  const actuations: Actuation[] = [];
+  const safety: string[] = [];
+  let released = 0;
+  const actor = createActor(
+    gpuMachine.provide({
+      actions: {
+        actuate: (_a, p) => { actuations.push(p); },
+        publishSafety: (_a, p) => { safety.push(p.condition); },
+        releaseTraining: () => { released++; },
+      },
+    }),
+    { input: { host: 'h', gpu: 'g0', policy: 'gpucolo' }, clock },
+  );
+  actor.start();
+  return { clock, actor, actuations, safety, released: () => released };
+}
+
+test('gpu actor - latency above the SLO raises training sleep; the decision carries its reason', () => {
+  const { clock, actor, actuations } = harness();
+  for (let t = 200; t <= 3000; t += 200) {
+    actor.send({ type: 'WINDOW', serviceId: 's', report: report(t, 80) });
+    clock.increment(200);
+  }
+  const moved = actuations.filter((a) => a.decisions.some((d) => d.knob === 'pacing'));
+  assert.ok(moved.length > 0, 'pacing moved');
+  const last = actor.getSnapshot().context.knobs.pacing;
+  assert.equal(last.mode, 'duty');
+  assert.ok(last.mode === 'duty' && last.duty > 0.3, `duty rose under a violated SLO (${JSON.stringify(last)})`);
+  assert.ok(moved.every((a) => a.decisions.every((d) => d.reason.length > 0)));
+  assert.ok(actor.getSnapshot().context.sleepChanges > 0);
+});
+
+test('gpu actor - the tightest SLO of several services drives', () => {
+  const loose = harness();
+  const both = harness();
+  for (let t = 200; t <= 3000; t += 200) {
+    loose.actor.send({ type: 'WINDOW', serviceId: 'a', report: report(t, 30, 100) });
+    both.actor.send({ type: 'WINDOW', serviceId: 'a', report: report(t, 30, 100) });
+    both.actor.send({ type: 'WINDOW', serviceId: 'b', report: report(t, 30, 20) });
+    loose.clock.increment(200);
+    both.clock.increment(200);
+  }
+  const duty = (h: ReturnType<typeof harness>) => {
+    const p = h.actor.getSnapshot().context.knobs.pacing;
+    return p.mode === 'duty' ? p.duty : 0;
+  };
+  assert.ok(duty(both) > duty(loose), `a second, tighter service raises the duty (${duty(both)} > ${duty(loose)})`);
+});
+
+test('gpu actor - lost telemetry moves training to the safe duty, says so, and recovers', () => {
+  const { clock, actor, safety } = harness();
+  actor.send({ type: 'WINDOW', serviceId: 's', report: report(200, 10) });
+  clock.increment(200);
+  for (let i = 0; i < 8; i++) clock.increment(200);
+  assert.deepEqual(safety, ['telemetry-lost']);
+  assert.ok(actor.getSnapshot().matches({ running: { mode: 'safe' } }));
+  const p = actor.getSnapshot().context.knobs.pacing;
+  assert.ok(p.mode === 'duty' && p.duty === 0.9, 'safe duty is high but never a full pause');
+  actor.send({ type: 'WINDOW', serviceId: 's', report: report(2000, 10) });
+  clock.increment(200);
+  assert.deepEqual(safety, ['telemetry-lost', 'telemetry-restored']);
+  assert.ok(actor.getSnapshot().matches({ running: { mode: 'controlling' } }));
+});
+
+test('gpu actor - stopping releases training and the snapshot is plain data', () => {
+  const { clock, actor, released, safety } = harness();
+  actor.send({ type: 'WINDOW', serviceId: 's', report: report(200, 10) });
+  clock.increment(200);
+  const persisted = actor.getPersistedSnapshot() as unknown as { context: unknown; value: unknown };
+  assert.deepEqual(JSON.parse(JSON.stringify(persisted.context)), persisted.context, 'context survives JSON');
+  assert.deepEqual(JSON.parse(JSON.stringify(persisted.value)), persisted.value);
+  actor.send({ type: 'STOP' });
+  assert.equal(released(), 1);
+  assert.equal(safety.at(-1), 'shutdown');
+  assert.equal(actor.getSnapshot().status, 'done');
+});
