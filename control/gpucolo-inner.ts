@@ -98,14 +98,15 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     decisions.push(decision('inner', 'pacing', duty, newDuty, rule, terms, driver));
   }
 
-  // Dwell timers for the outer tier. Empty windows neither start nor break a low (slack) run: no samples is
-  // no evidence of slack.
+  // Dwell timers for the outer tier. A low run starts on a window with clear slack and survives windows up to
+  // the target (a noisy tail crosses the slack line now and then; the outer tier re-checks slack on its merged
+  // window). Empty windows neither start nor break it: no samples is no evidence of slack.
   const highSinceMs = newDuty >= o.highBound ? (state.highSinceMs ?? input.nowMs) : null;
   let lowSinceMs = state.lowSinceMs;
   if (newDuty > o.lowBound) lowSinceMs = null;
   else if (pick) {
-    const slack = pick.measuredMs <= targetMs * (1 - o.slackPct / 100);
-    lowSinceMs = slack ? (state.lowSinceMs ?? input.nowMs) : null;
+    if (pick.measuredMs > targetMs) lowSinceMs = null;
+    else if (lowSinceMs === null && pick.measuredMs <= targetMs * (1 - o.slackPct / 100)) lowSinceMs = input.nowMs;
   }
 
   const knobs = newDuty === duty && !modeSwitch

@@ -1,0 +1,369 @@
+import type { Pacing } from '../../control/types.ts';
+import type { Completion, TrainingStatus } from '../types.ts';
+import { GpuModelError } from './errors.ts';
+import { serviceMs, trainingInterference, trainingSpeed } from './physics.ts';
+import type { GpuProfile } from './profile-schema.ts';
+import { RequestQueue } from './request-queue.ts';
+import { Rng, deriveSeed } from './rng.ts';
+import { TrainingJob, type TrainingPhase } from './training-job.ts';
+
+/**
+ * How a service's batches arrive. 'poisson' and 'uniform' are open loads at rateRps; 'closed' is a
+ * client that sends the next batch when the previous one returns, at most rateRps (the paper's
+ * inference loop: its throughput rises when latency falls).
+ */
+export type ArrivalProcess = 'poisson' | 'uniform' | 'closed';
+
+export interface ServiceOptions {
+  id: string;
+  batch: number;
+  rateRps: number;
+  arrival?: ArrivalProcess;
+}
+
+export interface TrainingOptions {
+  id: string;
+  /** Default 100. */
+  mpsSharePct?: number;
+  /** Default: per-iteration with no sleep. */
+  pacing?: Pacing;
+  /** Default true (already running at time 0, no start-up cost). */
+  running?: boolean;
+}
+
+export interface GpuModelOptions {
+  profile: GpuProfile;
+  seed?: number;
+  services: ServiceOptions[];
+  trainings: TrainingOptions[];
+  /** Default: the profile's. */
+  mpsRestartMs?: number;
+  /** Default: the profile's. */
+  sleepChangeMs?: number;
+  /** False: no MPS, the GPU time-slices between processes. Default true. */
+  mpsEnabled?: boolean;
+  /** Waiting requests kept before new arrivals are dropped. Default 1e6. */
+  queueCapacity?: number;
+  /** Undrained completions kept per service before new ones are discarded. Default 1e6. */
+  completionBufferCapacity?: number;
+}
+
+/** Counters of one service since the model started. */
+export interface ServiceStats {
+  serviceId: string;
+  arrivals: number;
+  completions: number;
+  /** Arrivals refused because the shared queue was full. */
+  dropped: number;
+  /** Completions discarded because the caller did not drain them. */
+  discarded: number;
+  /** Requests of this service waiting or in service now. */
+  inSystem: number;
+}
+
+interface Service {
+  id: string;
+  batch: number;
+  rateRps: number;
+  arrival: ArrivalProcess;
+  rng: Rng;
+  nextArrivalMs: number;
+  lastArrivalMs: number;
+  completions: Completion[];
+  arrivalsSinceTake: number;
+  stats: ServiceStats;
+}
+
+const NONE = 0, ARRIVAL = 1, COMPLETION = 2, TIMED = 3, ITERATION = 4;
+
+/**
+ * A simulated GPU: per-request discrete-event simulation of inference next to paced training, driven
+ * only by advanceTo (no wall clock, no timers). All inference services share one FIFO server in arrival
+ * order (their kernels serialize on one GPU); it runs at speed 1 / (1 + I), where I sums the
+ * interference of the training jobs awake at that instant. Speeds are piecewise constant between
+ * events, so a batch that spans a training phase change finishes its remaining work at the new speed.
+ */
+export class GpuModel {
+  readonly profile: GpuProfile;
+  readonly mpsEnabled: boolean;
+  readonly mpsRestartMs: number;
+  readonly sleepChangeMs: number;
+  private t = 0;
+  private readonly services: Service[] = [];
+  private readonly serviceIndex = new Map<string, number>();
+  private readonly jobs: TrainingJob[] = [];
+  private readonly jobIndex = new Map<string, number>();
+  private readonly queue: RequestQueue;
+  private readonly completionCap: number;
+  private busy = false;
+  private currentArrivalMs = 0;
+  private currentService = -1;
+  private remainingWorkMs = 0;
+  private inferenceSpeed = 1;
+  private ratesStale = true;
+
+  constructor(options: GpuModelOptions) {
+    this.profile = options.profile;
+    this.mpsEnabled = options.mpsEnabled ?? true;
+    this.mpsRestartMs = nonNegative(options.mpsRestartMs ?? options.profile.mpsRestartMs, 'mpsRestartMs');
+    this.sleepChangeMs = nonNegative(options.sleepChangeMs ?? options.profile.sleepChangeMs, 'sleepChangeMs');
+    this.queue = new RequestQueue(options.queueCapacity ?? 1e6);
+    this.completionCap = options.completionBufferCapacity ?? 1e6;
+    const seed = options.seed ?? 1;
+    options.services.forEach((s, i) => this.addService(s, deriveSeed(seed, i)));
+    for (const j of options.trainings) {
+      if (this.jobIndex.has(j.id)) throw new GpuModelError(`duplicate training job id "${j.id}"`);
+      const pacing = checkPacing(j.pacing ?? { mode: 'per-iteration', sleepMs: 0 });
+      this.jobIndex.set(j.id, this.jobs.length);
+      this.jobs.push(new TrainingJob(j.id, checkShare(j.mpsSharePct ?? 100), pacing, j.running ?? true, 0));
+    }
+  }
+
+  /** Simulated time reached, ms. */
+  get nowMs(): number {
+    return this.t;
+  }
+
+  /** Run every event up to and including tMs; an earlier tMs is ignored (time never goes back). */
+  advanceTo(tMs: number): void {
+    if (!(tMs > this.t)) return;
+    const services = this.services, jobs = this.jobs;
+    for (;;) {
+      if (this.ratesStale) this.refreshRates();
+      let best = Infinity, kind = NONE, index = -1;
+      for (let i = 0; i < services.length; i++) {
+        const a = services[i]!.nextArrivalMs;
+        if (a < best) { best = a; kind = ARRIVAL; index = i; }
+      }
+      if (this.busy) {
+        const c = this.t + this.remainingWorkMs / this.inferenceSpeed;
+        if (c < best) { best = c; kind = COMPLETION; }
+      }
+      for (let i = 0; i < jobs.length; i++) {
+        const job = jobs[i]!;
+        const timed = job.nextTimedMs();
+        if (timed < best) { best = timed; kind = TIMED; index = i; }
+        const iter = job.nextSleepStartMs(this.t);
+        if (iter < best) { best = iter; kind = ITERATION; index = i; }
+      }
+      if (best > tMs) {
+        this.flow(tMs - this.t);
+        this.t = tMs;
+        return;
+      }
+      this.flow(best - this.t);
+      this.t = best;
+      if (kind === ARRIVAL) this.onArrival(index);
+      else if (kind === COMPLETION) this.onCompletion();
+      else if (kind === TIMED) { jobs[index]!.onTimed(this.t); this.ratesStale = true; }
+      else if (kind === ITERATION) { jobs[index]!.onIterationDone(this.t); this.ratesStale = true; }
+    }
+  }
+
+  /** Completions of one service since the last call, and the arrivals counted in the same span. */
+  takeCompletions(serviceId: string): { completions: Completion[]; arrivals: number } {
+    const s = this.service(serviceId);
+    const out = { completions: s.completions, arrivals: s.arrivalsSinceTake };
+    s.completions = [];
+    s.arrivalsSinceTake = 0;
+    return out;
+  }
+
+  /** Change a service's offered load (batches per second; a cap for a closed loop). */
+  setArrivalRate(serviceId: string, rateRps: number): void {
+    const s = this.service(serviceId);
+    s.rateRps = nonNegative(rateRps, 'rateRps');
+    this.scheduleArrival(s);
+  }
+
+  /** Change a service's batch size; batches already sent keep theirs. */
+  setBatch(serviceId: string, batch: number): void {
+    this.service(serviceId).batch = checkBatch(batch);
+  }
+
+  /** Apply a pacing; it takes effect sleepChangeMs from now. */
+  setPacing(jobId: string, pacing: Pacing): void {
+    this.job(jobId).requestPacing(checkPacing(pacing), this.t + this.sleepChangeMs);
+  }
+
+  /** Change the MPS share: the job restarts and makes no progress, nor interferes, for mpsRestartMs. */
+  setMpsShare(jobId: string, mpsSharePct: number): void {
+    const job = this.job(jobId);
+    job.sharePct = checkShare(mpsSharePct);
+    if (job.state !== 'stopped') job.restart(this.t, this.mpsRestartMs);
+    this.ratesStale = true;
+  }
+
+  /** Stop a job, or start a stopped one (starting costs mpsRestartMs, like a restart). */
+  setTrainingRunning(jobId: string, running: boolean): void {
+    const job = this.job(jobId);
+    if (!running) job.stop();
+    else if (job.state === 'stopped') job.restart(this.t, this.mpsRestartMs);
+    this.ratesStale = true;
+  }
+
+  /** A training job's status (whole iterations completed since it was created). */
+  trainingStatus(jobId: string): TrainingStatus {
+    return this.job(jobId).status();
+  }
+
+  /** Awake, asleep, restarting or stopped, now. */
+  trainingPhase(jobId: string): TrainingPhase {
+    return this.job(jobId).phase;
+  }
+
+  /** Real-valued iterations completed (duty pacing makes partial progress). */
+  trainingProgress(jobId: string): number {
+    return this.job(jobId).progress;
+  }
+
+  /** Counters of one service. */
+  serviceStats(serviceId: string): ServiceStats {
+    return { ...this.service(serviceId).stats };
+  }
+
+  /** Ids of the services and training jobs, in construction order. */
+  ids(): { services: string[]; trainings: string[] } {
+    return { services: this.services.map((s) => s.id), trainings: this.jobs.map((j) => j.id) };
+  }
+
+  /** Current inference speed as a fraction of alone-on-the-GPU speed. */
+  currentInferenceSpeed(): number {
+    if (this.ratesStale) this.refreshRates();
+    return this.inferenceSpeed;
+  }
+
+  private addService(o: ServiceOptions, seed: number): void {
+    if (this.serviceIndex.has(o.id)) throw new GpuModelError(`duplicate service id "${o.id}"`);
+    const s: Service = {
+      id: o.id, batch: checkBatch(o.batch), rateRps: nonNegative(o.rateRps, 'rateRps'),
+      arrival: o.arrival ?? 'poisson', rng: new Rng(seed), nextArrivalMs: Infinity, lastArrivalMs: -Infinity,
+      completions: [], arrivalsSinceTake: 0,
+      stats: { serviceId: o.id, arrivals: 0, completions: 0, dropped: 0, discarded: 0, inSystem: 0 },
+    };
+    this.serviceIndex.set(o.id, this.services.length);
+    this.services.push(s);
+    this.scheduleArrival(s);
+  }
+
+  /** Next arrival from now (a Poisson re-draw on a rate change is exact: the process is memoryless). */
+  private scheduleArrival(s: Service): void {
+    if (s.rateRps <= 0 || (s.arrival === 'closed' && s.stats.inSystem > 0)) {
+      s.nextArrivalMs = Infinity; // no load, or a closed-loop client waiting for its reply
+      return;
+    }
+    const gapMs = 1000 / s.rateRps;
+    if (s.arrival === 'poisson') s.nextArrivalMs = this.t + s.rng.exponential(gapMs);
+    else if (s.lastArrivalMs === -Infinity) {
+      // First batch: a closed loop starts at once; a uniform stream at a random phase.
+      s.nextArrivalMs = this.t + (s.arrival === 'closed' ? 0 : s.rng.next() * gapMs);
+    } else s.nextArrivalMs = Math.max(this.t, s.lastArrivalMs + gapMs);
+  }
+
+  private onArrival(index: number): void {
+    const s = this.services[index]!;
+    s.lastArrivalMs = this.t;
+    s.stats.arrivals++;
+    s.arrivalsSinceTake++;
+    const workMs = serviceMs(this.profile, s.batch) * s.rng.lognormalUnitMean(this.profile.inference.jitterSigma);
+    if (!this.busy) {
+      this.startService(this.t, index, workMs);
+      s.stats.inSystem++;
+    } else if (this.queue.push(this.t, index, workMs)) {
+      s.stats.inSystem++;
+    } else {
+      s.stats.dropped++;
+    }
+    this.scheduleArrival(s);
+  }
+
+  private onCompletion(): void {
+    const s = this.services[this.currentService]!;
+    s.stats.completions++;
+    s.stats.inSystem--;
+    if (s.completions.length < this.completionCap) s.completions.push({ tMs: this.t, latencyMs: this.t - this.currentArrivalMs });
+    else s.stats.discarded++;
+    this.busy = false;
+    if (this.queue.length > 0) {
+      const q = this.queue;
+      this.startService(q.frontArrivalMs(), q.frontServiceIndex(), q.frontWorkMs());
+      q.shift();
+    } else {
+      this.ratesStale = true; // training speeds up while inference is idle
+    }
+    if (s.arrival === 'closed') this.scheduleArrival(s);
+  }
+
+  private startService(arrivalMs: number, index: number, workMs: number): void {
+    if (!this.busy) this.ratesStale = true;
+    this.busy = true;
+    this.currentArrivalMs = arrivalMs;
+    this.currentService = index;
+    this.remainingWorkMs = workMs;
+  }
+
+  /** Let dtMs pass at the current (constant) speeds. */
+  private flow(dtMs: number): void {
+    if (dtMs <= 0) return;
+    if (this.busy) this.remainingWorkMs = Math.max(0, this.remainingWorkMs - dtMs * this.inferenceSpeed);
+    for (const job of this.jobs) job.advance(dtMs);
+  }
+
+  private refreshRates(): void {
+    this.ratesStale = false;
+    let interference = 0, awake = 0, awakeSharePct = 0;
+    for (const job of this.jobs) {
+      if (!job.interfering) continue;
+      awake++;
+      awakeSharePct += job.sharePct;
+      interference += trainingInterference(this.profile, job.sharePct, this.mpsEnabled);
+    }
+    this.inferenceSpeed = 1 / (1 + interference);
+    // Several awake jobs split the GPU: MPS shares beyond 100% in sum slow everyone; time-slicing takes turns.
+    const split = this.mpsEnabled ? Math.max(1, awakeSharePct / 100) : Math.max(1, awake);
+    for (const job of this.jobs) {
+      job.ratePerMs = job.interfering
+        ? trainingSpeed(this.profile, job.sharePct, this.mpsEnabled, this.busy) / split / this.profile.training.iterAloneMs
+        : 0;
+    }
+  }
+
+  private service(id: string): Service {
+    const i = this.serviceIndex.get(id);
+    if (i === undefined) throw new GpuModelError(`unknown service "${id}"; known: ${[...this.serviceIndex.keys()].join(', ') || 'none'}`);
+    return this.services[i]!;
+  }
+
+  private job(id: string): TrainingJob {
+    const i = this.jobIndex.get(id);
+    if (i === undefined) throw new GpuModelError(`unknown training job "${id}"; known: ${[...this.jobIndex.keys()].join(', ') || 'none'}`);
+    return this.jobs[i]!;
+  }
+}
+
+function nonNegative(value: number, name: string): number {
+  if (!Number.isFinite(value) || value < 0) throw new GpuModelError(`${name} must be a finite number >= 0, got ${value}`);
+  return value;
+}
+
+function checkBatch(batch: number): number {
+  if (!Number.isFinite(batch) || batch <= 0) throw new GpuModelError(`batch must be > 0, got ${batch}`);
+  return batch;
+}
+
+function checkShare(pct: number): number {
+  if (!Number.isFinite(pct) || pct < 1 || pct > 100) throw new GpuModelError(`mpsSharePct must be in 1..100, got ${pct}`);
+  return pct;
+}
+
+function checkPacing(p: Pacing): Pacing {
+  if (p.mode === 'per-iteration') {
+    nonNegative(p.sleepMs, 'pacing.sleepMs');
+  } else if (p.mode === 'duty') {
+    if (!(p.duty >= 0 && p.duty <= 1)) throw new GpuModelError(`pacing.duty must be in 0..1, got ${p.duty}`);
+    if (!(p.periodMs > 0 && Number.isFinite(p.periodMs))) throw new GpuModelError(`pacing.periodMs must be > 0, got ${p.periodMs}`);
+  } else {
+    throw new GpuModelError(`unknown pacing mode ${JSON.stringify((p as { mode?: unknown }).mode)}`);
+  }
+  return { ...p };
+}
