@@ -35,9 +35,9 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   }
 
   const ff = o.feedforward
-    ? feedforward(state.refRateRps, input.services, {
+    ? feedforward(state.rateTrackers, input.services, {
         thresholdPct: o.ffThresholdPct,
-        minZ: o.ffMinZ,
+        cusumH: o.ffCusumH,
         gain: o.ffGain,
         maxStep: o.ffMaxStep,
         refAlpha: o.ffRefAlpha,
@@ -74,7 +74,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   const useFf = ffStep > 0 && ffTarget > duty + fb;
   const step = useFf ? ffTarget - duty : fb;
   const newDuty = roundTo(clamp(duty + step, 0, o.maxDuty), 4);
-  if (useFf) rule = `feedforward: rate +${Math.round(Math.min(ff!.risePct, 1e4))}%`;
+  if (useFf) rule = `feedforward: rate +${Math.round(ff!.risePct)}%`;
   if (newDuty === o.maxDuty && step > 0 && duty + step > o.maxDuty) rule += ' (clamped at max duty)';
 
   const decisions: Decision[] = [];
@@ -93,7 +93,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       integral: newDuty,
       count: pick?.service.count ?? 0,
     };
-    if (ff && ffStep > 0) Object.assign(terms, { rateRps: ff.rateRps, refRateRps: ff.refRps, risePct: Math.min(ff.risePct, 1e4), z: ff.z });
+    if (ff && ffStep > 0) Object.assign(terms, { rateRps: ff.rateRps, refRateRps: ff.refRps, risePct: ff.risePct });
     const driver = useFf ? ff!.serviceId : pick?.service.serviceId;
     decisions.push(decision('inner', 'pacing', duty, newDuty, rule, terms, driver));
   }
@@ -114,10 +114,10 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     : { ...input.knobs, pacing: { mode: 'duty' as const, duty: newDuty, periodMs: o.dutyPeriodMs } };
   // The settled base moves only while no rate is elevated, so a rise seen one window before it fires still
   // counts from the duty of before the rise.
-  const calm = !ff || (ffStep === 0 && ff.maxZ < 1);
+  const calm = !ff || (ffStep === 0 && ff.calm);
   const dutyAtRefRate = calm ? duty : ffStep > 0 ? newDuty : (state.dutyAtRefRate ?? duty);
   return {
-    state: { ...state, duty: newDuty, refRateRps: ff?.refRateRps ?? state.refRateRps, dutyAtRefRate, highSinceMs, lowSinceMs },
+    state: { ...state, duty: newDuty, rateTrackers: ff?.trackers ?? state.rateTrackers, dutyAtRefRate, highSinceMs, lowSinceMs },
     knobs,
     decisions,
   };

@@ -1,4 +1,5 @@
 /** Options and state of the `gpucolo` policy (split out so inner and outer tiers can share them). */
+import type { RateTracker } from './feedforward.ts';
 import type { LatencyMetric } from './window.ts';
 
 export interface GpucoloOptions {
@@ -27,8 +28,8 @@ export interface GpucoloOptions {
   feedforward: boolean;
   /** Smallest arrival-rate rise that fires feedforward, percent. */
   ffThresholdPct: number;
-  /** Smallest Poisson z-score of that rise. */
-  ffMinZ: number;
+  /** CUSUM threshold that declares a rise (see feedforward.ts): higher fires later and more rarely on noise. */
+  ffCusumH: number;
   /** Duty added per unit relative rate rise. */
   ffGain: number;
   ffMaxStep: number;
@@ -72,7 +73,7 @@ export const GPUCOLO_DEFAULTS: Readonly<GpucoloOptions> = Object.freeze({
   maxStepDown: 0.05,
   feedforward: true,
   ffThresholdPct: 25,
-  ffMinZ: 3,
+  ffCusumH: 8,
   ffGain: 0.4,
   ffMaxStep: 0.3,
   ffRefAlpha: 0.1,
@@ -93,9 +94,9 @@ export const GPUCOLO_DEFAULTS: Readonly<GpucoloOptions> = Object.freeze({
 export interface GpucoloState {
   /** The integrator: in velocity form the duty itself is the integral of the (gained) error. */
   duty: number;
-  /** Per-service arrival rate the current duty was settled at (feedforward reference). */
-  refRateRps: Record<string, number>;
-  /** Duty in force the last time no service's rate was elevated (z < 1): the base feedforward adds to. */
+  /** Per-service arrival-rate detectors; their reference is the rate the current duty was settled at. */
+  rateTrackers: Record<string, RateTracker>;
+  /** Duty in force the last time no detector had evidence of a rise: the base feedforward adds to. */
   dutyAtRefRate: number | null;
   /** When the duty first reached highBound in the current run of such windows; null otherwise. */
   highSinceMs: number | null;

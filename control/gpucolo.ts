@@ -29,7 +29,7 @@ export function createGpucolo(options: Partial<GpucoloOptions> = {}): Policy<Gpu
     initialState(): GpucoloState {
       return {
         duty: initialDuty,
-        refRateRps: {},
+        rateTrackers: {},
         dutyAtRefRate: null,
         highSinceMs: null,
         lowSinceMs: null,

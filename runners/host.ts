@@ -65,6 +65,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
     const model = new GpuModel({
       profile,
       seed: (o.seed ?? 1) * 1000 + index,
+      startMs: o.clock.now(),
       services: w.services.map((s) => ({ id: s.id, batch: s.batch, rateRps: s.rateRps })),
       trainings: w.trainings.map((t) => ({ id: t.id })),
       ...(o.workloads.mpsRestartMs !== undefined ? { mpsRestartMs: o.workloads.mpsRestartMs } : {}),

@@ -34,6 +34,8 @@ export interface TrainingOptions {
 export interface GpuModelOptions {
   profile: GpuProfile;
   seed?: number;
+  /** Simulated time at construction, ms (e.g. the device clock's reading). Default 0. */
+  startMs?: number;
   services: ServiceOptions[];
   trainings: TrainingOptions[];
   /** Default: the profile's. */
@@ -110,12 +112,13 @@ export class GpuModel {
     this.queue = new RequestQueue(options.queueCapacity ?? 1e6);
     this.completionCap = options.completionBufferCapacity ?? 1e6;
     const seed = options.seed ?? 1;
+    this.t = options.startMs ?? 0;
     options.services.forEach((s, i) => this.addService(s, deriveSeed(seed, i)));
     for (const j of options.trainings) {
       if (this.jobIndex.has(j.id)) throw new GpuModelError(`duplicate training job id "${j.id}"`);
       const pacing = checkPacing(j.pacing ?? { mode: 'per-iteration', sleepMs: 0 });
       this.jobIndex.set(j.id, this.jobs.length);
-      this.jobs.push(new TrainingJob(j.id, checkShare(j.mpsSharePct ?? 100), pacing, j.running ?? true, 0));
+      this.jobs.push(new TrainingJob(j.id, checkShare(j.mpsSharePct ?? 100), pacing, j.running ?? true, this.t));
     }
   }
 

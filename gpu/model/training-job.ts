@@ -107,7 +107,8 @@ export class TrainingJob {
 
   /** The iteration in flight finished at nowMs: count it exactly and start the per-iteration sleep. */
   onIterationDone(nowMs: number): void {
-    this.progress = Math.floor(this.progress) + 1;
+    // Called when progress has just reached the next whole iteration, give or take float rounding.
+    this.progress = Math.round(this.progress);
     this.awake = false;
     this.sleepStartMs = nowMs;
   }

@@ -4,7 +4,8 @@
  * and a training restart (no training for restartMs) after every MPS change.
  *
  * Per-request latency of service i:
- *   base_i * (1 + loadCoef_i * rate_i / 100) * (1 + k * pressure) * lognormal(sigma)
+ *   base_i * (1 + loadCoef_i * felt_i / 100) * (1 + k * pressure) * lognormal(sigma)
+ * where felt_i is the offered rate through a first-order lag of lagMs (queues take time to build)
  * where pressure = (1 - duty) * share / 100 while training runs, 0 while it restarts or is stopped.
  * Per-iteration sleep is turned into a duty with the training iteration time.
  */
@@ -60,6 +61,8 @@ export interface PlantSpec {
   restartMs: number;
   /** Training iteration time, for per-iteration sleep. */
   iterMs: number;
+  /** Queues take time to build: latency follows the offered rate through a first-order lag (0 = at once). */
+  lagMs: number;
   seed: number;
 }
 
@@ -69,6 +72,7 @@ export const defaultPlant = (over: Partial<PlantSpec> = {}): PlantSpec => ({
   sigma: 0.05,
   restartMs: 7_000,
   iterMs: 600,
+  lagMs: 0,
   seed: 1,
   ...over,
 });
@@ -122,13 +126,16 @@ export function simulate(policy: Policy, spec: PlantSpec, run: RunOptions): RunR
   let pending: LatencyWindow[] = [];
   let nextOuter = policy.outerPeriodMs;
   const dt = policy.innerPeriodMs;
+  const felt = spec.services.map((svc) => svc.rate(0));
+  const follow = spec.lagMs > 0 ? 1 - Math.exp(-dt / spec.lagMs) : 1;
   for (let t = 0; t + dt <= run.durationMs; t += dt) {
     const now = t + dt;
     const training = t >= restartUntil;
-    const windows = spec.services.map((svc) => {
+    const windows = spec.services.map((svc, i) => {
       const rate = svc.rate(t);
+      felt[i]! += follow * (rate - felt[i]!);
       const n = poisson(rand, (rate * dt) / 1000);
-      const mean = plantMeanMs(spec, svc, knobs, rate, training);
+      const mean = plantMeanMs(spec, svc, knobs, felt[i]!, training);
       const lat: number[] = [];
       for (let i = 0; i < n; i++) lat.push(mean * Math.exp(spec.sigma * gauss(rand) - (spec.sigma * spec.sigma) / 2));
       return summarize(svc.id, svc.sloMs, lat, n, dt);

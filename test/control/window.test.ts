@@ -66,7 +66,7 @@ test('control - merged percentiles approximate the pooled samples', () => {
   assert.ok(Math.abs(m.p99Ms - pooled.p99Ms) <= 2, `p99 ${m.p99Ms} vs pooled ${pooled.p99Ms}`);
   assert.ok(Math.abs(m.p95Ms - pooled.p95Ms) <= 4, `p95 ${m.p95Ms} vs pooled ${pooled.p95Ms}`);
   assert.ok(Math.abs(m.p50Ms - pooled.p50Ms) <= 2, `p50 ${m.p50Ms} vs pooled ${pooled.p50Ms}`);
-  // Between the inputs, unlike max-of-p99 (200... 199) or mean-of-p99 (149).
+  // Between the inputs, unlike the max of the p99s (199) or their mean (149).
   assert.ok(m.p99Ms > 190 && m.p99Ms < 199);
 });
 
