@@ -24,8 +24,13 @@ export interface TrainingContext extends TrainingInput {
   seq: number;
   lastTMs: number;
   lastIterations: number;
+  /** Recent (tMs, iterations) points: the rate is measured over RATE_WINDOW_MS, since iterations are whole. */
+  history: Array<[number, number]>;
   last?: TrainingReport;
 }
+
+/** Iterations last 0.4-0.8 s: a rate over one 200 ms report would read 0 or 5 it/s; 5 s reads true. */
+export const RATE_WINDOW_MS = 5000;
 
 export type TrainingCommandEvent =
   | { type: 'SET_PACING'; pacing: Pacing }
@@ -62,7 +67,7 @@ export const trainingMachine = setup({
   },
 }).createMachine({
   id: 'training',
-  context: ({ input }) => ({ ...input, seq: 0, lastTMs: -1, lastIterations: 0 }),
+  context: ({ input }) => ({ ...input, seq: 0, lastTMs: -1, lastIterations: 0, history: [] }),
   initial: 'active',
   states: {
     active: {
@@ -71,14 +76,16 @@ export const trainingMachine = setup({
         STATUS: {
           actions: [
             assign(({ context, event }) => {
-              const windowMs = context.lastTMs < 0 ? context.periodMs : Math.max(1, event.tMs - context.lastTMs);
-              const done = context.lastTMs < 0 ? 0 : event.iterations - context.lastIterations;
+              const history = [...context.history, [event.tMs, event.iterations] as [number, number]]
+                .filter(([t]) => t >= event.tMs - RATE_WINDOW_MS);
+              const [t0, i0] = history[0]!;
+              const windowMs = Math.max(1, event.tMs - t0);
               const report: TrainingReport = {
                 seq: context.seq + 1, tMs: event.tMs, windowMs, iterations: event.iterations,
-                itersPerSec: Math.max(0, (done * 1000) / windowMs), state: event.state,
-                mpsSharePct: event.mpsSharePct, pacing: event.pacing,
+                itersPerSec: history.length > 1 ? Math.max(0, ((event.iterations - i0) * 1000) / windowMs) : 0,
+                state: event.state, mpsSharePct: event.mpsSharePct, pacing: event.pacing,
               };
-              return { seq: report.seq, lastTMs: event.tMs, lastIterations: event.iterations, last: report };
+              return { seq: report.seq, lastTMs: event.tMs, lastIterations: event.iterations, history, last: report };
             }),
             { type: 'report', params: ({ context }) => ({ report: context.last! }) },
           ],

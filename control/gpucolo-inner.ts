@@ -76,6 +76,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   const newDuty = roundTo(clamp(duty + step, 0, o.maxDuty), 4);
   if (useFf) rule = `feedforward: rate +${Math.round(ff!.risePct)}%`;
   if (newDuty === o.maxDuty && step > 0 && duty + step > o.maxDuty) rule += ' (clamped at max duty)';
+  if (step === 0 && newDuty !== duty) rule = 'duty outside [0, maxDuty]: clamp';
 
   const decisions: Decision[] = [];
   const modeSwitch = input.knobs.pacing.mode !== 'duty';

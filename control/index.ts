@@ -28,7 +28,7 @@ export {
   type GsliceOptions,
   type GsliceState,
 } from './baselines.ts';
-export { slopePrior, slopeUpdate, type SlopeEstimate } from './rls.ts';
+export { linePrior, lineUpdate, type LineEstimate } from './rls.ts';
 
 /** Options each policy accepts (all optional; see each *_DEFAULTS). */
 export interface PolicyOptionsByName {

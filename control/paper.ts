@@ -17,11 +17,13 @@
  *   sleep 0.2 -> 0.8 s moved latency 7.95 -> 6.2 ms:  m    = -1.75 / 600 / 7.95  = -3.67e-4 * Lref per ms of sleep
  *   MPS 80 -> 20 % moved latency 15.1 -> 5.62 ms:     mMps =  9.48 / 60  / 15.1  =  1.05e-2 * Lref per percent
  * Pass mMsPerMs / mMpsMsPerPct to use slopes identified on your own system. Online re-identification of m
- * (rls.ts, on period-to-period differences) exists but is OFF by default: the paper identifies offline.
+ * (rls.ts: least squares on l = m*s + n with forgetting, updated only on periods where the sleep moved by at
+ * least minExcitationMs, and used only while it has the right sign and lies within 10x of the prior) exists
+ * but is OFF by default: the paper identifies offline.
  * Where the paper is silent we hold: while training is not running (restart) or a window has no requests.
  */
 import { clamp, decision, hold, roundTo, sharePct, trainingActive, withSleepMs } from './common.ts';
-import { slopePrior, slopeUpdate, type SlopeEstimate } from './rls.ts';
+import { linePrior, lineUpdate, type LineEstimate } from './rls.ts';
 import { pickTightest } from './tightest.ts';
 import type { ControlInput, Knobs, Policy, StepResult } from './types.ts';
 import type { LatencyMetric } from './window.ts';
@@ -72,10 +74,10 @@ export const PAPER_DEFAULTS: Readonly<PaperOptions> = Object.freeze({
 
 export interface PaperState {
   sleepMs: number;
-  /** Online estimate of m; null until the first identification step. */
-  estimate: SlopeEstimate | null;
-  /** (sleep in force, measured latency) of the previous inner window, for differencing. */
-  last: { sleepMs: number; latencyMs: number } | null;
+  /** Online estimate of l = m*s + n; null until the first identification step. */
+  estimate: LineEstimate | null;
+  /** Sleep in force during the previous inner window: identification needs the sleep to have moved. */
+  lastSleepMs: number | null;
 }
 
 /** Slope bounds an online estimate must respect to be used: the right sign and within 10x of the prior. */
@@ -95,21 +97,22 @@ export function createPaper(options: Partial<PaperOptions> = {}): Policy<PaperSt
   function inner(state: PaperState, input: ControlInput): StepResult<PaperState> {
     const sleepMs = currentSleep(state, input);
     const pick = pickTightest(input.services, o.metric);
-    if (!trainingActive(input) || !pick) return hold({ ...state, sleepMs, last: null }, input);
+    if (!trainingActive(input) || !pick) return hold({ ...state, sleepMs, lastSleepMs: null }, input);
     const lrefMs = lref(pick.service.sloMs);
     const l = pick.measuredMs;
     const m0 = o.mMsPerMs ?? o.mRelPerMs * lrefMs;
 
     let estimate = state.estimate;
-    if (o.identify && state.last && Math.abs(sleepMs - state.last.sleepMs) >= o.minExcitationMs) {
-      estimate ??= slopePrior(m0, 3 * Math.abs(m0), 0.02 * lrefMs);
-      estimate = slopeUpdate(estimate, sleepMs - state.last.sleepMs, l - state.last.latencyMs, o.rlsForgetting);
+    if (o.identify && state.lastSleepMs !== null && Math.abs(sleepMs - state.lastSleepMs) >= o.minExcitationMs) {
+      // Prior: the default slope give or take 3x, an offset anywhere near Lref, latency noise of 2% of Lref.
+      estimate ??= linePrior(m0, l - m0 * sleepMs, 3 * Math.abs(m0), lrefMs, 0.02 * lrefMs);
+      estimate = lineUpdate(estimate, sleepMs, l, o.rlsForgetting);
     }
     const m = estimate && usable(estimate.m, m0) ? estimate.m : m0;
 
     const u = (lrefMs - l) / m;
     const next = roundTo(clamp(sleepMs + u, 0, o.maxSleepMs), 1);
-    const s: PaperState = { sleepMs: next, estimate, last: { sleepMs, latencyMs: l } };
+    const s: PaperState = { sleepMs: next, estimate, lastSleepMs: sleepMs };
     if (next === sleepMs && input.knobs.pacing.mode === 'per-iteration') return { state: s, knobs: input.knobs, decisions: [] };
     const reason = l > lrefMs ? `${o.metric} above Lref` : l < lrefMs ? `${o.metric} below Lref` : `${o.metric} at Lref`;
     const terms = { measuredMs: l, lrefMs, error: lrefMs - l, m, u, integral: next, identified: Number(m !== m0) };
@@ -133,9 +136,9 @@ export function createPaper(options: Partial<PaperOptions> = {}): Policy<PaperSt
     if (next === share) return hold(state, input);
     const reason = l > lrefMs ? `${o.metric} above Lref by >${o.outerDeadbandPct}%: lower MPS share` : `${o.metric} below Lref by >${o.outerDeadbandPct}%: raise MPS share`;
     const terms = { measuredMs: l, lrefMs, error: lrefMs - l, mMps, u, deadbandPct: o.outerDeadbandPct };
-    // The restart changes the plant; identification differences across it would be meaningless.
+    // The restart changes the plant: the old line no longer holds.
     return {
-      state: { ...state, last: null },
+      state: { ...state, estimate: null, lastSleepMs: null },
       knobs: { ...input.knobs, mpsSharePct: next },
       decisions: [decision('outer', 'mpsSharePct', share, next, reason, terms, pick.service.serviceId)],
     };
@@ -154,7 +157,7 @@ export function createPaper(options: Partial<PaperOptions> = {}): Policy<PaperSt
       };
     },
     initialState(): PaperState {
-      return { sleepMs: clamp(o.initialSleepMs, 0, o.maxSleepMs), estimate: null, last: null };
+      return { sleepMs: clamp(o.initialSleepMs, 0, o.maxSleepMs), estimate: null, lastSleepMs: null };
     },
     inner,
     outer,

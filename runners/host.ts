@@ -1,6 +1,6 @@
 import { context as otelContext, trace, SpanStatusCode, type Attributes, type Context } from '@opentelemetry/api';
 import { createActor, fromPromise, type Actor } from 'xstate';
-import { gpuMachine, pacingValue } from '../actors/gpu.ts';
+import { gpuMachine, pacingValue, policyFor } from '../actors/gpu.ts';
 import { hostMachine } from '../actors/host.ts';
 import { inferenceMachine } from '../actors/inference.ts';
 import { trainingMachine, type TrainingCommandEvent } from '../actors/training.ts';
@@ -58,16 +58,20 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
   const parts: GpuParts[] = [];
   const gpuIds = Array.from({ length: o.gpus }, (_, i) => `gpu${i}`);
   const unix = () => Date.now();
+  // Release commands in flight when the GPU actors stop: awaited before the connection closes.
+  const releases: Promise<void>[] = [];
 
   const buildGpu = (index: number): GpuParts => {
     const gpuId = gpuIds[index]!;
     const w = workloadFor(o.workloads, index);
+    const initial = policyFor(policy, {}).initialKnobs();
     const model = new GpuModel({
       profile,
       seed: (o.seed ?? 1) * 1000 + index,
       startMs: o.clock.now(),
       services: w.services.map((s) => ({ id: s.id, batch: s.batch, rateRps: s.rateRps })),
-      trainings: w.trainings.map((t) => ({ id: t.id })),
+      // Jobs are launched with the policy's initial knobs, so control starts without an MPS restart.
+      trainings: w.trainings.map((t) => ({ id: t.id, mpsSharePct: initial.mpsSharePct, pacing: initial.pacing, running: initial.trainingRunning })),
       ...(o.workloads.mpsRestartMs !== undefined ? { mpsRestartMs: o.workloads.mpsRestartMs } : {}),
     });
     const device: GpuDevice = new SimGpuDevice(model, o.clock.now, { id: gpuId, index });
@@ -160,9 +164,9 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
             bus.publish(subjects.gpuSafety(hostId, gpuId), { v: SCHEMA_VERSION, type: 'gpu.safety', host: hostId, gpu: gpuId, tMs: device.now(), unixMs: unix(), condition, detail });
           },
           releaseTraining: ({ context }) => {
-            // Sleep off and running; the MPS share is left as is (changing it would cost a restart).
+            // Sleep off and running; the MPS share is sent as it is (unchanged: no restart).
             const released: Knobs = { ...context.knobs, pacing: { mode: 'duty', duty: 0, periodMs: 50 }, trainingRunning: true };
-            for (const jobId of jobIds) void actuateJob(bus, hostId, gpuId, jobId, { ...released, pacing: context.knobs.pacing, trainingRunning: !released.trainingRunning }, released, otelContext.active(), log);
+            for (const jobId of jobIds) releases.push(actuateJob(bus, hostId, gpuId, jobId, undefined, released, otelContext.active(), log));
           },
         },
       }),
@@ -211,10 +215,11 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
           }
         }),
         stopActors: fromPromise(async () => {
-          for (const p of parts) {
-            p.gpu.send({ type: 'STOP' });
-            for (const a of [...p.inference, ...p.training]) a.send({ type: 'STOP' });
-          }
+          // The GPU actors release training over the bus first; the training actors then release
+          // locally as they stop, so a job is never left throttled even if the bus is gone.
+          for (const p of parts) p.gpu.send({ type: 'STOP' });
+          await Promise.race([Promise.allSettled(releases), new Promise((r) => setTimeout(r, 3000))]);
+          for (const p of parts) for (const a of [...p.inference, ...p.training]) a.send({ type: 'STOP' });
           await bus.nc.flush().catch(() => undefined);
           for (const p of parts) await p.device.close();
         }),
@@ -282,7 +287,8 @@ function statusEvent(c: import('../actors/gpu.ts').GpuContext, state: string, tM
 
 function applyTraining(device: GpuDevice, jobId: string, c: TrainingCommandEvent): void {
   if (c.type === 'SET_PACING') device.setPacing(jobId, c.pacing);
-  else if (c.type === 'SET_MPS_SHARE') device.setMpsShare(jobId, c.mpsSharePct);
+  // A share already in force needs no restart (commands are idempotent).
+  else if (c.type === 'SET_MPS_SHARE') { if (device.trainingStatus(jobId).mpsSharePct !== c.mpsSharePct) device.setMpsShare(jobId, c.mpsSharePct); }
   else device.setTrainingRunning(jobId, c.running);
 }
 

@@ -32,14 +32,14 @@ export type WorkloadsFile = Static<typeof WorkloadsFile>;
 export type GpuWorkload = Static<typeof GpuWorkload>;
 
 /**
- * The default: per GPU one ResNet-50 service (p99 SLO 40 ms) next to one Wide ResNet-101 training job,
+ * The default: per GPU one ResNet-50 service (batch 2 at 150 batches/s, p99 SLO 25 ms) next to one Wide ResNet-101 training job,
  * on the RTX 3090 profile.
  */
 export const DEFAULT_WORKLOADS: WorkloadsFile = {
   profile: 'rtx3090-resnet50-wrn101',
   policy: 'gpucolo',
   perGpu: {
-    services: [{ id: 'resnet50', sloMs: 40, batch: 8, rateRps: 60 }],
+    services: [{ id: 'resnet50', sloMs: 25, batch: 2, rateRps: 150 }],
     trainings: [{ id: 'wrn101' }],
   },
 };
