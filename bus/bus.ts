@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { context as otelContext, type Context } from '@opentelemetry/api';
-import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
   SCHEMA_VERSION, subjects, typeForSubject, validatorFor,
@@ -223,30 +223,35 @@ export class Bus {
     return h;
   }
 
-  /** The edge: size, msgpack, subject, version and schema checks. Returns undefined when rejected. */
   private admit(msg: Msg): (Received<unknown> & { reply?: string }) | undefined {
-    const bytes = msg.data.length;
-    if (bytes > this.maxPayloadBytes) return this.reject(msg.subject, 'oversize', `${bytes} bytes > limit ${this.maxPayloadBytes}`, bytes);
-    const type = typeForSubject(msg.subject);
-    if (!type) return this.reject(msg.subject, 'unknown-subject', 'no message type is defined for this subject', bytes);
+    const r = this.admitMessage(msg.subject, msg.data, msg.headers);
+    return r && { ...r, reply: msg.reply };
+  }
+
+  /** The edge: size, msgpack, subject, version and schema checks. Returns undefined when rejected. */
+  admitMessage(subject: string, data: Uint8Array, headers?: MsgHdrs): Received<unknown> | undefined {
+    const bytes = data.length;
+    if (bytes > this.maxPayloadBytes) return this.reject(subject, 'oversize', `${bytes} bytes > limit ${this.maxPayloadBytes}`, bytes);
+    const type = typeForSubject(subject);
+    if (!type) return this.reject(subject, 'unknown-subject', 'no message type is defined for this subject', bytes);
     let message: unknown;
     try {
-      message = decode(msg.data);
+      message = decode(data);
     } catch (err) {
-      return this.reject(msg.subject, 'decode', `not msgpack: ${(err as Error).message}`.slice(0, 200), bytes);
+      return this.reject(subject, 'decode', `not msgpack: ${(err as Error).message}`.slice(0, 200), bytes);
     }
     const v = (message as { v?: unknown } | null)?.v;
     if (typeof message === 'object' && message !== null && v !== SCHEMA_VERSION) {
-      return this.reject(msg.subject, 'version', `schema version ${JSON.stringify(v)}, expected ${SCHEMA_VERSION}`, bytes);
+      return this.reject(subject, 'version', `schema version ${JSON.stringify(v)}, expected ${SCHEMA_VERSION}`, bytes);
     }
     const check = validatorFor(type);
     if (!check.Check(message)) {
       const first = check.Errors(message).First();
-      return this.reject(msg.subject, 'schema', `${type}: ${first?.path || '/'} ${first?.message ?? 'invalid'}`.slice(0, 200), bytes);
+      return this.reject(subject, 'schema', `${type}: ${first?.path || '/'} ${first?.message ?? 'invalid'}`.slice(0, 200), bytes);
     }
     this.stats.received++;
-    const traceContext = extractTraceContext((k) => msg.headers?.get(k) || undefined);
-    return { subject: msg.subject, message, traceContext, reply: msg.reply };
+    const traceContext = extractTraceContext((k) => headers?.get(k) || undefined);
+    return { subject, message, traceContext };
   }
 
   private reject(subject: string, reason: RejectReason, detail: string, bytes: number): undefined {

@@ -2,3 +2,4 @@ export * from './bus.ts';
 export * from './codec.ts';
 export * from './errors.ts';
 export * from './server.ts';
+export * from './events-stream.ts';

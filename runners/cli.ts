@@ -48,6 +48,7 @@ export function program(): Command {
     .option('--subject <pattern>', 'NATS subject pattern to follow', 'colo.v1.evt.>')
     .option('--count <n>', 'stop after n events')
     .option('--duration <s>', 'stop after s seconds')
+    .option('--replay', 'print the events stored in the JetStream stream COLO_EVENTS, oldest first, then exit')
     .option('--json', 'one JSON object per line')
     .action(eventsCommand);
 

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Bus } from '../bus/index.ts';
+import { Bus, ensureEventsStream } from '../bus/index.ts';
 import { POLICY_NAMES } from '../control/types.ts';
 import { subjects, type GpuStatusEvent, type HostLifecycleEvent } from '../schemas/index.ts';
 import { UsageError, numberFlag } from './errors.ts';
@@ -86,6 +86,7 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
   const bus = await Bus.connect({ name: 'gpucolo-demo', host: 'demo' });
   out.write(`bus: ${bus.url}${bus.embedded ? ' (embedded nats-server)' : ''}; ${hosts} host(s) x ${gpus} simulated GPU(s); ${durationS} s at ${speed}x\n`);
 
+  await ensureEventsStream(bus);
   const statuses = new Map<string, GpuStatusEvent>();
   const started = new Set<string>();
   const stopped = new Set<string>();

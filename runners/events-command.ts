@@ -1,5 +1,5 @@
-import { Bus } from '../bus/index.ts';
-import { subjects, type MessageOf, type MessageType } from '../schemas/index.ts';
+import { Bus, EVENTS_STREAM, replayEvents } from '../bus/index.ts';
+import { subjectMatches, subjects, type MessageOf, type MessageType } from '../schemas/index.ts';
 import { numberFlag } from './errors.ts';
 
 /** One readable line for an event. */
@@ -29,17 +29,37 @@ function fmt(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(3);
 }
 
-/** `gpucolo events`: prints every event on the bus as it comes, until SIGINT, --count or --duration. */
-export async function eventsCommand(f: { json?: boolean; subject?: string; count?: string; duration?: string }): Promise<void> {
+/**
+ * `gpucolo events`: prints every event on the bus as it comes, until SIGINT, --count or --duration; with
+ * `--replay`, prints the events the JetStream stream holds, from the oldest, and exits.
+ */
+export async function eventsCommand(f: { json?: boolean; subject?: string; count?: string; duration?: string; replay?: boolean }): Promise<void> {
   const count = f.count !== undefined ? numberFlag('--count', f.count, { min: 1, integer: true }) : Infinity;
   const durationS = f.duration !== undefined ? numberFlag('--duration', f.duration, { min: 0 }) : undefined;
   const bus = await Bus.connect({ name: 'gpucolo-events', host: `events-${process.pid}` });
   if (bus.embedded) process.stderr.write(`no NATS_URL: listening on a private server ${bus.url} (set NATS_URL to watch a running cluster)\n`);
   let seen = 0;
+  const print = (subject: string, message: MessageOf<MessageType>) => {
+    process.stdout.write(f.json ? `${JSON.stringify({ subject, ...message })}\n` : `${describeEvent(subject, message)}\n`);
+  };
+  if (f.replay) {
+    try {
+      await replayEvents(bus, ({ subject, message }) => {
+        if (f.subject && !subjectMatches(f.subject, subject)) return true;
+        print(subject, message);
+        return ++seen < count;
+      });
+    } catch (err) {
+      await bus.close();
+      throw new Error(`cannot replay events from JetStream stream ${EVENTS_STREAM}: ${(err as Error).message} (is a host runner using this server, with JetStream on?)`);
+    }
+    await bus.close();
+    return;
+  }
   await new Promise<void>((resolve) => {
     bus.subscribe(f.subject ?? subjects.allEvents(), ({ subject, message }) => {
       seen++;
-      process.stdout.write(f.json ? `${JSON.stringify({ subject, ...message })}\n` : `${describeEvent(subject, message)}\n`);
+      print(subject, message);
       if (seen >= count) resolve();
     });
     process.once('SIGINT', () => resolve());

@@ -1,4 +1,4 @@
-import { Bus } from '../bus/index.ts';
+import { Bus, EVENTS_STREAM, ensureEventsStream } from '../bus/index.ts';
 import { POLICY_NAMES, type PolicyName } from '../control/types.ts';
 import { setupTelemetry, shutdownTelemetry } from '../observability/setup.ts';
 import { assertId } from '../schemas/index.ts';
@@ -47,6 +47,8 @@ export async function hostCommand(f: HostFlags): Promise<void> {
   const bus = await Bus.connect({ name: `gpucolo-host-${f.hostId}`, host: f.hostId });
   bus.onError = (err, where) => log(`bus: ${where}: ${(err as Error)?.message ?? err}`);
   log(`host ${f.hostId}: bus ${bus.url}${bus.embedded ? ' (embedded)' : ''}, ${backend.gpus} simulated GPU(s), speed ${speed}x`);
+  const stream = await ensureEventsStream(bus);
+  if (!stream.ok) log(`events are not kept for replay (JetStream stream ${EVENTS_STREAM} unavailable: ${stream.reason})`);
   const clock = scaledClock(speed);
   const host = await startHost({
     hostId: f.hostId, gpus: backend.gpus, workloads, clock, bus, seed, log,

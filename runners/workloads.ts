@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { POLICY_NAMES } from '../control/types.ts';
+import { UsageError } from './errors.ts';
 
 const Id = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
 
@@ -50,13 +51,13 @@ const check = TypeCompiler.Compile(WorkloadsFile);
 export function parseWorkloads(value: unknown, source = 'workloads'): WorkloadsFile {
   if (!check.Check(value)) {
     const errs = [...check.Errors(value)].slice(0, 3).map((e) => `${e.path || '/'}: ${e.message}`);
-    throw new Error(`${source} is invalid: ${errs.join('; ')}`);
+    throw new UsageError(`${source} is invalid: ${errs.join('; ')}`);
   }
-  if (!value.perGpu && !value.gpus?.length) throw new Error(`${source} is invalid: give "perGpu" or a non-empty "gpus"`);
+  if (!value.perGpu && !value.gpus?.length) throw new UsageError(`${source} is invalid: give "perGpu" or a non-empty "gpus"`);
   for (const w of [value.perGpu, ...(value.gpus ?? [])]) {
     if (!w) continue;
     const ids = [...w.services.map((s) => s.id), ...w.trainings.map((t) => t.id)];
-    if (new Set(ids).size !== ids.length) throw new Error(`${source} is invalid: service and training ids on one GPU must be distinct (${ids.join(', ')})`);
+    if (new Set(ids).size !== ids.length) throw new UsageError(`${source} is invalid: service and training ids on one GPU must be distinct (${ids.join(', ')})`);
   }
   return value;
 }
@@ -67,13 +68,13 @@ export function loadWorkloads(file: string): WorkloadsFile {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read workloads file ${file}: ${(err as Error).message}`);
+    throw new UsageError(`cannot read workloads file ${file}: ${(err as Error).message}`);
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new Error(`workloads file ${file} is not JSON: ${(err as Error).message}`);
+    throw new UsageError(`workloads file ${file} is not JSON: ${(err as Error).message}`);
   }
   return parseWorkloads(value, `workloads file ${file}`);
 }

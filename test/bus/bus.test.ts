@@ -106,3 +106,21 @@ test('bus - embedded default starts a private nats-server and stops it on close'
   await assert.rejects(connect({ servers: bus.url, maxReconnectAttempts: 0, reconnect: false }));
   if (saved !== undefined) process.env.NATS_URL = saved;
 });
+
+test('bus - events are kept in JetStream so a late subscriber can replay them', async () => {
+  const { ensureEventsStream, replayEvents } = await import('../../bus/index.ts');
+  const bus = await Bus.connect({ url: server.url, name: 't5', host: 'h5' });
+  assert.deepEqual(await ensureEventsStream(bus), { ok: true });
+  assert.deepEqual(await ensureEventsStream(bus), { ok: true }, 'a second host finds the stream there');
+  for (const state of ['started', 'stopping', 'stopped'] as const) {
+    bus.publish(subjects.hostLifecycle('h5'), { v: SCHEMA_VERSION, type: 'host.lifecycle', host: 'h5', unixMs: Date.now(), state, gpus: ['g0'], backend: 'sim:1', pid: 1 });
+  }
+  await bus.nc.flush();
+  await new Promise((r) => setTimeout(r, 100));
+  const late = await Bus.connect({ url: server.url, name: 't5-late', host: 'h5b' });
+  const seen: string[] = [];
+  await replayEvents(late, ({ message }) => { if (message.type === 'host.lifecycle' && message.host === 'h5') seen.push(message.state); });
+  assert.deepEqual(seen, ['started', 'stopping', 'stopped']);
+  await late.close();
+  await bus.close();
+});
