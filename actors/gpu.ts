@@ -35,8 +35,12 @@ export interface GpuContext {
   knobs: Knobs;
   services: Record<string, ServiceView>;
   trainings: Record<string, TrainingReport>;
-  /** Consecutive inner ticks without any latency window. */
+  /** Consecutive watchdog ticks without any latency window. */
   staleTicks: number;
+  /** Windows received since the last watchdog tick. */
+  windowsSinceTick: number;
+  /** Device time of the last inner decision (ms). */
+  lastInnerTMs: number;
   staleAfterTicks: number;
   safeDuty: number;
   statusPeriodMs: number;
@@ -120,7 +124,8 @@ export const gpuMachine = setup({
     releaseTraining: () => {},
   },
   delays: {
-    innerPeriod: ({ context }) => policyFor(context.policyName, context.policyOptions).innerPeriodMs,
+    // The watchdog ticks at the inner period (at most 1 s) and counts periods without telemetry.
+    watchdogPeriod: ({ context }) => Math.min(1000, policyFor(context.policyName, context.policyOptions).innerPeriodMs),
     outerPeriod: ({ context }) => {
       const ms = policyFor(context.policyName, context.policyOptions).outerPeriodMs;
       return Number.isFinite(ms) ? ms : 1e9;
@@ -134,7 +139,7 @@ export const gpuMachine = setup({
     return {
       host: input.host, gpu: input.gpu, policyName: input.policy, policyOptions: input.policyOptions ?? {},
       policyState: policy.initialState(), knobs: policy.initialKnobs(), services: {}, trainings: {},
-      staleTicks: 0, staleAfterTicks: input.staleAfterTicks ?? 5, safeDuty: input.safeDuty ?? 0.9,
+      staleTicks: 0, windowsSinceTick: 0, lastInnerTMs: Number.NEGATIVE_INFINITY, staleAfterTicks: input.staleAfterTicks ?? 5, safeDuty: input.safeDuty ?? 0.9,
       statusPeriodMs: input.statusPeriodMs ?? 1000, tMs: 0, mpsChanges: 0, sleepChanges: 0, decisions: 0,
     };
   },
@@ -145,21 +150,42 @@ export const gpuMachine = setup({
       entry: { type: 'actuate', params: ({ context }) => ({ tier: 'start' as const, old: context.knobs, knobs: context.knobs, decisions: [] }) },
       on: {
         WINDOW: {
-          actions: assign(({ context, event }) => {
-            const prev = context.services[event.serviceId];
-            const w: LatencyWindow = {
-              serviceId: event.serviceId, sloMs: event.report.sloMs, count: event.report.count, meanMs: event.report.meanMs,
-              p50Ms: event.report.p50Ms, p95Ms: event.report.p95Ms, p99Ms: event.report.p99Ms, maxMs: event.report.maxMs,
-              rateRps: event.report.rateRps, windowMs: event.report.windowMs,
-            };
-            const view: ServiceView = {
-              sloMs: prev?.sloMs ?? event.report.sloMs,
-              innerWindows: [...(prev?.innerWindows ?? []), w],
-              outerWindows: [...(prev?.outerWindows ?? []), w],
-              last: event.report,
-            };
-            return { services: { ...context.services, [event.serviceId]: view }, tMs: Math.max(context.tMs, event.report.tMs) };
-          }),
+          actions: [
+            assign(({ context, event }) => {
+              const prev = context.services[event.serviceId];
+              const w: LatencyWindow = {
+                serviceId: event.serviceId, sloMs: event.report.sloMs, count: event.report.count, meanMs: event.report.meanMs,
+                p50Ms: event.report.p50Ms, p95Ms: event.report.p95Ms, p99Ms: event.report.p99Ms, maxMs: event.report.maxMs,
+                rateRps: event.report.rateRps, windowMs: event.report.windowMs,
+              };
+              const view: ServiceView = {
+                sloMs: prev?.sloMs ?? event.report.sloMs,
+                innerWindows: [...(prev?.innerWindows ?? []), w],
+                outerWindows: [...(prev?.outerWindows ?? []), w],
+                last: event.report,
+              };
+              return {
+                services: { ...context.services, [event.serviceId]: view },
+                tMs: Math.max(context.tMs, event.report.tMs),
+                windowsSinceTick: context.windowsSinceTick + 1,
+              };
+            }),
+            // Decide as soon as a period's worth of telemetry is in: no timer phase lag between the
+            // inference actor's windows and the decision.
+            enqueueActions(({ context, enqueue }) => {
+              if (context.staleTicks >= context.staleAfterTicks) {
+                enqueue.assign({ staleTicks: 0 });
+                enqueue(raise({ type: 'TELEMETRY_RESTORED' }));
+              }
+              const periodMs = policyFor(context.policyName, context.policyOptions).innerPeriodMs;
+              if (context.tMs - context.lastInnerTMs < 0.9 * periodMs) return;
+              stepPolicy(context, 'inner', enqueue);
+              enqueue.assign(({ context: c }) => ({
+                lastInnerTMs: c.tMs,
+                services: Object.fromEntries(Object.entries(c.services).map(([id, sv]) => [id, { ...sv, innerWindows: [] }])),
+              }));
+            }),
+          ],
         },
         PROGRESS: {
           actions: assign(({ context, event }) => ({
@@ -213,33 +239,22 @@ export const gpuMachine = setup({
             },
           },
         },
-        inner: {
+        watchdog: {
           initial: 'waiting',
           states: {
             waiting: {
               after: {
-                innerPeriod: {
+                watchdogPeriod: {
                   target: 'waiting',
                   reenter: true,
                   actions: enqueueActions(({ context, enqueue }) => {
-                    const got = Object.values(context.services).some((s) => s.innerWindows.length > 0);
-                    const staleTicks = got ? 0 : context.staleTicks + 1;
-                    const safe = context.staleTicks >= context.staleAfterTicks;
-                    if (!got && staleTicks >= context.staleAfterTicks && context.staleTicks < context.staleAfterTicks) {
-                      enqueue.assign({ staleTicks });
-                      enqueue(raise({ type: 'TELEMETRY_LOST' }));
+                    if (context.windowsSinceTick > 0) {
+                      enqueue.assign({ windowsSinceTick: 0 });
                       return;
                     }
-                    if (got && safe) enqueue(raise({ type: 'TELEMETRY_RESTORED' }));
-                    if (!got) {
-                      enqueue.assign({ staleTicks });
-                      return;
-                    }
-                    stepPolicy(context, 'inner', enqueue);
-                    enqueue.assign(({ context: c }) => ({
-                      staleTicks: 0,
-                      services: Object.fromEntries(Object.entries(c.services).map(([id, s]) => [id, { ...s, innerWindows: [] }])),
-                    }));
+                    const staleTicks = context.staleTicks + 1;
+                    enqueue.assign({ staleTicks });
+                    if (staleTicks === context.staleAfterTicks) enqueue(raise({ type: 'TELEMETRY_LOST' }));
                   }),
                 },
               },

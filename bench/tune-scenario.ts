@@ -27,7 +27,7 @@ for (let t = 200; t <= D; t += 200) {
   if (t >= nextOuter) { nextOuter += policy.outerPeriodMs;
     const out = policy.outer(state, { nowMs: t, services: [mergeWindows(outer)], trainings: [{ jobId: 'j', itersPerSec: 0, running: st.state === 'running' }], knobs });
     outer = []; if (out.knobs.mpsSharePct !== knobs.mpsSharePct) mps++; apply(out.knobs); state = out.state; knobs = out.knobs; }
-  if (t % 5000 === 0) { const it = st.iterations; console.log(`t=${t/1000}s p99=${r.report.p99Ms.toFixed(1)} rate=${r.report.rateRps.toFixed(0)} duty=${knobs.pacing.mode==='duty'?knobs.pacing.duty.toFixed(2):knobs.pacing.sleepMs} mps=${knobs.mpsSharePct} it/s=${((it-lastIt)/5).toFixed(2)} att=${r.report.sloWindowsMet}/${r.report.sloWindows}`); lastIt = it; }
+  if (t % (process.env.EVERY ? +process.env.EVERY : 5000) === 0) { const it = st.iterations; console.log(`t=${t/1000}s p99=${r.report.p99Ms.toFixed(1)} rate=${r.report.rateRps.toFixed(0)} duty=${knobs.pacing.mode==='duty'?knobs.pacing.duty.toFixed(2):knobs.pacing.sleepMs} mps=${knobs.mpsSharePct} it/s=${((it-lastIt)/((process.env.EVERY ? +process.env.EVERY : 5000)/1000)).toFixed(2)} att=${r.report.sloWindowsMet}/${r.report.sloWindows}`); lastIt = it; }
 }
 const st = model.trainingStatus('j');
 console.log(`FINAL att=${ctx.seconds.windowsMet}/${ctx.seconds.windows} it/s=${(st.iterations/(D/1000)).toFixed(3)} mpsChanges=${mps} sleepChanges=${sl}`);

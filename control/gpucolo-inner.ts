@@ -19,7 +19,20 @@ import { clamp, decision, roundTo, trainingActive } from './common.ts';
 import { feedforward } from './feedforward.ts';
 import type { GpucoloOptions, GpucoloState } from './gpucolo-options.ts';
 import { pickTightest } from './tightest.ts';
-import type { ControlInput, Decision, StepResult } from './types.ts';
+import type { ControlInput, Decision, LatencyWindow, StepResult } from './types.ts';
+import { mergeWindowsByService } from './window.ts';
+
+/**
+ * The windows the estimator looks at: the last estimatorWindows inner periods (this one included), and the
+ * services merged per serviceId over them. The SLO is scored on 1 s windows; a 200 ms window holds a few dozen
+ * requests, so its p99 is nearly its max and swings far above and below the 1 s p99. Merging ~1 s of windows
+ * (mergeWindows' CDF mixture) estimates the scored statistic itself.
+ */
+export function slidingWindows(o: GpucoloOptions, state: GpucoloState, services: readonly LatencyWindow[]) {
+  const keep = Math.max(1, Math.round(o.estimatorWindows));
+  const recent = [...(state.recent ?? []), [...services]].slice(-keep);
+  return { recent, merged: mergeWindowsByService(recent.flat()) };
+}
 
 /** The duty in force: the knobs' if they carry a duty (an actor may have overridden it), else the state's. */
 export function currentDuty(state: GpucoloState, input: ControlInput): number {
@@ -31,7 +44,8 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   const duty = currentDuty(state, input);
   if (!trainingActive(input)) {
     // Nothing to learn about the duty while training is off; dwell timers restart when it is back.
-    return { state: { ...state, duty, highSinceMs: null, lowSinceMs: null }, knobs: input.knobs, decisions: [] };
+    // Latency without training says nothing about it either: the estimator starts afresh.
+    return { state: { ...state, duty, highSinceMs: null, lowSinceMs: null, recent: [] }, knobs: input.knobs, decisions: [] };
   }
 
   const ff = o.feedforward
@@ -44,7 +58,14 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       })
     : undefined;
 
-  const pick = pickTightest(input.services, o.metric);
+  const { recent, merged } = slidingWindows(o, state, input.services);
+  const pick = pickTightest(merged, o.metric);
+  // Fast path: one inner window already past its SLO is evidence the 1 s window is at risk; it is read against
+  // the SLO (not the target), since a single window's p99 is nearly its max.
+  const now = pickTightest(input.services, o.metric);
+  const fastError = now && o.fastViolation && now.measuredMs > now.service.sloMs
+    ? (now.measuredMs - now.service.sloMs) / now.service.sloMs
+    : 0;
   let fb = 0;
   let gain = 0;
   let error = 0;
@@ -54,11 +75,13 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     targetMs = pick.service.sloMs * (1 - o.marginPct / 100);
     error = (pick.measuredMs - targetMs) / targetMs;
     const db = o.deadbandPct / 100;
+    const fast = fastError > 0 && fastError >= error;
+    if (fast) error = fastError;
     if (error > db) {
-      const violated = pick.measuredMs > pick.service.sloMs;
+      const violated = fast || pick.measuredMs > pick.service.sloMs;
       gain = violated ? o.gainUpViolation : o.gainUp;
       fb = Math.min(o.maxStepUp, gain * error);
-      rule = violated ? `${o.metric} above SLO` : `${o.metric} above target`;
+      rule = fast ? `window ${o.metric} above SLO` : violated ? `${o.metric} above SLO` : `${o.metric} above target`;
     } else if (error < -db) {
       gain = o.gainDown;
       fb = Math.max(-o.maxStepDown, gain * error);
@@ -118,7 +141,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   const calm = !ff || (ffStep === 0 && ff.calm);
   const dutyAtRefRate = calm ? duty : ffStep > 0 ? newDuty : (state.dutyAtRefRate ?? duty);
   return {
-    state: { ...state, duty: newDuty, rateTrackers: ff?.trackers ?? state.rateTrackers, dutyAtRefRate, highSinceMs, lowSinceMs },
+    state: { ...state, duty: newDuty, recent, rateTrackers: ff?.trackers ?? state.rateTrackers, dutyAtRefRate, highSinceMs, lowSinceMs },
     knobs,
     decisions,
   };

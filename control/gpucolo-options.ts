@@ -1,5 +1,6 @@
 /** Options and state of the `gpucolo` policy (split out so inner and outer tiers can share them). */
 import type { RateTracker } from './feedforward.ts';
+import type { LatencyWindow } from './types.ts';
 import type { LatencyMetric } from './window.ts';
 
 export interface GpucoloOptions {
@@ -8,6 +9,13 @@ export interface GpucoloOptions {
   /** Target = SLO * (1 - marginPct/100): headroom for noise and the one-period reaction lag. */
   marginPct: number;
   innerPeriodMs: number;
+  /**
+   * Inner windows merged into the controlled estimate (the current one included): 5 x 200 ms = the 1 s windows
+   * the SLO is scored on. 1 = the last window alone.
+   */
+  estimatorWindows: number;
+  /** React at once (violation gain) when the current inner window alone is past its SLO. */
+  fastViolation: boolean;
   outerPeriodMs: number;
   /** Duty-cycle period handed to the training hook: training sleeps duty * dutyPeriodMs every dutyPeriodMs. */
   dutyPeriodMs: number;
@@ -58,35 +66,37 @@ export interface GpucoloOptions {
 
 export const GPUCOLO_DEFAULTS: Readonly<GpucoloOptions> = Object.freeze({
   metric: 'p99',
-  marginPct: 10,
+  marginPct: 30,
   innerPeriodMs: 200,
+  estimatorWindows: 5,
+  fastViolation: true,
   outerPeriodMs: 5_000,
   dutyPeriodMs: 50,
-  initialDuty: 0.3,
-  initialSharePct: 50,
+  initialDuty: 0.5,
+  initialSharePct: 15,
   maxDuty: 0.95,
   deadbandPct: 3,
   gainUp: 0.5,
   gainUpViolation: 1.0,
-  gainDown: 0.1,
+  gainDown: 0.03,
   maxStepUp: 0.5,
-  maxStepDown: 0.05,
+  maxStepDown: 0.02,
   feedforward: true,
-  ffThresholdPct: 25,
-  ffCusumH: 8,
-  ffGain: 0.4,
-  ffMaxStep: 0.3,
+  ffThresholdPct: 20,
+  ffCusumH: 4,
+  ffGain: 1.5,
+  ffMaxStep: 0.8,
   ffRefAlpha: 0.1,
-  highBound: 0.85,
+  highBound: 0.7,
   lowBound: 0.1,
   slackPct: 20,
-  highDwellMs: 10_000,
+  highDwellMs: 4_000,
   lowDwellMs: 30_000,
   minMpsDwellMs: 30_000,
-  lowerStepPct: 10,
+  lowerStepPct: 5,
   raiseStepPct: 5,
-  minSharePct: 10,
-  ceilingHoldMs: 300_000,
+  minSharePct: 5,
+  ceilingHoldMs: 60_000,
   bumplessRaise: true,
 });
 
@@ -103,6 +113,8 @@ export interface GpucoloState {
   /** When the duty first sat at lowBound with slack in the current run; null otherwise. */
   lowSinceMs: number | null;
   lastMpsChangeMs: number | null;
+  /** The services' windows of the last estimatorWindows - 1 inner periods (oldest first): the 1 s estimator. */
+  recent: LatencyWindow[][];
   /** A share that recently saturated the inner tier high: raises must stay below it until ceilingUntilMs. */
   ceilingPct: number | null;
   ceilingUntilMs: number | null;

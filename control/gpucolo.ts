@@ -34,6 +34,7 @@ export function createGpucolo(options: Partial<GpucoloOptions> = {}): Policy<Gpu
         highSinceMs: null,
         lowSinceMs: null,
         lastMpsChangeMs: null,
+        recent: [],
         ceilingPct: null,
         ceilingUntilMs: null,
       };

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createGpucolo, summarize } from '../../control/index.ts';
 import type { ControlInput, GpucoloState, Knobs, LatencyWindow } from '../../control/index.ts';
-import { between, defaultPlant, pacingOf, simulate, type ServiceSpec } from './plant.ts';
+import { between, defaultPlant, pacingOf, simulate, type ServiceSpec, PER_WINDOW_GPUCOLO } from './plant.ts';
 
 const svc = (rate: (t: number) => number): ServiceSpec => ({ id: 'svc', sloMs: 90, baseMs: 25, loadCoef: 0.5, rate });
 const merged = (p99Ms: number): LatencyWindow => summarize('svc', 90, Array(100).fill(p99Ms), 100, 5_000);
@@ -20,7 +20,7 @@ const input = (nowMs: number, w: LatencyWindow, k: Knobs, running = true): Contr
 const NOW = 1_000_000;
 
 test('control - gpucolo outer lowers the share only after the high dwell', () => {
-  const p = createGpucolo();
+  const p = createGpucolo(PER_WINDOW_GPUCOLO);
   const base: GpucoloState = { ...p.initialState(), duty: 0.95 };
   const early = p.outer({ ...base, highSinceMs: NOW - 9_000 }, input(NOW, merged(85), knobs(50, 0.95)));
   assert.deepEqual(early.decisions, []);
@@ -40,7 +40,7 @@ test('control - gpucolo outer lowers the share only after the high dwell', () =>
 });
 
 test('control - gpucolo outer respects the minimum dwell between MPS changes', () => {
-  const p = createGpucolo();
+  const p = createGpucolo(PER_WINDOW_GPUCOLO);
   const s: GpucoloState = { ...p.initialState(), duty: 0.95, highSinceMs: NOW - 60_000, lastMpsChangeMs: NOW - 29_999 };
   assert.deepEqual(p.outer(s, input(NOW, merged(85), knobs(50, 0.95))).decisions, []);
   assert.equal(p.outer({ ...s, lastMpsChangeMs: NOW - 30_000 }, input(NOW, merged(85), knobs(50, 0.95))).knobs.mpsSharePct, 40);
@@ -49,7 +49,7 @@ test('control - gpucolo outer respects the minimum dwell between MPS changes', (
 });
 
 test('control - gpucolo outer raises only with slack, below a recent ceiling, with a bumpless duty handoff', () => {
-  const p = createGpucolo();
+  const p = createGpucolo(PER_WINDOW_GPUCOLO);
   const low: GpucoloState = { ...p.initialState(), duty: 0.05, lowSinceMs: NOW - 30_000 };
   // Slack is 20% under the 81 ms target: 64.8 ms.
   assert.deepEqual(p.outer(low, input(NOW, merged(70), knobs(40, 0.05))).decisions, [], 'no slack on the outer window');
@@ -73,7 +73,7 @@ test('control - gpucolo outer raises only with slack, below a recent ceiling, wi
 
 test('control - gpucolo outer: an unmeetable load walks the share down, dwell by dwell, then stops', () => {
   const spec = defaultPlant({ k: 8, seed: 4, services: [svc(() => 250)] });
-  const p = createGpucolo({ initialSharePct: 100 });
+  const p = createGpucolo({ ...PER_WINDOW_GPUCOLO, initialSharePct: 100 });
   const r = simulate(p, spec, { durationMs: 600_000 });
   const mps = r.timeline.filter((x) => x.d.knob === 'mpsSharePct');
   assert.ok(mps.length >= 3, `${mps.length} MPS changes`);
@@ -96,7 +96,7 @@ test('control - gpucolo outer: an unmeetable load walks the share down, dwell by
 
 test('control - gpucolo outer: slack raises the share step by step and then holds', () => {
   const spec = defaultPlant({ k: 2, seed: 6, services: [svc(() => 100)] });
-  const p = createGpucolo({ initialSharePct: 20, initialDuty: 0 });
+  const p = createGpucolo({ ...PER_WINDOW_GPUCOLO, initialSharePct: 20, initialDuty: 0 });
   const r = simulate(p, spec, { durationMs: 600_000 });
   const mps = r.timeline.filter((x) => x.d.knob === 'mpsSharePct');
   assert.ok(mps.length >= 1 && mps.every((x) => x.d.newValue === x.d.oldValue + 5), 'raises of 5 points');
@@ -113,7 +113,7 @@ test('control - gpucolo outer under a square-wave load: dwell always respected, 
   // 90 s of light load (slack at any share) then 90 s of load no share above ~28% can serve, and again.
   const rate = (t: number) => (Math.floor(t / 90_000) % 2 === 0 ? 20 : 300);
   const spec = defaultPlant({ k: 2, seed: 8, services: [{ id: 'svc', sloMs: 90, baseMs: 10, loadCoef: 2, rate }] });
-  const p = createGpucolo({ initialSharePct: 60 });
+  const p = createGpucolo({ ...PER_WINDOW_GPUCOLO, initialSharePct: 60 });
   const r = simulate(p, spec, { durationMs: 1_200_000 });
   const mps = r.timeline.filter((x) => x.d.knob === 'mpsSharePct');
   const raises = mps.filter((x) => x.d.newValue > x.d.oldValue).length;

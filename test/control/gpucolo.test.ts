@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createGpucolo, createPolicy, summarize } from '../../control/index.ts';
 import type { ControlInput, GpucoloState, Knobs, LatencyWindow } from '../../control/index.ts';
-import { between, defaultPlant, pacingOf, simulate, type ServiceSpec } from './plant.ts';
+import { between, defaultPlant, pacingOf, simulate, type ServiceSpec, PER_WINDOW_GPUCOLO } from './plant.ts';
 
 const svc = (rate: (t: number) => number, over: Partial<ServiceSpec> = {}): ServiceSpec => ({
   id: 'svc',
@@ -24,13 +24,18 @@ const input = (nowMs: number, services: LatencyWindow[], knobs: Knobs, running =
   knobs,
 });
 
-test('control - gpucolo defaults: 200 ms inner, 5 s outer, duty pacing on p99 with a 10% margin', () => {
+test('control - gpucolo defaults: 200 ms inner, 5 s outer, duty pacing on the 1 s p99 with a 30% margin, safe start', () => {
   const p = createGpucolo();
   assert.equal(p.name, 'gpucolo');
   assert.equal(p.innerPeriodMs, 200);
   assert.equal(p.outerPeriodMs, 5_000);
   assert.equal(p.options.metric, 'p99');
+  assert.equal(p.options.marginPct, 30);
+  assert.equal(p.options.estimatorWindows * p.innerPeriodMs, 1_000, 'the estimate spans the 1 s scoring window');
+  assert.equal(p.options.fastViolation, true);
   const k = p.initialKnobs();
+  assert.equal(k.mpsSharePct, 15, 'start at a low share: low share + little sleep beats high share + much sleep');
+  assert.equal(duty(k), 0.5, 'start safe, then relax');
   assert.equal(k.pacing.mode, 'duty');
   assert.equal(k.pacing.mode === 'duty' && k.pacing.periodMs, 50);
   assert.equal(k.trainingRunning, true);
@@ -41,7 +46,7 @@ test('control - gpucolo defaults: 200 ms inner, 5 s outer, duty pacing on p99 wi
 });
 
 test('control - gpucolo inner: fast increase, slow decrease for the same error', () => {
-  const p = createGpucolo({ feedforward: false });
+  const p = createGpucolo({ ...PER_WINDOW_GPUCOLO, feedforward: false });
   const s0 = p.initialState();
   const k0 = p.initialKnobs();
   const target = 81;
@@ -69,7 +74,7 @@ test('control - gpucolo inner: fast increase, slow decrease for the same error',
 });
 
 test('control - gpucolo inner: the configured metric and margin are what it regulates', () => {
-  const p = createGpucolo({ metric: 'mean', marginPct: 20, feedforward: false });
+  const p = createGpucolo({ ...PER_WINDOW_GPUCOLO, metric: 'mean', marginPct: 20, feedforward: false });
   const w = { ...win(200), meanMs: 60, p99Ms: 200 };
   const r = p.inner(p.initialState(), input(200, [w], p.initialKnobs()));
   const d = r.decisions[0]!;
@@ -80,7 +85,7 @@ test('control - gpucolo inner: the configured metric and margin are what it regu
 
 test('control - gpucolo step response settles within a band of the target after a load step', () => {
   const spec = defaultPlant({ seed: 3, services: [svc((t) => (t < 30_000 ? 100 : 160))] });
-  const r = simulate(createGpucolo({ initialSharePct: 100 }), spec, { durationMs: 90_000 });
+  const r = simulate(createGpucolo({ ...PER_WINDOW_GPUCOLO, initialSharePct: 100 }), spec, { durationMs: 90_000 });
   const target = 81;
   for (const [from, to] of [[10_000, 30_000], [35_000, 90_000]] as const) {
     const w = between(r.ticks, from, to).map((t) => t.windows[0]!);
@@ -103,7 +108,7 @@ test('control - gpucolo step response settles within a band of the target after 
 test('control - gpucolo feedforward raises the duty on a rate jump before the tail does', () => {
   const run = (feedforward: boolean) => {
     const spec = defaultPlant({ seed: 1, lagMs: 2_000, services: [svc((t) => (t < 20_000 ? 1000 : 1600), { loadCoef: 0.05 })] });
-    return simulate(createGpucolo({ initialSharePct: 100, feedforward }), spec, { durationMs: 40_000, innerOnly: true });
+    return simulate(createGpucolo({ ...PER_WINDOW_GPUCOLO, initialSharePct: 100, feedforward }), spec, { durationMs: 40_000, innerOnly: true });
   };
   const withFf = run(true);
   const withoutFf = run(false);
@@ -120,14 +125,14 @@ test('control - gpucolo feedforward raises the duty on a rate jump before the ta
 
 test('control - gpucolo feedforward stays quiet at a steady Poisson load', () => {
   const spec = defaultPlant({ seed: 11, services: [svc(() => 100)] });
-  const r = simulate(createGpucolo({ initialSharePct: 100 }), spec, { durationMs: 300_000, innerOnly: true });
+  const r = simulate(createGpucolo({ ...PER_WINDOW_GPUCOLO, initialSharePct: 100 }), spec, { durationMs: 300_000, innerOnly: true });
   const ff = r.decisions.filter((d) => d.reason.startsWith('feedforward'));
   assert.ok(ff.length <= 2, `${ff.length} false alarms in 1500 windows`);
 });
 
 test('control - gpucolo saturation: duty pins at max without windup and recovers when load drops', () => {
   const spec = defaultPlant({ k: 4, seed: 5, services: [svc((t) => (t < 30_000 ? 350 : 60))] });
-  const r = simulate(createGpucolo({ initialSharePct: 100 }), spec, { durationMs: 60_000, innerOnly: true });
+  const r = simulate(createGpucolo({ ...PER_WINDOW_GPUCOLO, initialSharePct: 100 }), spec, { durationMs: 60_000, innerOnly: true });
   const pinned = between(r.ticks, 20_000, 30_000);
   assert.ok(pinned.every((t) => pacingOf(t) === 0.95), 'duty pinned at maxDuty while the SLO cannot be met');
   assert.ok(pinned.filter((t) => t.windows[0]!.p99Ms > 90).length > pinned.length / 2, 'the plant really cannot meet it');
@@ -144,7 +149,7 @@ test('control - gpucolo saturation: duty pins at max without windup and recovers
 test('control - gpucolo no oscillation at steady load: bounded duty moves and no MPS flips', () => {
   for (const seed of [21, 22]) {
     const spec = defaultPlant({ seed, services: [svc(() => 100)] });
-    const r = simulate(createGpucolo({ initialSharePct: 100 }), spec, { durationMs: 600_000 });
+    const r = simulate(createGpucolo({ ...PER_WINDOW_GPUCOLO, initialSharePct: 100 }), spec, { durationMs: 600_000 });
     assert.ok(r.decisions.filter((d) => d.knob === 'mpsSharePct').length <= 1, 'at most one MPS change in 10 min');
     const d = between(r.ticks, 20_000, 600_000).map(pacingOf);
     const range = Math.max(...d) - Math.min(...d);
@@ -158,7 +163,7 @@ test('control - gpucolo no oscillation at steady load: bounded duty moves and no
 });
 
 test('control - gpucolo holds on empty windows and while training is not running', () => {
-  const p = createGpucolo();
+  const p = createGpucolo(PER_WINDOW_GPUCOLO);
   let s: GpucoloState = p.initialState();
   let k = p.initialKnobs();
   const empty = summarize('svc', 90, [], 0, 200);
@@ -184,4 +189,43 @@ test('control - gpucolo holds on empty windows and while training is not running
   assert.equal(duty(restarting.knobs), duty(k));
   const off = p.inner(s, input(50_200, [win(200)], { ...k, trainingRunning: false }));
   assert.deepEqual(off.decisions, []);
+});
+
+test('control - gpucolo 1 s estimator: regulates the p99 of the last 1 s of windows, not of the last 200 ms', () => {
+  const p = createGpucolo({ feedforward: false });
+  const target = 90 * 0.7;
+  // 30 requests per 200 ms window: calm windows at ~20 ms, then one window whose tail is above target but within SLO.
+  const calm = summarize('svc', 90, Array.from({ length: 30 }, (_, i) => 15 + i * 0.2), 30, 200);
+  const spiky = summarize('svc', 90, [...Array.from({ length: 29 }, (_, i) => 15 + i * 0.2), target * 1.25], 30, 200);
+  let s: GpucoloState = p.initialState();
+  let k = p.initialKnobs();
+  for (let t = 200; t <= 800; t += 200) ({ state: s, knobs: k } = p.inner(s, input(t, [calm], k)));
+  const r = p.inner(s, input(1_000, [spiky], k));
+  // Over 150 requests the single slow one is not the p99 of the second: the 1 s estimate stays under target,
+  // so the duty relaxes where a per-window law (p99 of 30 = the max) would have raised it.
+  assert.ok(duty(r.knobs) < duty(k), `duty ${duty(k)} -> ${duty(r.knobs)}`);
+  assert.ok(r.decisions[0]!.terms.measuredMs! < target);
+  const perWindow = createGpucolo({ feedforward: false, estimatorWindows: 1 });
+  assert.ok(duty(perWindow.inner(s, input(1_000, [spiky], k)).knobs) > duty(k));
+  // The state holds the last estimatorWindows periods only and stays plain JSON.
+  assert.equal(r.state.recent.length, 5);
+  assert.deepEqual(JSON.parse(JSON.stringify(r.state)), r.state);
+  // Training stopped: the estimator starts afresh.
+  assert.equal(p.inner(r.state, input(1_200, [calm], r.knobs, false)).state.recent.length, 0);
+});
+
+test('control - gpucolo 1 s estimator: one 200 ms window past the SLO reacts at once with the violation gain', () => {
+  const p = createGpucolo({ feedforward: false });
+  const calm = summarize('svc', 90, Array.from({ length: 30 }, (_, i) => 15 + i * 0.2), 30, 200);
+  const hot = summarize('svc', 90, [...Array.from({ length: 29 }, () => 20), 130], 30, 200);
+  let s: GpucoloState = p.initialState();
+  let k = p.initialKnobs();
+  for (let t = 200; t <= 800; t += 200) ({ state: s, knobs: k } = p.inner(s, input(t, [calm], k)));
+  const r = p.inner(s, input(1_000, [hot], k));
+  const d = r.decisions[0]!;
+  assert.equal(d.reason, 'window p99 above SLO');
+  assert.equal(d.terms.gain, p.options.gainUpViolation);
+  assert.ok(duty(r.knobs) - duty(k) >= 0.2, `duty ${duty(k)} -> ${duty(r.knobs)}`);
+  const slow = createGpucolo({ feedforward: false, fastViolation: false }).inner(s, input(1_000, [hot], k));
+  assert.ok(duty(slow.knobs) < duty(r.knobs));
 });

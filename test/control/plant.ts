@@ -172,3 +172,15 @@ export function pacingOf(t: Tick): number {
 export function between(ticks: Tick[], fromMs: number, toMs: number): Tick[] {
   return ticks.filter((t) => t.tMs >= fromMs && t.tMs < toMs);
 }
+
+/**
+ * gpucolo as it was before the 1 s estimator and the retuned defaults: the last 200 ms window alone, a 10%
+ * margin, start at 50% / duty 0.3, the slower feedforward and the sluggish outer tier. The mechanism tests
+ * (gains, feedforward, anti-windup, dwell, hysteresis) pin their bounds against these values, so they keep
+ * testing the same laws whatever the shipped defaults are tuned to.
+ */
+export const PER_WINDOW_GPUCOLO = {
+  marginPct: 10, estimatorWindows: 1, fastViolation: false, initialDuty: 0.3, initialSharePct: 50,
+  gainDown: 0.1, maxStepDown: 0.05, ffThresholdPct: 25, ffCusumH: 8, ffGain: 0.4, ffMaxStep: 0.3,
+  highBound: 0.85, highDwellMs: 10_000, lowerStepPct: 10, minSharePct: 10, ceilingHoldMs: 300_000,
+} as const;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createGpucolo, pickTightest, smallestSlo, summarize } from '../../control/index.ts';
 import type { LatencyWindow } from '../../control/index.ts';
-import { between, defaultPlant, pacingOf, simulate } from './plant.ts';
+import { between, defaultPlant, pacingOf, simulate, PER_WINDOW_GPUCOLO } from './plant.ts';
 
 const win = (id: string, sloMs: number, over: Partial<LatencyWindow>): LatencyWindow => ({
   ...summarize(id, sloMs, [1], 1, 200),
@@ -38,7 +38,7 @@ test('control - the tighter SLO drives the duty when two services share a GPU', 
       { id: 'tight', sloMs: 50, baseMs: 10, loadCoef: 0.5, rate: () => 100 },
     ],
   });
-  const policy = createGpucolo({ initialSharePct: 100, initialDuty: 0 });
+  const policy = createGpucolo({ ...PER_WINDOW_GPUCOLO, initialSharePct: 100, initialDuty: 0 });
   const r = simulate(policy, spec, { durationMs: 60_000, innerOnly: true });
   const driven = r.decisions.filter((d) => d.knob === 'pacing');
   assert.ok(driven.length > 0);
@@ -55,7 +55,7 @@ test('control - the tighter SLO drives the duty when two services share a GPU', 
   assert.ok(tightMean > 0.85 * 45 && tightMean <= 45, `tight p99 averages ${tightMean}`);
   assert.ok(loose.every((w) => w.p99Ms < 0.8 * 200), 'loose service has plenty of slack');
   // With only the loose service the duty would be far lower: the tight one is the reason it is high.
-  const alone = simulate(createGpucolo({ initialSharePct: 100, initialDuty: 0 }), { ...spec, services: [spec.services[0]!] }, {
+  const alone = simulate(createGpucolo({ ...PER_WINDOW_GPUCOLO, initialSharePct: 100, initialDuty: 0 }), { ...spec, services: [spec.services[0]!] }, {
     durationMs: 60_000,
     innerOnly: true,
   });
