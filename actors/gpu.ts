@@ -10,8 +10,8 @@ export interface GpuActorInput {
   policy: PolicyName;
   /** Options handed to the policy factory (periods, margins, ...). */
   policyOptions?: Record<string, unknown>;
-  /** Inner ticks with no latency window before the actor falls back to its safe setting. */
-  staleAfterTicks?: number;
+  /** Device ms with no latency window before the actor falls back to its safe setting (default 2000). */
+  staleAfterMs?: number;
   /** Training sleep duty held while telemetry is lost: high (inference first) but never a full pause. */
   safeDuty?: number;
   statusPeriodMs?: number;
@@ -35,13 +35,16 @@ export interface GpuContext {
   knobs: Knobs;
   services: Record<string, ServiceView>;
   trainings: Record<string, TrainingReport>;
-  /** Consecutive watchdog ticks without any latency window. */
-  staleTicks: number;
-  /** Windows received since the last watchdog tick. */
-  windowsSinceTick: number;
+  /** Telemetry is lost once no latency window has arrived for this long (device ms). */
+  staleAfterMs: number;
+  /** Device time of the newest latency window received. */
+  lastWindowTMs: number;
+  /** True while the safe setting is in force. */
+  safe: boolean;
+  /** The controller's knobs when the safe setting took over: restored when telemetry returns. */
+  preSafeKnobs?: Knobs;
   /** Device time of the last inner decision (ms). */
   lastInnerTMs: number;
-  staleAfterTicks: number;
   safeDuty: number;
   statusPeriodMs: number;
   /** Latest device time seen in telemetry (ms). */
@@ -56,6 +59,7 @@ export type GpuEvent =
   | { type: 'PROGRESS'; jobId: string; report: TrainingReport }
   | { type: 'SET_SLO'; serviceId?: string; sloMs: number }
   | { type: 'SET_POLICY'; policy: PolicyName }
+  | { type: 'CLOCK'; tMs: number }
   | { type: 'TELEMETRY_LOST' }
   | { type: 'TELEMETRY_RESTORED' }
   | { type: 'STOP' };
@@ -122,6 +126,8 @@ export const gpuMachine = setup({
     publishSafety: (_args, _params: { condition: 'telemetry-lost' | 'telemetry-restored' | 'shutdown'; detail: string }) => {},
     /** I/O: let every training job run unthrottled (the controller is going away). */
     releaseTraining: () => {},
+    /** I/O: send CLOCK with the device time now (the watchdog's reading). */
+    readClock: () => {},
   },
   delays: {
     // The watchdog ticks at the inner period (at most 1 s) and counts periods without telemetry.
@@ -139,7 +145,7 @@ export const gpuMachine = setup({
     return {
       host: input.host, gpu: input.gpu, policyName: input.policy, policyOptions: input.policyOptions ?? {},
       policyState: policy.initialState(), knobs: policy.initialKnobs(), services: {}, trainings: {},
-      staleTicks: 0, windowsSinceTick: 0, lastInnerTMs: Number.NEGATIVE_INFINITY, staleAfterTicks: input.staleAfterTicks ?? 5, safeDuty: input.safeDuty ?? 0.9,
+      staleAfterMs: input.staleAfterMs ?? 2000, lastWindowTMs: 0, safe: false, lastInnerTMs: Number.NEGATIVE_INFINITY, safeDuty: input.safeDuty ?? 0.9,
       statusPeriodMs: input.statusPeriodMs ?? 1000, tMs: 0, mpsChanges: 0, sleepChanges: 0, decisions: 0,
     };
   },
@@ -167,15 +173,15 @@ export const gpuMachine = setup({
               return {
                 services: { ...context.services, [event.serviceId]: view },
                 tMs: Math.max(context.tMs, event.report.tMs),
-                windowsSinceTick: context.windowsSinceTick + 1,
+                lastWindowTMs: Math.max(context.lastWindowTMs, event.report.tMs),
               };
             }),
             // Decide as soon as a period's worth of telemetry is in: no timer phase lag between the
             // inference actor's windows and the decision.
             enqueueActions(({ context, enqueue }) => {
-              if (context.staleTicks >= context.staleAfterTicks) {
-                enqueue.assign({ staleTicks: 0 });
+              if (context.safe) {
                 enqueue(raise({ type: 'TELEMETRY_RESTORED' }));
+                return;
               }
               const periodMs = policyFor(context.policyName, context.policyOptions).innerPeriodMs;
               if (context.tMs - context.lastInnerTMs < 0.9 * periodMs) return;
@@ -214,6 +220,10 @@ export const gpuMachine = setup({
             });
           }),
         },
+        CLOCK: {
+          guard: ({ context, event }) => !context.safe && event.tMs - context.lastWindowTMs > context.staleAfterMs,
+          actions: raise({ type: 'TELEMETRY_LOST' }),
+        },
         STOP: 'stopped',
       },
       states: {
@@ -223,19 +233,36 @@ export const gpuMachine = setup({
             controlling: { on: { TELEMETRY_LOST: 'safe' } },
             safe: {
               entry: [
-                { type: 'publishSafety', params: ({ context }) => ({ condition: 'telemetry-lost' as const, detail: `no latency window for ${context.staleTicks} inner periods: training sleep duty held at ${context.safeDuty}` }) },
+                { type: 'publishSafety', params: ({ context }) => ({ condition: 'telemetry-lost' as const, detail: `no latency window for over ${context.staleAfterMs} ms: training sleep duty held at ${context.safeDuty}` }) },
                 enqueueActions(({ context, enqueue }) => {
                   const knobs: Knobs = { ...context.knobs, pacing: { mode: 'duty', duty: context.safeDuty, periodMs: context.knobs.pacing.mode === 'duty' ? context.knobs.pacing.periodMs : 50 } };
                   const decision: Decision = {
                     tier: 'inner', knob: 'pacing', oldValue: pacingValue(context.knobs.pacing), newValue: context.safeDuty,
-                    reason: 'telemetry lost: safe sleep duty', terms: { staleTicks: context.staleTicks },
+                    reason: 'telemetry lost: safe sleep duty', terms: { lastWindowTMs: context.lastWindowTMs, staleAfterMs: context.staleAfterMs },
                   };
                   const [mps, sleep] = changes(context.knobs, knobs);
                   enqueue({ type: 'actuate', params: { tier: 'safety', old: context.knobs, knobs, decisions: [decision] } });
-                  enqueue.assign({ knobs, mpsChanges: context.mpsChanges + mps, sleepChanges: context.sleepChanges + sleep });
+                  enqueue.assign({ knobs, safe: true, preSafeKnobs: context.knobs, mpsChanges: context.mpsChanges + mps, sleepChanges: context.sleepChanges + sleep });
                 }),
               ],
-              on: { TELEMETRY_RESTORED: { target: 'controlling', actions: { type: 'publishSafety', params: { condition: 'telemetry-restored', detail: 'latency windows are arriving again: control resumes' } } } },
+              on: {
+                TELEMETRY_RESTORED: {
+                  target: 'controlling',
+                  actions: [
+                    { type: 'publishSafety', params: { condition: 'telemetry-restored', detail: 'latency windows are arriving again: control resumes from its own knobs' } },
+                    enqueueActions(({ context, enqueue }) => {
+                      const knobs = context.preSafeKnobs ?? context.knobs;
+                      const decision: Decision = {
+                        tier: 'inner', knob: 'pacing', oldValue: pacingValue(context.knobs.pacing), newValue: pacingValue(knobs.pacing),
+                        reason: 'telemetry restored: controller knobs back', terms: { lastWindowTMs: context.lastWindowTMs },
+                      };
+                      const [mps, sleep] = changes(context.knobs, knobs);
+                      enqueue({ type: 'actuate', params: { tier: 'safety', old: context.knobs, knobs, decisions: [decision] } });
+                      enqueue.assign({ knobs, safe: false, preSafeKnobs: undefined, mpsChanges: context.mpsChanges + mps, sleepChanges: context.sleepChanges + sleep });
+                    }),
+                  ],
+                },
+              },
             },
           },
         },
@@ -247,15 +274,7 @@ export const gpuMachine = setup({
                 watchdogPeriod: {
                   target: 'waiting',
                   reenter: true,
-                  actions: enqueueActions(({ context, enqueue }) => {
-                    if (context.windowsSinceTick > 0) {
-                      enqueue.assign({ windowsSinceTick: 0 });
-                      return;
-                    }
-                    const staleTicks = context.staleTicks + 1;
-                    enqueue.assign({ staleTicks });
-                    if (staleTicks === context.staleAfterTicks) enqueue(raise({ type: 'TELEMETRY_LOST' }));
-                  }),
+                  actions: 'readClock',
                 },
               },
             },
@@ -271,7 +290,7 @@ export const gpuMachine = setup({
                   reenter: true,
                   actions: enqueueActions(({ context, enqueue }) => {
                     const got = Object.values(context.services).some((s) => s.outerWindows.length > 0);
-                    if (got && context.staleTicks < context.staleAfterTicks) stepPolicy(context, 'outer', enqueue);
+                    if (got && !context.safe) stepPolicy(context, 'outer', enqueue);
                     enqueue.assign(({ context: c }) => ({
                       services: Object.fromEntries(Object.entries(c.services).map(([id, s]) => [id, { ...s, outerWindows: [] }])),
                     }));

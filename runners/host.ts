@@ -163,6 +163,9 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
           publishSafety: (_a, { condition, detail }) => {
             bus.publish(subjects.gpuSafety(hostId, gpuId), { v: SCHEMA_VERSION, type: 'gpu.safety', host: hostId, gpu: gpuId, tMs: device.now(), unixMs: unix(), condition, detail });
           },
+          readClock: ({ self }) => {
+            self.send({ type: 'CLOCK', tMs: device.now() });
+          },
           releaseTraining: ({ context }) => {
             // Sleep off and running; the MPS share is sent as it is (unchanged: no restart).
             const released: Knobs = { ...context.knobs, pacing: { mode: 'duty', duty: 0, periodMs: 50 }, trainingRunning: true };

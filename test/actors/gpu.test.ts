@@ -22,6 +22,7 @@ function harness() {
         actuate: (_a, p) => { actuations.push(p); },
         publishSafety: (_a, p) => { safety.push(p.condition); },
         releaseTraining: () => { released++; },
+        readClock: ({ self }) => { self.send({ type: 'CLOCK', tMs: clock.now() }); },
       },
     }),
     { input: { host: 'h', gpu: 'g0', policy: 'gpucolo' }, clock },
@@ -62,19 +63,22 @@ test('gpu actor - the tightest SLO of several services drives', () => {
   assert.ok(duty(both) > duty(loose), `a second, tighter service raises the duty (${duty(both)} > ${duty(loose)})`);
 });
 
-test('gpu actor - lost telemetry moves training to the safe duty, says so, and recovers', () => {
+test('gpu actor - lost telemetry moves training to the safe duty, says so, and restores the controller knobs', () => {
   const { clock, actor, safety } = harness();
   actor.send({ type: 'WINDOW', serviceId: 's', report: report(200, 10) });
   clock.increment(200);
-  for (let i = 0; i < 8; i++) clock.increment(200);
+  const before = actor.getSnapshot().context.knobs;
+  for (let i = 0; i < 9; i++) clock.increment(200);
+  assert.deepEqual(safety, [], 'two seconds of silence are tolerated');
+  for (let i = 0; i < 2; i++) clock.increment(200);
   assert.deepEqual(safety, ['telemetry-lost']);
   assert.ok(actor.getSnapshot().matches({ running: { mode: 'safe' } }));
   const p = actor.getSnapshot().context.knobs.pacing;
   assert.ok(p.mode === 'duty' && p.duty === 0.9, 'safe duty is high but never a full pause');
-  actor.send({ type: 'WINDOW', serviceId: 's', report: report(2000, 10) });
-  clock.increment(200);
+  actor.send({ type: 'WINDOW', serviceId: 's', report: report(2600, 10) });
   assert.deepEqual(safety, ['telemetry-lost', 'telemetry-restored']);
   assert.ok(actor.getSnapshot().matches({ running: { mode: 'controlling' } }));
+  assert.deepEqual(actor.getSnapshot().context.knobs, before, 'the controller resumes from its own knobs, not the safe duty');
 });
 
 test('gpu actor - stopping releases training and the snapshot is plain data', () => {
