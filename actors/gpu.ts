@@ -159,11 +159,8 @@ export const gpuMachine = setup({
           actions: [
             assign(({ context, event }) => {
               const prev = context.services[event.serviceId];
-              const w: LatencyWindow = {
-                serviceId: event.serviceId, sloMs: event.report.sloMs, count: event.report.count, meanMs: event.report.meanMs,
-                p50Ms: event.report.p50Ms, p95Ms: event.report.p95Ms, p99Ms: event.report.p99Ms, maxMs: event.report.maxMs,
-                rateRps: event.report.rateRps, windowMs: event.report.windowMs,
-              };
+              const { seq: _seq, tMs: _t, sloWindows: _w, sloWindowsMet: _m, runP99Ms: _r, ...latency } = event.report;
+              const w: LatencyWindow = { ...latency, serviceId: event.serviceId };
               const view: ServiceView = {
                 sloMs: prev?.sloMs ?? event.report.sloMs,
                 innerWindows: [...(prev?.innerWindows ?? []), w],

@@ -1,6 +1,8 @@
 import { assign, setup } from 'xstate';
 import type { Completion } from '../gpu/types.ts';
-import { addToHistogram, addToSeconds, emptySecondWindows, histogramQuantile, percentile, type LatencyHistogram, type SecondWindows } from './latency-seconds.ts';
+import { summarize } from '../control/window.ts';
+import type { LatencyWindow } from '../control/types.ts';
+import { addToHistogram, addToSeconds, emptySecondWindows, histogramQuantile, type LatencyHistogram, type SecondWindows } from './latency-seconds.ts';
 
 export interface InferenceInput {
   host: string;
@@ -14,18 +16,9 @@ export interface InferenceInput {
 }
 
 /** The window the inference actor reports, before it is put on the wire. */
-export interface InferenceReport {
+export interface InferenceReport extends Omit<LatencyWindow, 'serviceId'> {
   seq: number;
   tMs: number;
-  windowMs: number;
-  sloMs: number;
-  count: number;
-  meanMs: number;
-  p50Ms: number;
-  p95Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  rateRps: number;
   sloWindows: number;
   sloWindowsMet: number;
   /** p99 over every request of the run so far. */
@@ -58,19 +51,11 @@ export function summarizePeriod(
   const histogram = addToHistogram(ctx.histogram, lat);
   const windowMs = ctx.lastTMs < 0 ? ctx.periodMs : Math.max(1, e.tMs - ctx.lastTMs);
   const seconds = addToSeconds(ctx.seconds, e.completions, e.tMs, ctx.sloMs);
-  const mean = lat.length ? lat.reduce((a, b) => a + b, 0) / lat.length : 0;
+  const { serviceId: _id, ...window } = summarize(ctx.serviceId, ctx.sloMs, lat, e.arrivals, windowMs);
   const report: InferenceReport = {
+    ...window,
     seq: ctx.seq + 1,
     tMs: e.tMs,
-    windowMs,
-    sloMs: ctx.sloMs,
-    count: lat.length,
-    meanMs: mean,
-    p50Ms: percentile(lat, 0.5),
-    p95Ms: percentile(lat, 0.95),
-    p99Ms: percentile(lat, 0.99),
-    maxMs: lat.length ? Math.max(...lat) : 0,
-    rateRps: (e.arrivals * 1000) / windowMs,
     sloWindows: seconds.windows,
     sloWindowsMet: seconds.windowsMet,
     runP99Ms: histogramQuantile(histogram, 0.99),

@@ -1,3 +1,5 @@
+import { nearestRank } from '../control/window.ts';
+
 /**
  * SLO attainment over 1 s windows: the fraction of whole seconds (device clock) whose p99 latency is within
  * the SLO. Plain data so it lives in an actor's snapshot.
@@ -16,10 +18,7 @@ export function emptySecondWindows(): SecondWindows {
 
 /** Nearest-rank percentile of unsorted samples (q in 0..1); 0 for no samples. */
 export function percentile(samples: number[], q: number): number {
-  if (samples.length === 0) return 0;
-  const sorted = [...samples].sort((a, b) => a - b);
-  const rank = Math.max(1, Math.ceil(q * sorted.length));
-  return sorted[rank - 1]!;
+  return nearestRank([...samples].sort((a, b) => a - b), q * 100);
 }
 
 /**

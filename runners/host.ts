@@ -175,11 +175,13 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
       }),
       { input: { host: hostId, gpu: gpuId, policy }, clock: o.clock.xstate },
     );
-    bus.subscribe<'inference.window'>(subjects.inferenceWindow(hostId, gpuId, '*'), ({ message: m }) => {
-      gpu.send({ type: 'WINDOW', serviceId: m.serviceId, report: m });
+    bus.subscribe<'inference.window'>(subjects.inferenceWindow(hostId, gpuId, '*'), ({ message }) => {
+      const { v: _v, type: _t, host: _h, gpu: _g, serviceId, ...report } = message;
+      gpu.send({ type: 'WINDOW', serviceId, report });
     });
-    bus.subscribe<'training.progress'>(subjects.trainingProgress(hostId, gpuId, '*'), ({ message: m }) => {
-      gpu.send({ type: 'PROGRESS', jobId: m.jobId, report: m });
+    bus.subscribe<'training.progress'>(subjects.trainingProgress(hostId, gpuId, '*'), ({ message }) => {
+      const { v: _v, type: _t, host: _h, gpu: _g, jobId, ...report } = message;
+      gpu.send({ type: 'PROGRESS', jobId, report });
     });
     bus.serve<'gpu.command'>(subjects.gpuCommand(hostId, gpuId), ({ message: m }) => {
       const c = gpu.getSnapshot().context;
