@@ -27,7 +27,7 @@ demo: install
 	$(NODE) bin/gpucolo.mjs demo
 
 test: install
-	$(NODE) --import tsx --test --test-concurrency=2 $(TESTS)
+	$(NODE) --import tsx --test --test-concurrency=1 $(TESTS)
 
 typecheck: deps
 	npx tsc --noEmit -p .

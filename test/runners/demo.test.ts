@@ -34,7 +34,7 @@ test('demo - separate host processes, a burst, a JSON summary; its events valida
   });
   await nc.flush();
   try {
-    const child = spawn(process.execPath, [BIN, 'demo', '--hosts', '2', '--gpus', '1', '--duration', '120', '--speed', '20', '--json'], {
+    const child = spawn(process.execPath, [BIN, 'demo', '--hosts', '2', '--gpus', '1', '--duration', '120', '--speed', '10', '--json'], {
       env: { ...process.env, NATS_URL: server.url },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
