@@ -1,6 +1,6 @@
 import { assign, enqueueActions, raise, setup } from 'xstate';
-import { createPolicy, mergeWindows } from '../control/index.ts';
-import type { ControlInput, Decision, Knobs, LatencyWindow, Pacing, Policy, PolicyName, TrainingObservation } from '../control/types.ts';
+import { createPolicy, mergeWindows, pacingValue } from '../control/index.ts';
+import type { ControlInput, Decision, Knobs, LatencyWindow, Policy, PolicyName, TrainingObservation } from '../control/types.ts';
 import type { InferenceReport } from './inference.ts';
 import type { TrainingReport } from './training.ts';
 
@@ -82,11 +82,6 @@ export function policyFor(name: PolicyName, options: Record<string, unknown>): P
     policies.set(key, p);
   }
   return p;
-}
-
-/** Pacing as one number for events and spans: the duty fraction, or the sleep ms per iteration. */
-export function pacingValue(p: Pacing): number {
-  return p.mode === 'duty' ? p.duty : p.sleepMs;
 }
 
 function controlInput(ctx: GpuContext, tier: 'inner' | 'outer'): ControlInput {
@@ -233,13 +228,8 @@ export const gpuMachine = setup({
                 { type: 'publishSafety', params: ({ context }) => ({ condition: 'telemetry-lost' as const, detail: `no latency window for over ${context.staleAfterMs} ms: training sleep duty held at ${context.safeDuty}` }) },
                 enqueueActions(({ context, enqueue }) => {
                   const knobs: Knobs = { ...context.knobs, pacing: { mode: 'duty', duty: context.safeDuty, periodMs: context.knobs.pacing.mode === 'duty' ? context.knobs.pacing.periodMs : 50 } };
-                  const decision: Decision = {
-                    tier: 'inner', knob: 'pacing', oldValue: pacingValue(context.knobs.pacing), newValue: context.safeDuty,
-                    reason: 'telemetry lost: safe sleep duty', terms: { lastWindowTMs: context.lastWindowTMs, staleAfterMs: context.staleAfterMs },
-                  };
-                  const [mps, sleep] = changes(context.knobs, knobs);
-                  enqueue({ type: 'actuate', params: { tier: 'safety', old: context.knobs, knobs, decisions: [decision] } });
-                  enqueue.assign({ knobs, safe: true, preSafeKnobs: context.knobs, mpsChanges: context.mpsChanges + mps, sleepChanges: context.sleepChanges + sleep });
+                  overrideKnobs(context, knobs, 'telemetry lost: safe sleep duty', { lastWindowTMs: context.lastWindowTMs, staleAfterMs: context.staleAfterMs }, enqueue);
+                  enqueue.assign({ safe: true, preSafeKnobs: context.knobs });
                 }),
               ],
               on: {
@@ -248,14 +238,8 @@ export const gpuMachine = setup({
                   actions: [
                     { type: 'publishSafety', params: { condition: 'telemetry-restored', detail: 'latency windows are arriving again: control resumes from its own knobs' } },
                     enqueueActions(({ context, enqueue }) => {
-                      const knobs = context.preSafeKnobs ?? context.knobs;
-                      const decision: Decision = {
-                        tier: 'inner', knob: 'pacing', oldValue: pacingValue(context.knobs.pacing), newValue: pacingValue(knobs.pacing),
-                        reason: 'telemetry restored: controller knobs back', terms: { lastWindowTMs: context.lastWindowTMs },
-                      };
-                      const [mps, sleep] = changes(context.knobs, knobs);
-                      enqueue({ type: 'actuate', params: { tier: 'safety', old: context.knobs, knobs, decisions: [decision] } });
-                      enqueue.assign({ knobs, safe: false, preSafeKnobs: undefined, mpsChanges: context.mpsChanges + mps, sleepChanges: context.sleepChanges + sleep });
+                      overrideKnobs(context, context.preSafeKnobs ?? context.knobs, 'telemetry restored: controller knobs back', { lastWindowTMs: context.lastWindowTMs }, enqueue);
+                      enqueue.assign({ safe: false, preSafeKnobs: undefined });
                     }),
                   ],
                 },
@@ -312,6 +296,16 @@ export const gpuMachine = setup({
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Enqueue = any;
+
+/** A safety override of the pacing knob: actuates it, publishes why, and counts the change. */
+function overrideKnobs(context: GpuContext, knobs: Knobs, reason: string, terms: Record<string, number>, enqueue: Enqueue): void {
+  const decision: Decision = {
+    tier: 'inner', knob: 'pacing', oldValue: pacingValue(context.knobs.pacing), newValue: pacingValue(knobs.pacing), reason, terms,
+  };
+  const [mps, sleep] = changes(context.knobs, knobs);
+  enqueue({ type: 'actuate', params: { tier: 'safety', old: context.knobs, knobs, decisions: [decision] } });
+  enqueue.assign({ knobs, mpsChanges: context.mpsChanges + mps, sleepChanges: context.sleepChanges + sleep });
+}
 
 /** Runs one policy step and enqueues the knob changes, decision events and counters. */
 function stepPolicy(context: GpuContext, tier: 'inner' | 'outer', enqueue: Enqueue): void {

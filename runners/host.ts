@@ -1,10 +1,11 @@
 import { context as otelContext, trace, SpanStatusCode, type Attributes, type Context } from '@opentelemetry/api';
 import { createActor, fromPromise, type Actor } from 'xstate';
-import { gpuMachine, pacingValue, policyFor } from '../actors/gpu.ts';
+import { gpuMachine, policyFor } from '../actors/gpu.ts';
 import { hostMachine } from '../actors/host.ts';
 import { inferenceMachine } from '../actors/inference.ts';
 import { trainingMachine, type TrainingCommandEvent } from '../actors/training.ts';
 import type { Bus, CommandBody } from '../bus/index.ts';
+import { pacingValue } from '../control/index.ts';
 import { POLICY_NAMES, type Decision, type Knobs, type PolicyName } from '../control/types.ts';
 import { GpuModel, SimGpuDevice, loadProfile } from '../gpu/model/index.ts';
 import type { GpuDevice } from '../gpu/types.ts';
