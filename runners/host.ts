@@ -26,6 +26,13 @@ export interface HostOptions {
   /** Period of latency windows and training progress reports (device ms). */
   reportPeriodMs?: number;
   log?: (line: string) => void;
+  /**
+   * Builds the device of GPU `index` (default: a simulated GPU from the workloads' profile). A real
+   * backend (gpu/nvidia) plugs in here; `initial` are the knobs training must be launched with.
+   */
+  makeDevice?: (index: number, gpuId: string, initial: Knobs) => GpuDevice;
+  /** Backend label reported in host.lifecycle events (default `sim:N`). */
+  backendLabel?: string;
 }
 
 export interface RunningHost {
@@ -52,7 +59,6 @@ interface GpuParts {
 export async function startHost(o: HostOptions): Promise<RunningHost> {
   const hostId = assertId('host', o.hostId);
   const policy = o.policy ?? o.workloads.policy ?? 'gpucolo';
-  const profile = loadProfile(o.workloads.profile ?? 'rtx3090-resnet50-wrn101');
   const reportPeriodMs = o.reportPeriodMs ?? 200;
   const log = o.log ?? (() => {});
   const bus = o.bus;
@@ -62,12 +68,9 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
   // Release commands in flight when the GPU actors stop: awaited before the connection closes.
   const releases: Promise<void>[] = [];
 
-  const buildGpu = (index: number): GpuParts => {
-    const gpuId = gpuIds[index]!;
-    const w = workloadFor(o.workloads, index);
-    const initial = policyFor(policy, {}).initialKnobs();
+  const simDevice = (index: number, gpuId: string, w: ReturnType<typeof workloadFor>, initial: Knobs): GpuDevice => {
     const model = new GpuModel({
-      profile,
+      profile: loadProfile(o.workloads.profile ?? 'rtx3090-resnet50-wrn101'),
       seed: (o.seed ?? 1) * 1000 + index,
       startMs: o.clock.now(),
       services: w.services.map((s) => ({ id: s.id, batch: s.batch, rateRps: s.rateRps })),
@@ -75,7 +78,14 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
       trainings: w.trainings.map((t) => ({ id: t.id, mpsSharePct: initial.mpsSharePct, pacing: initial.pacing, running: initial.trainingRunning })),
       ...(o.workloads.mpsRestartMs !== undefined ? { mpsRestartMs: o.workloads.mpsRestartMs } : {}),
     });
-    const device: GpuDevice = new SimGpuDevice(model, o.clock.now, { id: gpuId, index });
+    return new SimGpuDevice(model, o.clock.now, { id: gpuId, index });
+  };
+
+  const buildGpu = (index: number): GpuParts => {
+    const gpuId = gpuIds[index]!;
+    const w = workloadFor(o.workloads, index);
+    const initial = policyFor(policy, {}).initialKnobs();
+    const device: GpuDevice = o.makeDevice ? o.makeDevice(index, gpuId, initial) : simDevice(index, gpuId, w, initial);
 
     const inference = w.services.map((s) => {
       const subject = subjects.inferenceWindow(hostId, gpuId, s.id);
@@ -206,7 +216,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
       actions: {
         announce: (_a, { state }) => {
           bus.publish(subjects.hostLifecycle(hostId), {
-            v: SCHEMA_VERSION, type: 'host.lifecycle', host: hostId, unixMs: unix(), state, gpus: gpuIds, backend: `sim:${o.gpus}`, pid: process.pid,
+            v: SCHEMA_VERSION, type: 'host.lifecycle', host: hostId, unixMs: unix(), state, gpus: gpuIds, backend: o.backendLabel ?? `sim:${o.gpus}`, pid: process.pid,
           });
           log(`host ${hostId}: ${state}`);
         },
@@ -231,7 +241,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
         }),
       },
     }),
-    { input: { host: hostId, gpus: gpuIds, backend: `sim:${o.gpus}` } },
+    { input: { host: hostId, gpus: gpuIds, backend: o.backendLabel ?? `sim:${o.gpus}` } },
   );
   const started = new Promise<void>((resolve, reject) => {
     const sub = host.subscribe((s) => {
