@@ -17,10 +17,11 @@
  */
 import { clamp, decision, roundTo, trainingActive } from './common.ts';
 import { feedforward } from './feedforward.ts';
+import { ewma, marginFor } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState } from './gpucolo-options.ts';
 import { pickTightest } from './tightest.ts';
 import type { ControlInput, Decision, LatencyWindow, StepResult } from './types.ts';
-import { mergeWindowsByService } from './window.ts';
+import { mergeWindowsByService, metricOf } from './window.ts';
 
 /**
  * The windows the estimator looks at: the last estimatorWindows inner periods (this one included), and the
@@ -43,10 +44,24 @@ export function currentDuty(state: GpucoloState, input: ControlInput): number {
 export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: ControlInput): StepResult<GpucoloState> {
   const duty = currentDuty(state, input);
   if (!trainingActive(input)) {
-    // Nothing to learn about the duty while training is off; dwell timers restart when it is back.
-    // Latency without training says nothing about it either: the estimator starts afresh.
-    return { state: { ...state, duty, highSinceMs: null, lowSinceMs: null, recent: [] }, knobs: input.knobs, decisions: [] };
+    // Nothing to learn about the duty while training is off; dwell timers restart when it is back. These
+    // windows are inference alone, L0 of the model (gpucolo-model.ts): the lowest 1 s estimate of this run
+    // (queues built under training drain first) is the reading. The estimator starts afresh after the run.
+    const run = state.aloneRun ?? null;
+    const keep = Math.max(1, Math.round(o.estimatorWindows));
+    const recent = run === null ? [[...input.services]] : [...(state.recent ?? []), [...input.services]].slice(-keep);
+    const nextRun: Record<string, number> = { ...(run ?? {}) };
+    const aloneMs = { ...(state.aloneMs ?? {}) };
+    if (recent.length >= Math.min(3, keep)) {
+      for (const w of mergeWindowsByService(recent.flat())) {
+        if (w.count === 0) continue;
+        nextRun[w.serviceId] = Math.min(nextRun[w.serviceId] ?? Infinity, metricOf(w, o.metric));
+        aloneMs[w.serviceId] = nextRun[w.serviceId]!;
+      }
+    }
+    return { state: { ...state, duty, highSinceMs: null, lowSinceMs: null, recent, aloneRun: nextRun, aloneMs }, knobs: input.knobs, decisions: [] };
   }
+  if (state.aloneRun != null) state = { ...state, aloneRun: null, recent: [] };
 
   const ff = o.feedforward
     ? feedforward(state.rateTrackers, input.services, {
@@ -60,9 +75,11 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
 
   const { recent, merged } = slidingWindows(o, state, input.services);
   const pick = pickTightest(merged, o.metric);
-  // Fast path: one inner window already past its SLO is evidence the 1 s window is at risk; it is read against
-  // the SLO (not the target), since a single window's p99 is nearly its max.
-  const now = pickTightest(input.services, o.metric);
+  // Fast path: one inner window already past its SLO is evidence the 1 s window is lost; it is read against the
+  // SLO (not the target). A 200 ms window's p99 is nearly its max, so for p99 over estimatorWindows windows the
+  // window is read at p95: when 5% of one fifth of the second is over the SLO, 1% of the second already is.
+  const fastMetric = o.metric === 'p99' && o.estimatorWindows >= 5 ? 'p95' : o.metric;
+  const now = pickTightest(input.services, fastMetric);
   const fastError = now && o.fastViolation && now.measuredMs > now.service.sloMs
     ? (now.measuredMs - now.service.sloMs) / now.service.sloMs
     : 0;
@@ -71,8 +88,13 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   let error = 0;
   let targetMs = 0;
   let rule = 'empty window: hold';
+  let noise = state.noise ?? null;
+  if (pick && now && pick.measuredMs > 0 && now.service.count > 0) {
+    noise = ewma(noise, Math.abs(now.measuredMs - pick.measuredMs) / pick.measuredMs, o.modelAlpha);
+  }
+  const marginPct = o.adaptiveMargin ? marginFor(noise, o.noiseGain, o.marginMinPct, o.marginMaxPct, o.marginPct) : o.marginPct;
   if (pick) {
-    targetMs = pick.service.sloMs * (1 - o.marginPct / 100);
+    targetMs = pick.service.sloMs * (1 - marginPct / 100);
     error = (pick.measuredMs - targetMs) / targetMs;
     const db = o.deadbandPct / 100;
     const fast = fastError > 0 && fastError >= error;
@@ -115,6 +137,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       feedforward: ffStep,
       settledDuty,
       integral: newDuty,
+      marginPct,
       count: pick?.service.count ?? 0,
     };
     if (ff && ffStep > 0) Object.assign(terms, { rateRps: ff.rateRps, refRateRps: ff.refRps, risePct: ff.risePct });
@@ -141,7 +164,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   const calm = !ff || (ffStep === 0 && ff.calm);
   const dutyAtRefRate = calm ? duty : ffStep > 0 ? newDuty : (state.dutyAtRefRate ?? duty);
   return {
-    state: { ...state, duty: newDuty, recent, rateTrackers: ff?.trackers ?? state.rateTrackers, dutyAtRefRate, highSinceMs, lowSinceMs },
+    state: { ...state, duty: newDuty, recent, rateTrackers: ff?.trackers ?? state.rateTrackers, dutyAtRefRate, highSinceMs, lowSinceMs, noise, marginPct, peakMs: pick ? Math.max(state.peakMs ?? 0, pick.measuredMs) : (state.peakMs ?? null) },
     knobs,
     decisions,
   };

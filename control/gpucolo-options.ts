@@ -21,7 +21,7 @@ export interface GpucoloOptions {
   dutyPeriodMs: number;
   initialDuty: number;
   initialSharePct: number;
-  /** Never pause training completely: a fully stopped job looks dead and starves its data pipeline. */
+  /** Largest duty; 1 lets the inner tier pause training outright when inference alone barely meets the SLO (the hook's lease still ends any pause if the runner dies). */
   maxDuty: number;
   /** Normalised error band (percent of target) in which the duty holds: stops noise from walking the knob. */
   deadbandPct: number;
@@ -62,6 +62,30 @@ export interface GpucoloOptions {
   ceilingHoldMs: number;
   /** On a raise, raise the duty so (1-duty)*share is unchanged: the restart does not hit the SLO. */
   bumplessRaise: boolean;
+  /**
+   * 'model': the outer tier moves the share in one step to where the online model (gpucolo-model.ts) says the
+   * inner tier needs no sleep, when the predicted training gain pays for the restart. 'step': the share
+   * walks by lowerStepPct / raiseStepPct when the inner tier sits at a bound (the earlier law).
+   */
+  outerMode: 'model' | 'step';
+  /** Interference exponent gamma of the pressure x = (1 - duty) * share^gamma. */
+  gamma: number;
+  /** Training throughput exponent beta: throughput ~ (1 - duty) * share^beta. */
+  beta: number;
+  /** The model's share aims at this fraction of the latency room (target - L0): the rest is for noise. */
+  modelSafety: number;
+  /** One raise at most multiplies the pressure by this (latency is convex in pressure near saturation). */
+  maxPressureRaise: number;
+  /** Move the share only when the model predicts at least this much more training, percent. */
+  minGainPct: number;
+  /** Size the margin from the measured noise (else marginPct is fixed). */
+  adaptiveMargin: boolean;
+  marginMinPct: number;
+  marginMaxPct: number;
+  /** Margin percent per unit of relative noise. */
+  noiseGain: number;
+  /** EWMA weight of each window in the noise and alone-latency estimates. */
+  modelAlpha: number;
 }
 
 export const GPUCOLO_DEFAULTS: Readonly<GpucoloOptions> = Object.freeze({
@@ -74,7 +98,7 @@ export const GPUCOLO_DEFAULTS: Readonly<GpucoloOptions> = Object.freeze({
   dutyPeriodMs: 50,
   initialDuty: 0.5,
   initialSharePct: 15,
-  maxDuty: 0.95,
+  maxDuty: 1,
   deadbandPct: 3,
   gainUp: 0.5,
   gainUpViolation: 1.0,
@@ -84,7 +108,7 @@ export const GPUCOLO_DEFAULTS: Readonly<GpucoloOptions> = Object.freeze({
   feedforward: true,
   ffThresholdPct: 20,
   ffCusumH: 4,
-  ffGain: 1.5,
+  ffGain: 0.7,
   ffMaxStep: 0.8,
   ffRefAlpha: 0.1,
   highBound: 0.7,
@@ -98,6 +122,17 @@ export const GPUCOLO_DEFAULTS: Readonly<GpucoloOptions> = Object.freeze({
   minSharePct: 5,
   ceilingHoldMs: 60_000,
   bumplessRaise: true,
+  outerMode: 'model',
+  gamma: 1.6,
+  beta: 0.5,
+  modelSafety: 0.85,
+  minGainPct: 10,
+  maxPressureRaise: 2.2,
+  adaptiveMargin: true,
+  marginMinPct: 6,
+  marginMaxPct: 30,
+  noiseGain: 1.5,
+  modelAlpha: 0.1,
 });
 
 /** Plain data, so an actor can persist it and a simulator can copy it. */
@@ -118,6 +153,16 @@ export interface GpucoloState {
   /** A share that recently saturated the inner tier high: raises must stay below it until ceilingUntilMs. */
   ceilingPct: number | null;
   ceilingUntilMs: number | null;
+  /** Controlled latency with training out of the way (ms), per service: measured while training restarts. */
+  aloneMs?: Record<string, number>;
+  /** Relative noise of the 200 ms tail around the 1 s estimate (EWMA); null until measured. */
+  noise?: number | null;
+  /** Margin (percent) the inner tier is steering with now. */
+  marginPct?: number;
+  /** Highest 1 s estimate of the tightest service's metric since the last outer decision (ms). */
+  peakMs?: number | null;
+  /** Lowest 1 s estimate per service in the current run of windows without training; null while training runs. */
+  aloneRun?: Record<string, number> | null;
 }
 
 /** Defaults overlaid with the caller's options; throws on inconsistent bounds. */

@@ -12,6 +12,7 @@
  */
 import { clamp, decision, hold, roundTo, sharePct, trainingActive } from './common.ts';
 import { currentDuty } from './gpucolo-inner.ts';
+import { dutyForPressure, pressure, shareForPressure, trainingRate } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState } from './gpucolo-options.ts';
 import { pickTightest } from './tightest.ts';
 import type { ControlInput, Decision, Knobs, StepResult } from './types.ts';
@@ -24,10 +25,12 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
   if (!trainingActive(input)) return hold(s, input);
   if (s.lastMpsChangeMs !== null && now - s.lastMpsChangeMs < o.minMpsDwellMs) return hold(s, input);
 
+  if (o.outerMode === 'model') return modelOuter(o, s, input);
+
   const share = input.knobs.mpsSharePct;
   const duty = currentDuty(s, input);
   const pick = pickTightest(input.services, o.metric);
-  const targetMs = pick ? pick.service.sloMs * (1 - o.marginPct / 100) : 0;
+  const targetMs = pick ? pick.service.sloMs * (1 - (s.marginPct ?? o.marginPct) / 100) : 0;
   const base = {
     duty,
     sharePct: share,
@@ -75,5 +78,68 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
   }
   // The restart invalidates what the dwell timers measured.
   s = { ...s, lastMpsChangeMs: now, highSinceMs: null, lowSinceMs: null };
+  return { state: s, knobs, decisions };
+}
+
+/**
+ * Model mode (gpucolo-model.ts): identify k from where the inner tier holds the latency now, L = L0 + k * x,
+ * and move the share to where the inner tier would need no sleep, x* = modelSafety * (target - L0) / k, when
+ * the predicted training gain is at least minGainPct. The duty is handed over bumplessly (the same pressure
+ * at the new share), so the restart does not hit the SLO; the inner tier then walks it down into the room.
+ * Lowering never waits for a ceiling; raising stays below a share that recently saturated the inner tier.
+ */
+function modelOuter(o: GpucoloOptions, state: GpucoloState, input: ControlInput): StepResult<GpucoloState> {
+  const now = input.nowMs;
+  const peak = state.peakMs ?? null;
+  let s: GpucoloState = { ...state, peakMs: null };
+  const pick = pickTightest(input.services, o.metric);
+  if (!pick || peak === null) return hold(s, input);
+  const share = input.knobs.mpsSharePct;
+  const duty = currentDuty(s, input);
+  const marginPct = s.marginPct ?? o.marginPct;
+  const targetMs = pick.service.sloMs * (1 - marginPct / 100);
+  // What the inner tier steers: the 1 s estimate. While it sleeps training (duty > 0, not pinned), it holds that
+  // estimate at the target, so the target is the latency at this pressure; with no sleep, the highest estimate of
+  // the period is (cautiously) the latency at this pressure.
+  const measured = duty > 0.02 && duty < o.maxDuty ? Math.max(targetMs, Math.min(peak, pick.service.sloMs)) : peak;
+  // Only from a settled inner tier: no rate rise being absorbed, latency within the SLO.
+  if (peak > pick.service.sloMs) return hold(s, input);
+  if (s.dutyAtRefRate !== null && s.dutyAtRefRate < duty - 0.05) return hold(s, input);
+  const x = pressure(duty, share, o.gamma);
+  if (x <= 0) return hold(s, input);
+  const l0Raw = s.aloneMs?.[pick.service.serviceId];
+  // Without a reading of inference alone, attribute all latency to training: the cautious reading.
+  const l0 = Math.min(l0Raw ?? 0, measured * 0.95);
+  const k = (measured - l0) / x;
+  if (!(k > 0) || targetMs <= l0) return hold(s, input);
+  // Latency is convex in pressure (queues), so a line through a low-pressure point overestimates the room:
+  // one move at most multiplies the pressure by maxPressureRaise.
+  const xStar = Math.min((o.modelSafety * (targetMs - l0)) / k, o.maxPressureRaise * x);
+  let next = sharePct(shareForPressure(xStar, o.gamma), o.minSharePct);
+  const raising = next > share;
+  if (raising && s.ceilingPct !== null && next >= s.ceilingPct) next = sharePct(s.ceilingPct - 1, o.minSharePct);
+  if (next === share) return hold(s, input);
+  const nextDuty = roundTo(clamp(dutyForPressure(x, next, o.gamma), 0, o.maxDuty), 4);
+  const dutyAtTarget = clamp(dutyForPressure(xStar, next, o.gamma), 0, o.maxDuty);
+  const gainPct = (trainingRate(dutyAtTarget, next, o.beta) / trainingRate(duty, share, o.beta) - 1) * 100;
+  if (!(gainPct >= o.minGainPct)) return hold(s, input);
+  const terms = {
+    measuredMs: measured, peakMs: peak, targetMs, sloMs: pick.service.sloMs, marginPct, duty, sharePct: share, pressure: x,
+    aloneMs: l0, aloneMeasured: l0Raw === undefined ? 0 : 1, slopeK: k, pressureTarget: xStar, predictedGainPct: gainPct,
+  };
+  const decisions: Decision[] = [
+    decision('outer', 'mpsSharePct', share, next, raising ? 'model: room for more training SMs, raise MPS share' : 'model: less sleep at a lower MPS share trains more',
+      terms, pick.service.serviceId),
+  ];
+  let knobs: Knobs = { ...input.knobs, mpsSharePct: next };
+  if (nextDuty !== duty) {
+    decisions.push(decision('outer', 'pacing', duty, nextDuty, 'bumpless handoff: same pressure at the new share', { ...terms, newSharePct: next }, pick.service.serviceId));
+    knobs = { ...knobs, pacing: { mode: 'duty', duty: nextDuty, periodMs: o.dutyPeriodMs } };
+  }
+  s = {
+    ...s, duty: nextDuty, dutyAtRefRate: null, lastMpsChangeMs: now, highSinceMs: null, lowSinceMs: null,
+    // A share left downwards is a ceiling for a while: raises stay below it, so the share cannot flip-flop.
+    ...(!raising ? { ceilingPct: share, ceilingUntilMs: now + o.ceilingHoldMs } : {}),
+  };
   return { state: s, knobs, decisions };
 }

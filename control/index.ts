@@ -34,6 +34,8 @@ export { linePrior, lineUpdate, type LineEstimate } from './rls.ts';
 export interface PolicyOptionsByName {
   gpucolo: Partial<GpucoloOptions>;
   'gpucolo-paper': Partial<PaperOptions>;
+  /** The paper's controllers and periods steering p99 (PaperOptions with metric 'p99'). */
+  'gpucolo-paper-p99': Partial<Omit<PaperOptions, 'metric'>>;
   gslice: Partial<GsliceOptions>;
   simple: Partial<FixedOptions>;
   conservative: Partial<FixedOptions>;
@@ -45,13 +47,15 @@ export function isPolicyName(name: string): name is PolicyName {
   return (POLICY_NAMES as readonly string[]).includes(name);
 }
 
-/** Build a policy by name. `gpucolo-paper` with `{ metric: 'p99' }` is the gpucolo-paper-p99 variant. */
+/** Build a policy by name. `gpucolo-paper-p99` is `gpucolo-paper` with `{ metric: 'p99' }`. */
 export function createPolicy<N extends PolicyName>(name: N, options?: PolicyOptionsByName[N]): Policy {
   switch (name) {
     case 'gpucolo':
       return createGpucolo(options as Partial<GpucoloOptions>);
     case 'gpucolo-paper':
       return createPaper(options as Partial<PaperOptions>);
+    case 'gpucolo-paper-p99':
+      return createPaper({ ...(options as Partial<PaperOptions>), metric: 'p99' });
     case 'gslice':
       return createGslice(options as Partial<GsliceOptions>);
     case 'simple':

@@ -145,7 +145,7 @@ export function createPaper(options: Partial<PaperOptions> = {}): Policy<PaperSt
   }
 
   return {
-    name: 'gpucolo-paper',
+    name: o.metric === 'mean' ? 'gpucolo-paper' : 'gpucolo-paper-p99',
     options: o,
     innerPeriodMs: o.innerPeriodMs,
     outerPeriodMs: o.outerPeriodMs,

@@ -86,6 +86,7 @@ export interface Policy<S = unknown> {
 export const POLICY_NAMES = [
   'gpucolo',
   'gpucolo-paper',
+  'gpucolo-paper-p99',
   'gslice',
   'simple',
   'conservative',

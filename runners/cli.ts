@@ -9,6 +9,7 @@ const hostCommand = lazy(async () => (await import('./host-command.ts')).hostCom
 const demoCommand = lazy(async () => (await import('./demo.ts')).demoCommand);
 const eventsCommand = lazy(async () => (await import('./events-command.ts')).eventsCommand);
 const schemaCommand = lazy(async () => (await import('./schema-command.ts')).schemaCommand);
+const benchControlCommand = lazy(async () => (await import('./bench-command.ts')).benchControlCommand);
 
 /** Builds the `gpucolo` command tree. */
 export function program(): Command {
@@ -51,6 +52,19 @@ export function program(): Command {
     .option('--replay', 'print the events stored in the JetStream stream COLO_EVENTS, oldest first, then exit')
     .option('--json', 'one JSON object per line')
     .action(eventsCommand);
+
+  const bench = p.command('bench').description('benchmarks: control quality of every policy on the same simulated GPU');
+  bench.command('control')
+    .description('run control policies side by side on one simulated GPU through a load scenario; print a table, write an SVG chart')
+    .requiredOption('--scenario <name>', 'paper-burst | rate-2x | diurnal')
+    .option('--policy <name>', `all, or one of ${POLICY_NAMES.join(', ')}`, 'all')
+    .option('--profile <name>', 'simulated GPU profile (default: the scenario\'s)')
+    .option('--load <file>', 'CSV with header t_s,rate_rps: Poisson arrivals following it (rates held between rows) instead of the scenario\'s load')
+    .option('--mean-rps <r>', 'rescale the load curve to this mean request rate (default: the scenario\'s)')
+    .option('--seed <n>', 'random seed (every policy sees the same arrivals)', '1')
+    .option('--out <dir>', 'directory for the chart control-<scenario>.svg; none = no chart', '.')
+    .option('--json', 'table on stderr; last stdout line {"scenario", "policies": {NAME: {...}}}')
+    .action(benchControlCommand);
 
   p.command('schema')
     .description('write the JSON Schema (2020-12) of every message and index.json (subject pattern -> schema file)')

@@ -22,7 +22,8 @@ test('control - createPolicy builds every named policy', () => {
     assert.ok(k.mpsSharePct >= 1 && k.mpsSharePct <= 100);
   }
   assert.ok(isPolicyName('gslice'));
-  assert.ok(!isPolicyName('gpucolo-paper-p99'), 'the p99 paper variant is an option, not a name');
+  assert.ok(isPolicyName('gpucolo-paper-p99'));
+  assert.equal((createPolicy('gpucolo-paper-p99') as ReturnType<typeof createPolicy> & { options: { metric: string } }).options.metric, 'p99', 'the paper\'s laws on p99');
   assert.throws(() => createPolicy('nope' as never), RangeError);
 });
 

@@ -44,7 +44,7 @@ test('control - paper defaults: mean latency, per-iteration sleep, 4 s / 100 s p
   assert.equal(p.outerPeriodMs, 100_000);
   assert.equal(p.options.metric, 'mean');
   assert.equal(p.initialKnobs().pacing.mode, 'per-iteration');
-  assert.equal(createPolicy('gpucolo-paper', { metric: 'p99' }).name, 'gpucolo-paper');
+  assert.equal(createPolicy('gpucolo-paper', { metric: 'p99' }).name, 'gpucolo-paper-p99');
   assert.throws(() => createPaper({ mMsPerMs: 0.01 }), RangeError, 'm must be negative');
 });
 
