@@ -2,6 +2,7 @@
  * Scores of one run: SLO attainment on p99 and on the mean over 1 s windows, p99/SLO at the median and
  * worst window, throughputs, MPS restarts and settling time after each load step.
  */
+import { nearestRank } from '../../control/index.ts';
 import type { RunResult, SecondRow } from './simulate.ts';
 
 export interface PolicyScore {
@@ -50,11 +51,6 @@ export function settleTimes(run: RunResult, steps: number[], reference?: RunResu
   });
 }
 
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length))) - 1]!;
-}
-
 /** Scores a run; `trainingAlone` replaces training throughput for a policy whose training runs on a GPU of its own. */
 export function score(run: RunResult, steps: number[], reference?: RunResult, trainingAlone?: number): PolicyScore {
   const scored = run.seconds.filter((w) => w.count > 0);
@@ -64,7 +60,7 @@ export function score(run: RunResult, steps: number[], reference?: RunResult, tr
   return {
     attainmentP99: n > 0 ? scored.filter((w) => w.p99Ms <= run.sloMs).length / n : 1,
     attainmentMean: n > 0 ? scored.filter((w) => w.meanMs <= run.sloMs).length / n : 1,
-    p99OverSloP50: quantile(ratios, 0.5),
+    p99OverSloP50: nearestRank(ratios, 50),
     p99OverSloMax: ratios[ratios.length - 1] ?? 0,
     inferenceRps: run.completions / run.durationS,
     trainingItersPerSec: trainingAlone ?? run.iterations / run.durationS,

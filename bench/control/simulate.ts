@@ -5,7 +5,7 @@
  */
 import { summarizePeriod, type InferenceContext } from '../../actors/inference.ts';
 import { emptySecondWindows } from '../../actors/latency-seconds.ts';
-import { createPolicy, mergeWindows, pacingValue, type Knobs, type LatencyWindow, type PolicyName, type StepResult, type TrainingObservation } from '../../control/index.ts';
+import { createPolicy, mergeWindows, nearestRank, pacingValue, type Knobs, type LatencyWindow, type PolicyName, type StepResult, type TrainingObservation } from '../../control/index.ts';
 import { GpuModel, iterationMs, loadProfile, type GpuProfile } from '../../gpu/model/index.ts';
 import type { Scenario } from './scenarios.ts';
 
@@ -136,7 +136,7 @@ export function simulate(s: Scenario, policy: PolicyName, seed: number, options:
       const sum = sorted.reduce((a, b) => a + b, 0);
       seconds.push({
         t: t / 1000 - 1, count: n,
-        p99Ms: n > 0 ? sorted[Math.min(n, Math.max(1, Math.ceil(0.99 * n))) - 1]! : 0,
+        p99Ms: nearestRank(sorted, 99),
         meanMs: n > 0 ? sum / n : 0,
         rateRps: secArrivals,
         sleepDuty: secSleep / secSamples,
