@@ -4,9 +4,9 @@ NODE ?= node
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 TESTS := $(shell find test -name '*.test.ts' | sort)
 
-.PHONY: install deps nats-server demo test typecheck clean
+.PHONY: install deps nats-server chromium demo test typecheck clean
 
-install: deps nats-server
+install: deps nats-server chromium
 
 # npm ci only when node_modules is missing or older than the lock file.
 deps: node_modules/.gpucolo-installed
@@ -21,6 +21,15 @@ nats-server:
 	else \
 	  echo "installing nats-server from Debian"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server; \
+	fi
+
+# Debian chromium for the report test (headless, driven by playwright-core) when it is missing.
+chromium:
+	@if [ -x /usr/bin/chromium ] || [ -n "$$CHROMIUM_PATH" ]; then \
+	  echo "chromium: $${CHROMIUM_PATH:-/usr/bin/chromium}"; \
+	else \
+	  echo "installing chromium from Debian"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
 demo: install

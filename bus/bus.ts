@@ -7,6 +7,8 @@ import {
   type BusRejectedEvent, type CommandReply, type MessageOf, type MessageType,
 } from '../schemas/index.ts';
 import { extractTraceContext, injectTraceContext } from '../observability/tracing.ts';
+import { recordRejected } from '../observability/metrics.ts';
+import { withHandleSpan } from '../observability/spans.ts';
 import { decode, encode } from './codec.ts';
 import { BusUnavailableError, CommandError, OutgoingSchemaError } from './errors.ts';
 import { startLocalNatsServer, type LocalNatsServer } from './server.ts';
@@ -145,7 +147,8 @@ export class Bus {
               return { v: SCHEMA_VERSION, type: 'command.reply', id: msg.id, ok: false, error: 'deadline passed before the command was handled' } as CommandReply;
             }
             try {
-              const out = await handler(r);
+              // The handling is a child of the sender's span (W3C context from the headers), across processes.
+              const out = await withHandleSpan(r.subject, (msg as { type: string }).type, msg.id, r.traceContext, () => handler(r));
               const rep: CommandReply = { v: SCHEMA_VERSION, type: 'command.reply', id: msg.id, ok: out.ok };
               if (out.error !== undefined) rep.error = out.error;
               if (out.state !== undefined) rep.state = out.state;
@@ -257,6 +260,7 @@ export class Bus {
   private reject(subject: string, reason: RejectReason, detail: string, bytes: number): undefined {
     this.stats.rejected++;
     this.stats.rejectedByReason[reason]++;
+    recordRejected(this.options.host, reason);
     // Never report a rejection of a rejection event (no storms), and cap the event rate.
     if (subject.endsWith('.rejected') || this.closed) return undefined;
     const now = Date.now();

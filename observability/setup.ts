@@ -1,34 +1,92 @@
-import { context, propagation, trace } from '@opentelemetry/api';
+import { context, diag, DiagLogLevel, metrics, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { metricReadersFromEnv, spanProcessorsFromEnv, type Env } from './env-exporters.ts';
+import { resetInstruments } from './metrics.ts';
+import { TraceFileExporter } from './trace-file.ts';
+
+export interface TelemetryOptions {
+  /** Extra span processors (tests: an in-memory exporter). */
+  spanProcessors?: SpanProcessor[];
+  /** Append every span to this file as a JSON line (`--trace-file`). */
+  traceFile?: string;
+  /** Where OTEL_* are read (default process.env). */
+  env?: Env;
+  /** Where exporter warnings go (default stderr). */
+  log?: (line: string) => void;
+}
 
 let provider: BasicTracerProvider | undefined;
+let meterProvider: MeterProvider | undefined;
+let fileProcessor: SpanProcessor | undefined;
+
+const DIAG_LEVELS: Record<string, DiagLogLevel> = {
+  none: DiagLogLevel.NONE, error: DiagLogLevel.ERROR, warn: DiagLogLevel.WARN, info: DiagLogLevel.INFO,
+  debug: DiagLogLevel.DEBUG, verbose: DiagLogLevel.VERBOSE, all: DiagLogLevel.ALL,
+};
 
 /**
  * Wires the OpenTelemetry SDK once per process: real span and trace ids (so W3C context travels in NATS
- * headers), the async context manager, and any span processors given. Idempotent.
+ * headers), the async context manager, the exporters the OTEL_* variables choose, the trace file, and a
+ * meter provider when a metrics exporter is chosen. Idempotent. Throws only when the trace file cannot be
+ * opened.
  */
-export function setupTelemetry(serviceName: string, spanProcessors: SpanProcessor[] = []): BasicTracerProvider {
+export function setupTelemetry(serviceName: string, options: TelemetryOptions = {}): BasicTracerProvider {
   if (provider) return provider;
-  provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': serviceName }),
-    spanProcessors,
-  });
+  const env = options.env ?? process.env;
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const warn = (m: string) => log(`telemetry: ${m}`);
+  const level = DIAG_LEVELS[(env.OTEL_LOG_LEVEL ?? 'warn').trim().toLowerCase()] ?? DiagLogLevel.WARN;
+  const text = (a: unknown): string => {
+    if (typeof a === 'string') return a;
+    const m = (a as { message?: unknown } | null)?.message;
+    if (typeof m === 'string') return m;
+    try { return JSON.stringify(a); } catch { return String(a); }
+  };
+  const diagLine = (...args: unknown[]) => warn(args.map(text).join(' ').replace(/\s+/g, ' ').slice(0, 500));
+  diag.setLogger({ error: diagLine, warn: diagLine, info: diagLine, debug: diagLine, verbose: diagLine }, { logLevel: level, suppressOverrideMessage: true });
+
+  const processors: SpanProcessor[] = [...spanProcessorsFromEnv(env, warn), ...(options.spanProcessors ?? [])];
+  if (options.traceFile) {
+    // Local and cheap, but still batched off the control loop; a large queue so a fast run loses nothing.
+    fileProcessor = new BatchSpanProcessor(new TraceFileExporter(options.traceFile), {
+      maxQueueSize: 65_536, maxExportBatchSize: 2048, scheduledDelayMillis: 500, exportTimeoutMillis: 10_000,
+    });
+    processors.push(fileProcessor);
+  }
+  const resource = resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME || serviceName, 'process.pid': process.pid });
+  provider = new BasicTracerProvider({ resource, spanProcessors: processors });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
+
+  const readers = metricReadersFromEnv(env, warn);
+  if (readers.length) {
+    meterProvider = new MeterProvider({ resource, readers });
+    metrics.setGlobalMeterProvider(meterProvider);
+    resetInstruments();
+  }
   return provider;
 }
 
-/** Flushes and stops telemetry; never throws (telemetry must not break shutdown). */
-export async function shutdownTelemetry(): Promise<void> {
+/**
+ * Flushes and stops telemetry within `timeoutMs`; never throws (telemetry must not break shutdown). The
+ * trace file is flushed first and in full; a collector that does not answer only costs the timeout.
+ */
+export async function shutdownTelemetry(timeoutMs = 2000): Promise<void> {
   const p = provider;
+  const mp = meterProvider;
+  const fp = fileProcessor;
   provider = undefined;
-  try {
-    await p?.shutdown();
-  } catch {
-    // exporters report their own failures
-  }
+  meterProvider = undefined;
+  fileProcessor = undefined;
+  const settle = (work: Promise<unknown> | undefined) => (work ?? Promise.resolve()).catch(() => undefined);
+  await settle(fp?.shutdown());
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((r) => { timer = setTimeout(r, timeoutMs); timer.unref(); });
+  await Promise.race([Promise.all([settle(p?.shutdown()), settle(mp?.shutdown())]), deadline]);
+  clearTimeout(timer);
 }

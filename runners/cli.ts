@@ -9,6 +9,9 @@ const hostCommand = lazy(async () => (await import('./host-command.ts')).hostCom
 const demoCommand = lazy(async () => (await import('./demo.ts')).demoCommand);
 const eventsCommand = lazy(async () => (await import('./events-command.ts')).eventsCommand);
 const schemaCommand = lazy(async () => (await import('./schema-command.ts')).schemaCommand);
+const gpusCommand = lazy(async () => (await import('./gpus-command.ts')).gpusCommand);
+const explainCommand = lazy(async () => (await import('./explain-command.ts')).explainCommand);
+const reportCommand = lazy(async () => (await import('./report-command.ts')).reportCommand);
 const benchControlCommand = lazy(async () => (await import('./bench-command.ts')).benchControlCommand);
 
 /** Builds the `gpucolo` command tree. */
@@ -22,13 +25,15 @@ export function program(): Command {
   p.command('host')
     .description('run one host runner: a GPU actor per GPU plus its inference and training actors')
     .requiredOption('--host-id <id>', 'this host\'s id (letters, digits, _ and -)')
-    .option('--backend <kind>', 'GPU backend: sim:N = N simulated GPUs', 'sim:2')
-    .option('--workloads <file>', 'JSON workloads file (default: one ResNet-50 service and one WRN-101 job per GPU)')
+    .option('--backend <kind>', 'GPU backend: sim:N = N simulated GPUs; nvidia = the NVIDIA GPUs named in --workloads', 'sim:2')
+    .option('--workloads <file>', 'JSON workloads file (default: one ResNet-50 service and one WRN-101 job per GPU); with --backend nvidia, YAML or JSON naming each GPU\'s commands')
+    .option('--state-dir <dir>', 'nvidia backend: folder for MPS pipes, leases, checkpoints and the paused-process record (default $XDG_RUNTIME_DIR/gpucolo/<host-id>)')
     .addOption(new Option('--policy <name>', 'control policy').choices([...POLICY_NAMES]))
     .option('--speed <x>', 'simulated time runs this many times faster than the wall', '1')
     .option('--seed <n>', 'random seed of the simulated GPUs', '1')
     .option('--duration <s>', 'stop after this many simulated seconds (default: run until SIGINT/SIGTERM)')
     .option('--json', 'print a JSON summary line on stop')
+    .option('--trace-file <file>', 'append every span to FILE as JSON lines (for explain and report)')
     .action(hostCommand);
 
   p.command('demo')
@@ -42,6 +47,7 @@ export function program(): Command {
     .addOption(new Option('--policy <name>', 'control policy').choices([...POLICY_NAMES]))
     .option('--workloads <file>', 'JSON workloads file for every host')
     .option('--json', 'print tables on stderr and, as the last line of stdout, one JSON summary')
+    .option('--trace-file <file>', 'write the spans of the demo and of every host runner to FILE (JSON lines, one file)')
     .action(demoCommand);
 
   p.command('events')
@@ -65,6 +71,28 @@ export function program(): Command {
     .option('--out <dir>', 'directory for the chart control-<scenario>.svg; none = no chart', '.')
     .option('--json', 'table on stderr; last stdout line {"scenario", "policies": {NAME: {...}}}')
     .action(benchControlCommand);
+
+  p.command('explain')
+    .description('per GPU, a timeline of every knob change and why, from a trace file (--trace-file)')
+    .argument('<file>', 'trace file (JSON lines)')
+    .option('--gpu <host/gpu>', 'only this GPU, e.g. host0/gpu1')
+    .option('--since <t>', 'from this time: ISO date-time (wall clock) or device time since the GPU started (40s, 2m, 1500ms)')
+    .option('--until <t>', 'up to this time, same forms as --since')
+    .option('--json', 'print the timeline as one JSON object (last stdout line)')
+    .action((file: string, o: object) => explainCommand({ ...o, file }));
+
+  p.command('report')
+    .description('one self-contained HTML file with charts of a run, from a trace file (--trace-file)')
+    .argument('<file>', 'trace file (JSON lines)')
+    .requiredOption('-o, --out <file>', 'HTML file to write')
+    .option('--json', 'print what was written as JSON')
+    .action((file: string, o: object) => reportCommand({ ...o, file }));
+
+  p.command('gpus')
+    .description('list the NVIDIA GPUs this host runner would manage (nvidia-smi; GPUCOLO_NVIDIA_SMI names another binary)')
+    .option('--nvidia-smi <path>', 'the nvidia-smi binary to run (default: GPUCOLO_NVIDIA_SMI, else nvidia-smi on PATH)')
+    .option('--json', 'print {"gpus": [{index, uuid, name, memoryTotalMiB, memoryUsedMiB, utilizationPct}]} as the last stdout line')
+    .action(gpusCommand);
 
   p.command('schema')
     .description('write the JSON Schema (2020-12) of every message and index.json (subject pattern -> schema file)')

@@ -1,7 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { context, trace } from '@opentelemetry/api';
 import { Bus, ensureEventsStream } from '../bus/index.ts';
 import { POLICY_NAMES } from '../control/types.ts';
+import { setupTelemetry, shutdownTelemetry } from '../observability/setup.ts';
+import { commandSpan, failSpan, SPAN } from '../observability/spans.ts';
 import { subjects, type GpuStatusEvent, type HostLifecycleEvent } from '../schemas/index.ts';
 import { UsageError, numberFlag } from './errors.ts';
 
@@ -15,6 +19,7 @@ export interface DemoFlags {
   workloads?: string;
   burst: string;
   json?: boolean;
+  traceFile?: string;
 }
 
 /** The demo's per-GPU summary line (the JSON contract of `gpucolo demo --json`). */
@@ -83,6 +88,15 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
     throw new UsageError(`--policy must be one of ${POLICY_NAMES.join(', ')}, got ${JSON.stringify(f.policy)}`);
   }
   const out = f.json ? process.stderr : process.stdout;
+  // One trace file for the whole demo: emptied here, then every process appends whole lines (O_APPEND).
+  if (f.traceFile) {
+    try {
+      writeFileSync(f.traceFile, '');
+    } catch (err) {
+      throw new Error(`--trace-file: cannot write ${f.traceFile}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  setupTelemetry('gpucolo-demo', f.traceFile ? { traceFile: f.traceFile } : {});
   const bus = await Bus.connect({ name: 'gpucolo-demo', host: 'demo' });
   out.write(`bus: ${bus.url}${bus.embedded ? ' (embedded nats-server)' : ''}; ${hosts} host(s) x ${gpus} simulated GPU(s); ${durationS} s at ${speed}x\n`);
 
@@ -109,6 +123,7 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
     const args = [BIN, 'host', '--host-id', hostId, '--backend', `sim:${gpus}`, '--speed', String(speed), '--seed', String(seed + i)];
     if (f.policy) args.push('--policy', f.policy);
     if (f.workloads) args.push('--workloads', f.workloads);
+    if (f.traceFile) args.push('--trace-file', f.traceFile);
     const child = spawn(process.execPath, args, { env: { ...process.env, NATS_URL: bus.url }, stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.on('data', (d: Buffer) => {
       for (const line of d.toString().split('\n')) if (line.trim()) process.stderr.write(`[${hostId}] ${line}\n`);
@@ -159,16 +174,22 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
   } finally {
     killAll();
     await bus.close();
+    await shutdownTelemetry();
   }
+  // An exporter still retrying a collector that does not answer must not keep a finished demo alive.
+  process.exit(process.exitCode ?? 0);
 }
 
 async function scaleAll(bus: Bus, statuses: Map<string, GpuStatusEvent>, scale: number): Promise<void> {
   const sends: Promise<unknown>[] = [];
   for (const s of statuses.values()) {
     for (const svc of s.services) {
-      sends.push(bus.request<'inference.command'>(subjects.inferenceCommand(s.host, s.gpu, svc.serviceId), { type: 'inference.command', action: 'scale-rate', scale })
+      const subject = subjects.inferenceCommand(s.host, s.gpu, svc.serviceId);
+      const span = commandSpan(SPAN.commandPrefix, subject, 'scale-rate', { 'gpucolo.host': s.host, 'gpucolo.gpu': s.gpu, 'gpucolo.service': svc.serviceId, 'gpucolo.scale': scale });
+      sends.push(bus.request<'inference.command'>(subject, { type: 'inference.command', action: 'scale-rate', scale }, { ctx: trace.setSpan(context.active(), span) })
         .then((r) => { if (!r.ok) process.stderr.write(`scale-rate on ${s.host}/${s.gpu}/${svc.serviceId} refused: ${r.error}\n`); })
-        .catch((err) => process.stderr.write(`scale-rate on ${s.host}/${s.gpu}/${svc.serviceId}: ${(err as Error).message}\n`)));
+        .catch((err) => { failSpan(span, err); process.stderr.write(`scale-rate on ${s.host}/${s.gpu}/${svc.serviceId}: ${(err as Error).message}\n`); })
+        .finally(() => span.end()));
     }
   }
   await Promise.all(sends);

@@ -1,3 +1,4 @@
+import { dirname, resolve } from 'node:path';
 import { Bus, EVENTS_STREAM, ensureEventsStream } from '../bus/index.ts';
 import { POLICY_NAMES, type PolicyName } from '../control/types.ts';
 import { setupTelemetry, shutdownTelemetry } from '../observability/setup.ts';
@@ -5,6 +6,7 @@ import { assertId } from '../schemas/index.ts';
 import { scaledClock } from './clock.ts';
 import { UsageError, numberFlag } from './errors.ts';
 import { startHost } from './host.ts';
+import type { NvidiaBackend } from './nvidia-backend.ts';
 import { DEFAULT_WORKLOADS, loadWorkloads } from './workloads.ts';
 
 export interface HostFlags {
@@ -16,12 +18,15 @@ export interface HostFlags {
   seed: string;
   duration?: string;
   json?: boolean;
+  traceFile?: string;
+  stateDir?: string;
 }
 
-/** Parses `--backend sim:N`. */
-export function parseBackend(raw: string): { kind: 'sim'; gpus: number } {
+/** Parses `--backend sim:N` or `--backend nvidia`. */
+export function parseBackend(raw: string): { kind: 'sim'; gpus: number } | { kind: 'nvidia' } {
+  if (raw === 'nvidia') return { kind: 'nvidia' };
   const m = /^sim:(\d+)$/.exec(raw);
-  if (!m) throw new UsageError(`--backend must be sim:N (N simulated GPUs), got ${JSON.stringify(raw)}; the nvidia backend is not available in this build`);
+  if (!m) throw new UsageError(`--backend must be sim:N (N simulated GPUs) or nvidia (the GPUs named in --workloads), got ${JSON.stringify(raw)}`);
   const gpus = numberFlag('--backend sim:N', m[1]!, { min: 1, max: 4096, integer: true });
   return { kind: 'sim', gpus };
 }
@@ -40,20 +45,34 @@ export async function hostCommand(f: HostFlags): Promise<void> {
   if (f.policy !== undefined && !(POLICY_NAMES as readonly string[]).includes(f.policy)) {
     throw new UsageError(`--policy must be one of ${POLICY_NAMES.join(', ')}, got ${JSON.stringify(f.policy)}`);
   }
-  const workloads = f.workloads ? loadWorkloads(f.workloads) : DEFAULT_WORKLOADS;
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  const nvidiaWorkloads = backend.kind === 'nvidia' ? await loadNvidia(f, speed, log) : undefined;
+  const workloads = backend.kind === 'sim' && f.workloads ? loadWorkloads(f.workloads) : DEFAULT_WORKLOADS;
 
-  setupTelemetry(`gpucolo-host-${f.hostId}`);
+  try {
+    setupTelemetry(`gpucolo-host-${f.hostId}`, { log, ...(f.traceFile ? { traceFile: f.traceFile } : {}) });
+  } catch (err) {
+    throw new Error(`--trace-file: ${(err as Error).message}`, { cause: err });
+  }
   const bus = await Bus.connect({ name: `gpucolo-host-${f.hostId}`, host: f.hostId });
   bus.onError = (err, where) => log(`bus: ${where}: ${(err as Error)?.message ?? err}`);
-  log(`host ${f.hostId}: bus ${bus.url}${bus.embedded ? ' (embedded)' : ''}, ${backend.gpus} simulated GPU(s), speed ${speed}x`);
+  log(`host ${f.hostId}: bus ${bus.url}${bus.embedded ? ' (embedded)' : ''}, ${backend.kind === 'sim' ? `${backend.gpus} simulated GPU(s), speed ${speed}x` : `${nvidiaWorkloads!.file.gpus.length} NVIDIA GPU(s)`}`);
   const stream = await ensureEventsStream(bus);
   if (!stream.ok) log(`events are not kept for replay (JetStream stream ${EVENTS_STREAM} unavailable: ${stream.reason})`);
   const clock = scaledClock(speed);
+  let nvidia: NvidiaBackend | undefined;
+  const giveUp = async (err: unknown): Promise<never> => {
+    await nvidia?.close();
+    await bus.close();
+    await shutdownTelemetry();
+    throw err;
+  };
+  nvidia = nvidiaWorkloads ? await nvidiaWorkloads.prepare({ hostId: f.hostId, clock: clock.now, log, ...(f.stateDir ? { stateDir: f.stateDir } : {}) }).catch(giveUp) : undefined;
   const host = await startHost({
-    hostId: f.hostId, gpus: backend.gpus, workloads, clock, bus, seed, log,
+    hostId: f.hostId, gpus: nvidia?.gpus ?? (backend.kind === 'sim' ? backend.gpus : 0), workloads: nvidia?.workloads ?? workloads, clock, bus, seed, log,
     ...(f.policy ? { policy: f.policy as PolicyName } : {}),
-  });
+    ...(nvidia ? { makeDevice: nvidia.makeDevice, backendLabel: 'nvidia' } : {}),
+  }).catch(giveUp);
 
   let stopping = false;
   const stop = async (why: string) => {
@@ -61,6 +80,7 @@ export async function hostCommand(f: HostFlags): Promise<void> {
     stopping = true;
     log(`host ${f.hostId}: stopping (${why})`);
     await host.stop();
+    await nvidia?.close();
     if (f.json) {
       const s = host.gpuActors.map((a) => a.getSnapshot().context);
       process.stdout.write(`${JSON.stringify({ host: f.hostId, gpus: s.map((c) => ({ id: `${f.hostId}/${c.gpu}`, policy: c.policyName, mpsChanges: c.mpsChanges, sleepChanges: c.sleepChanges })), bus: bus.stats })}\n`);
@@ -74,4 +94,17 @@ export async function hostCommand(f: HostFlags): Promise<void> {
     if (durationS !== undefined) setTimeout(() => void stop('duration reached').then(resolve), (durationS * 1000) / speed);
   });
   await done;
+  // An exporter still retrying a collector that does not answer must not keep a stopped runner alive.
+  process.exit(process.exitCode ?? 0);
+}
+
+/** The nvidia backend's workloads file, read and matched to the GPUs before anything starts; `prepare` claims them. */
+async function loadNvidia(f: HostFlags, speed: number, log: (line: string) => void) {
+  if (!f.workloads) throw new UsageError('--backend nvidia needs --workloads FILE (YAML or JSON naming each GPU\'s inference and training commands)');
+  if (speed !== 1) throw new UsageError(`--speed must be 1 with --backend nvidia (real GPUs run in real time), got ${speed}`);
+  const nv = await import('./nvidia-backend.ts');
+  const file = nv.loadNvidiaWorkloads(f.workloads);
+  const baseDir = dirname(resolve(f.workloads));
+  const chosen = await nv.matchNvidiaGpus(file, log);
+  return { file, prepare: (o: { hostId: string; clock: () => number; log: (l: string) => void; stateDir?: string }) => nv.prepareNvidiaBackend({ ...o, workloads: file, chosen, baseDir }) };
 }

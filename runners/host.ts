@@ -1,4 +1,4 @@
-import { context as otelContext, trace, SpanStatusCode, type Attributes, type Context } from '@opentelemetry/api';
+import { context as otelContext, trace, type Context } from '@opentelemetry/api';
 import { createActor, fromPromise, type Actor } from 'xstate';
 import { gpuMachine, policyFor } from '../actors/gpu.ts';
 import { hostMachine } from '../actors/host.ts';
@@ -6,10 +6,12 @@ import { inferenceMachine } from '../actors/inference.ts';
 import { trainingMachine, type TrainingCommandEvent } from '../actors/training.ts';
 import type { Bus, CommandBody } from '../bus/index.ts';
 import { pacingValue } from '../control/index.ts';
-import { POLICY_NAMES, type Decision, type Knobs, type PolicyName } from '../control/types.ts';
+import { POLICY_NAMES, type Knobs, type PolicyName } from '../control/types.ts';
 import { GpuModel, SimGpuDevice, loadProfile } from '../gpu/model/index.ts';
 import type { GpuDevice } from '../gpu/types.ts';
-import { tracer } from '../observability/tracing.ts';
+import { GpuTelemetry, type TracedStep } from '../observability/gpu-telemetry.ts';
+import { recordLatencies } from '../observability/metrics.ts';
+import { commandSpan, failSpan, SPAN } from '../observability/spans.ts';
 import { SCHEMA_VERSION, assertId, subjects, type GpuStatusEvent } from '../schemas/index.ts';
 import type { ScaledClock } from './clock.ts';
 import { workloadFor, type WorkloadsFile } from './workloads.ts';
@@ -85,6 +87,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
     const gpuId = gpuIds[index]!;
     const w = workloadFor(o.workloads, index);
     const initial = policyFor(policy, {}).initialKnobs();
+    const telemetry = new GpuTelemetry(hostId, gpuId);
     const device: GpuDevice = o.makeDevice ? o.makeDevice(index, gpuId, initial) : simDevice(index, gpuId, w, initial);
 
     const inference = w.services.map((s) => {
@@ -93,10 +96,12 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
         actions: {
           sample: ({ self }) => {
             const { completions, arrivals } = device.takeCompletions(s.id);
+            recordLatencies(hostId, gpuId, s.id, completions.map((c) => c.latencyMs));
             self.send({ type: 'SAMPLES', tMs: device.now(), completions, arrivals });
           },
           report: ({ context }, { report }) => {
-            bus.publish(subject, { v: SCHEMA_VERSION, type: 'inference.window', host: hostId, gpu: gpuId, serviceId: context.serviceId, ...report });
+            bus.publish(subject, { v: SCHEMA_VERSION, type: 'inference.window', host: hostId, gpu: gpuId, serviceId: context.serviceId, ...report },
+              telemetry.windowContext(context.serviceId, subject, { ...report, sloMs: context.sloMs }));
           },
           applyLoad: (_a, { rateRps, batch }) => {
             if (rateRps !== undefined) device.setArrivalRate(s.id, rateRps);
@@ -150,12 +155,10 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
       gpuMachine.provide({
         actions: {
           actuate: ({ context }, { tier, old, knobs, decisions }) => {
-            // One span per control step; its decision events carry its context, its commands are children.
-            const span = decisions.length
-              ? tracer().startSpan(`gpucolo.decision.${tier}`, { attributes: decisionAttributes(hostId, gpuId, context.policyName, decisions) })
-              : undefined;
-            const ctx = span ? trace.setSpan(otelContext.active(), span) : otelContext.active();
+            // One span per knob change; its decision event carries its context, its command is its child.
+            const step = telemetry.step(tier, context.policyName, decisions, device.now());
             for (const decision of decisions) {
+              const ctx = step.contextFor(decision.knob);
               bus.publish(subjects.gpuDecision(hostId, gpuId), {
                 v: SCHEMA_VERSION, type: 'gpu.decision', host: hostId, gpu: gpuId, tMs: device.now(), unixMs: unix(),
                 policy: context.policyName, tier: tier === 'safety' ? 'safety' : decision.tier, knob: decision.knob,
@@ -164,12 +167,14 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
                 ...(decision.drivingServiceId ? { drivingServiceId: decision.drivingServiceId } : {}),
               }, ctx);
             }
-            const sends = jobIds.map((jobId) => actuateJob(bus, hostId, gpuId, jobId, tier === 'start' ? undefined : old, knobs, ctx, log));
-            void Promise.all(sends).finally(() => span?.end());
+            const sends = jobIds.map((jobId) => actuateJob(bus, hostId, gpuId, jobId, tier === 'start' ? undefined : old, knobs, step, log));
+            void Promise.all(sends).finally(() => step.end());
           },
           publishStatus: ({ context, self }) => {
             const mode = self.getSnapshot().matches({ running: { mode: 'safe' } }) ? 'safe' : 'controlling';
-            bus.publish(subjects.gpuStatus(hostId, gpuId), statusEvent(context, mode, device.now(), unix()));
+            const status = statusEvent(context, mode, device.now(), unix());
+            telemetry.status(status);
+            bus.publish(subjects.gpuStatus(hostId, gpuId), status);
           },
           publishSafety: (_a, { condition, detail }) => {
             bus.publish(subjects.gpuSafety(hostId, gpuId), { v: SCHEMA_VERSION, type: 'gpu.safety', host: hostId, gpu: gpuId, tMs: device.now(), unixMs: unix(), condition, detail });
@@ -186,12 +191,14 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
       }),
       { input: { host: hostId, gpu: gpuId, policy }, clock: o.clock.xstate },
     );
-    bus.subscribe<'inference.window'>(subjects.inferenceWindow(hostId, gpuId, '*'), ({ message }) => {
+    bus.subscribe<'inference.window'>(subjects.inferenceWindow(hostId, gpuId, '*'), ({ message, traceContext }) => {
       const { v: _v, type: _t, host: _h, gpu: _g, serviceId, ...report } = message;
+      telemetry.onWindow(serviceId, report, traceContext);
       gpu.send({ type: 'WINDOW', serviceId, report });
     });
     bus.subscribe<'training.progress'>(subjects.trainingProgress(hostId, gpuId, '*'), ({ message }) => {
       const { v: _v, type: _t, host: _h, gpu: _g, jobId, ...report } = message;
+      telemetry.onProgress(jobId, report.itersPerSec);
       gpu.send({ type: 'PROGRESS', jobId, report });
     });
     bus.serve<'gpu.command'>(subjects.gpuCommand(hostId, gpuId), ({ message: m }) => {
@@ -275,19 +282,6 @@ function finiteTerms(terms: Record<string, number>): Record<string, number> {
   return out;
 }
 
-function decisionAttributes(host: string, gpu: string, policy: string, decisions: Decision[]): Attributes {
-  const attrs: Attributes = { 'gpucolo.host': host, 'gpucolo.gpu': gpu, 'gpucolo.policy': policy };
-  decisions.forEach((d, i) => {
-    const p = decisions.length === 1 ? 'gpucolo' : `gpucolo.${i}`;
-    attrs[`${p}.knob`] = d.knob;
-    attrs[`${p}.old`] = d.oldValue;
-    attrs[`${p}.new`] = d.newValue;
-    attrs[`${p}.reason`] = d.reason;
-    for (const [k, v] of Object.entries(finiteTerms(d.terms))) attrs[`${p}.term.${k}`] = v;
-  });
-  return attrs;
-}
-
 function statusEvent(c: import('../actors/gpu.ts').GpuContext, state: string, tMs: number, unixMs: number): GpuStatusEvent {
   return {
     v: SCHEMA_VERSION, type: 'gpu.status', host: c.host, gpu: c.gpu, tMs, unixMs, policy: c.policyName, state,
@@ -310,7 +304,7 @@ function applyTraining(device: GpuDevice, jobId: string, c: TrainingCommandEvent
 
 /** Sends one training job the knobs that changed (all of them when `old` is undefined), as commands over the bus. */
 async function actuateJob(
-  bus: Bus, host: string, gpu: string, jobId: string, old: Knobs | undefined, knobs: Knobs, parent: Context, log: (l: string) => void,
+  bus: Bus, host: string, gpu: string, jobId: string, old: Knobs | undefined, knobs: Knobs, parent: Context | TracedStep, log: (l: string) => void,
 ): Promise<void> {
   const subject = subjects.trainingCommand(host, gpu, jobId);
   const cmds: CommandBody<'training.command'>[] = [];
@@ -321,14 +315,13 @@ async function actuateJob(
     cmds.push({ ...base, action: 'set-pacing', pacing: knobs.pacing });
   }
   for (const body of cmds) {
-    const span = tracer().startSpan(`gpucolo.actuate ${body.action}`, {
-      attributes: { 'messaging.system.name': 'nats', 'messaging.destination.name': subject, 'messaging.operation.type': 'send', 'gpucolo.job': jobId },
-    }, parent);
+    const ctx = 'contextFor' in parent ? parent.contextFor(body.action) : parent;
+    const span = commandSpan(SPAN.actuatePrefix, subject, body.action, { 'gpucolo.host': host, 'gpucolo.gpu': gpu, 'gpucolo.job': jobId }, ctx);
     try {
-      const reply = await bus.request<'training.command'>(subject, body, { timeoutMs: 2000, ctx: trace.setSpan(parent, span) });
+      const reply = await bus.request<'training.command'>(subject, body, { timeoutMs: 2000, ctx: trace.setSpan(ctx, span) });
       if (!reply.ok) throw new Error(reply.error ?? 'refused');
     } catch (err) {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      failSpan(span, err);
       log(`actuation ${subject} ${body.action} failed: ${(err as Error).message}`);
     } finally {
       span.end();

@@ -1,3 +1,4 @@
 export * from './messages.ts';
 export * from './subjects.ts';
 export * from './registry.ts';
+export * from './workloads-nvidia.ts';

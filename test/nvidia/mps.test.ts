@@ -1,0 +1,110 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { binariesFromEnv, MpsControl, NvidiaToolError } from '../../gpu/nvidia/index.ts';
+import { alive, cleanup, FAKE_MPS, GPU0_UUID, jsonLines, STANDIN, tempDir, until } from './helpers.ts';
+
+function control(tag: string, mode?: string, commandTimeoutMs?: number) {
+  const dir = tempDir(tag);
+  if (mode) process.env.FAKE_MPS_MODE = mode;
+  else delete process.env.FAKE_MPS_MODE;
+  process.env.FAKE_NVIDIA_LOG = join(dir, 'nvidia.log');
+  const lines: string[] = [];
+  const mps = new MpsControl({
+    binaries: { ...binariesFromEnv({}), mpsControl: FAKE_MPS }, pipeDir: join(dir, 'pipe'), logDir: join(dir, 'log'), gpuUuid: GPU0_UUID,
+    log: (l) => lines.push(l), ...(commandTimeoutMs ? { commandTimeoutMs } : {}),
+  });
+  return { dir, mps, lines };
+}
+
+/** A stand-in CUDA program: a client of the daemon on `pipeDir` that ignores SIGTERM. */
+function client(pipeDir: string) {
+  return spawn(process.execPath, [join(STANDIN, 'training.mjs')], {
+    env: { ...process.env, CUDA_MPS_PIPE_DIRECTORY: pipeDir, CUDA_MPS_ACTIVE_THREAD_PERCENTAGE: '40', FAKE_IGNORE_SIGTERM: '1' }, stdio: 'ignore',
+  });
+}
+
+/** Waits until the daemon's control.log shows the client connected. */
+async function registered(dir: string, pid: number): Promise<void> {
+  await until(() => { try { return readFileSync(join(dir, 'log', 'control.log'), 'utf8').includes(`NEW CLIENT ${pid} `); } catch { return false; } }, 5000, `client ${pid}`);
+}
+
+test('mps - no daemon: the documented "Cannot find MPS control daemon process" becomes a no-daemon error', async () => {
+  const { mps } = control('mps-none');
+  await assert.rejects(mps.command('get_server_list'), (err: NvidiaToolError) =>
+    err.kind === 'no-daemon' && /Cannot find MPS control daemon process/.test(err.message));
+  assert.equal(await mps.isRunning(), false);
+  await mps.quit(); // nothing to stop is not an error
+});
+
+test('mps - start with our own pipe and log directories on the GPU by UUID, terminate_client (refusals surface), quit', async () => {
+  const { dir, mps, lines } = control('mps-life');
+  let proc: ReturnType<typeof client> | undefined;
+  try {
+    assert.equal(await mps.start(), 'started');
+    const started = jsonLines(join(dir, 'nvidia.log')).find((l) => l.cmd === '-d')!;
+    assert.deepEqual(started.env, { CUDA_VISIBLE_DEVICES: GPU0_UUID, CUDA_MPS_PIPE_DIRECTORY: join(dir, 'pipe'), CUDA_MPS_LOG_DIRECTORY: join(dir, 'log') });
+    assert.match(readFileSync(join(dir, 'log', 'control.log'), 'utf8'), /Starting control daemon/);
+    assert.equal(await mps.start(), 'reused', 'a daemon that answers is used, not started twice');
+    assert.equal(await mps.defaultActiveThreadPercentage(), 100);
+    assert.deepEqual(await mps.serverList(), []);
+
+    proc = client(join(dir, 'pipe'));
+    const pid = proc.pid!;
+    await registered(dir, pid);
+    const servers = await mps.serverList();
+    assert.equal(servers.length, 1);
+    assert.deepEqual(await mps.clientList(servers[0]!), [pid]);
+    // PID 999999 is no client of any server: terminate_client is sent to each server and the refusal surfaces.
+    await assert.rejects(mps.terminateClient(999999), (err: NvidiaToolError) =>
+      err.kind === 'failed' && new RegExp(`terminate_client ${servers[0]} 999999" was refused: Client 999999 not found`).test(err.message));
+    const exited = new Promise((r) => proc!.once('exit', r));
+    assert.deepEqual(await mps.terminateClient(pid), servers);
+    await exited;
+    assert.equal(alive(pid), false, 'terminate_client ended the client');
+    const cmds = jsonLines<{ cmd: string; answer: string }>(join(dir, 'nvidia.log')).map((l) => l.cmd);
+    assert.ok(cmds.includes(`terminate_client ${servers[0]} ${pid}`), cmds.join(' | '));
+    assert.ok(lines.some((l) => l.includes(`terminate_client ${servers[0]} ${pid}: ok`)));
+
+    await mps.quit();
+    assert.equal(await mps.isRunning(), false);
+    assert.ok(cmds.length > 0 && jsonLines<{ cmd: string }>(join(dir, 'nvidia.log')).at(-1)!.cmd === 'quit');
+  } finally {
+    cleanup(proc?.pid ? [proc.pid] : [], [join(dir, 'pipe')]);
+  }
+});
+
+test('mps - a server in fault is reported', async () => {
+  const { dir, mps } = control('mps-fault', 'fault');
+  let proc: ReturnType<typeof client> | undefined;
+  try {
+    await mps.start();
+    proc = client(join(dir, 'pipe'));
+    await registered(dir, proc.pid!);
+    const faulted = await mps.faultedServers();
+    assert.equal(faulted.length, 1);
+    assert.deepEqual(faulted, await mps.serverList());
+  } finally {
+    delete process.env.FAKE_MPS_MODE;
+    cleanup(proc?.pid ? [proc.pid] : [], [join(dir, 'pipe')]);
+  }
+});
+
+test('mps - a hung daemon, a daemon that fails to start and a missing binary are each reported', async () => {
+  const hung = control('mps-hang', 'hang', 600);
+  try {
+    await assert.rejects(hung.mps.start(), (err: NvidiaToolError) => err.kind === 'hung' && /did not answer "get_server_list" within 600 ms: it is hung/.test(err.message));
+  } finally {
+    const pid = Number(readFileSync(join(hung.dir, 'pipe', 'nvidia-cuda-mps-control.pid'), 'utf8'));
+    cleanup([pid]);
+  }
+  const failing = control('mps-fail', 'fail-start');
+  await assert.rejects(failing.mps.start(), (err: NvidiaToolError) => err.kind === 'failed' && /-d .*failed \(exit 1\): Failed to start MPS control daemon/.test(err.message));
+  delete process.env.FAKE_MPS_MODE;
+  const missing = new MpsControl({ binaries: { nvidiaSmi: 'x', mpsControl: join(failing.dir, 'no-such-mps-control') }, pipeDir: join(failing.dir, 'p'), logDir: join(failing.dir, 'l'), gpuUuid: GPU0_UUID });
+  await assert.rejects(missing.start(), (err: NvidiaToolError) => err.kind === 'missing' && /GPUCOLO_MPS_CONTROL/.test(err.message));
+  const long = new MpsControl({ binaries: binariesFromEnv({}), pipeDir: `/tmp/${'x'.repeat(120)}`, logDir: '/tmp/l', gpuUuid: GPU0_UUID });
+  await assert.rejects(long.start(), /longer than 107 bytes/);
+});
