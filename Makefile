@@ -32,7 +32,7 @@ chromium:
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
-demo: install
+demo: deps nats-server
 	$(NODE) bin/gpucolo.mjs demo
 
 test: install

@@ -15,6 +15,8 @@ export interface GpuActorInput {
   /** Training sleep duty held while telemetry is lost: high (inference first) but never a full pause. */
   safeDuty?: number;
   statusPeriodMs?: number;
+  /** Knobs to start from instead of the policy's initial ones (a restarted runner's stored state). */
+  knobs?: Knobs;
 }
 
 export interface ServiceView {
@@ -24,6 +26,12 @@ export interface ServiceView {
   /** Windows received since the last outer decision. */
   outerWindows: LatencyWindow[];
   last?: InferenceReport;
+  /**
+   * Device time of the newest window with a finished request. A service that has served and then
+   * finishes nothing for staleAfterMs (its workload died or hung, or its latency source went quiet)
+   * counts as lost telemetry, even though its (empty) windows keep coming.
+   */
+  lastServedTMs?: number;
 }
 
 export interface GpuContext {
@@ -62,6 +70,9 @@ export type GpuEvent =
   | { type: 'CLOCK'; tMs: number }
   | { type: 'TELEMETRY_LOST' }
   | { type: 'TELEMETRY_RESTORED' }
+  /** The fleet moved a service or a training job off this GPU: forget it. */
+  | { type: 'SERVICE_REMOVED'; serviceId: string }
+  | { type: 'TRAINING_REMOVED'; jobId: string }
   | { type: 'STOP' };
 
 /** One control step's outcome: the knobs before and after, and the decisions (events, spans) behind it. */
@@ -139,7 +150,7 @@ export const gpuMachine = setup({
     const policy = policyFor(input.policy, input.policyOptions ?? {});
     return {
       host: input.host, gpu: input.gpu, policyName: input.policy, policyOptions: input.policyOptions ?? {},
-      policyState: policy.initialState(), knobs: policy.initialKnobs(), services: {}, trainings: {},
+      policyState: policy.initialState(), knobs: input.knobs ?? policy.initialKnobs(), services: {}, trainings: {},
       staleAfterMs: input.staleAfterMs ?? 2000, lastWindowTMs: 0, safe: false, lastInnerTMs: Number.NEGATIVE_INFINITY, safeDuty: input.safeDuty ?? 0.9,
       statusPeriodMs: input.statusPeriodMs ?? 1000, tMs: 0, mpsChanges: 0, sleepChanges: 0, decisions: 0,
     };
@@ -161,6 +172,7 @@ export const gpuMachine = setup({
                 innerWindows: [...(prev?.innerWindows ?? []), w],
                 outerWindows: [...(prev?.outerWindows ?? []), w],
                 last: event.report,
+                ...(event.report.count > 0 ? { lastServedTMs: event.report.tMs } : prev?.lastServedTMs !== undefined ? { lastServedTMs: prev.lastServedTMs } : {}),
               };
               return {
                 services: { ...context.services, [event.serviceId]: view },
@@ -171,8 +183,13 @@ export const gpuMachine = setup({
             // Decide as soon as a period's worth of telemetry is in: no timer phase lag between the
             // inference actor's windows and the decision.
             enqueueActions(({ context, enqueue }) => {
+              const silent = silentServices(context, context.tMs);
               if (context.safe) {
-                enqueue(raise({ type: 'TELEMETRY_RESTORED' }));
+                if (silent.length === 0) enqueue(raise({ type: 'TELEMETRY_RESTORED' }));
+                return;
+              }
+              if (silent.length > 0) {
+                enqueue(raise({ type: 'TELEMETRY_LOST' }));
                 return;
               }
               const periodMs = policyFor(context.policyName, context.policyOptions).innerPeriodMs;
@@ -212,8 +229,22 @@ export const gpuMachine = setup({
             });
           }),
         },
+        SERVICE_REMOVED: {
+          actions: assign(({ context, event }) => {
+            const { [event.serviceId]: _gone, ...services } = context.services;
+            return { services };
+          }),
+        },
+        TRAINING_REMOVED: {
+          actions: assign(({ context, event }) => {
+            const { [event.jobId]: _gone, ...trainings } = context.trainings;
+            return { trainings };
+          }),
+        },
         CLOCK: {
-          guard: ({ context, event }) => !context.safe && event.tMs - context.lastWindowTMs > context.staleAfterMs,
+          // With no service left (the fleet moved them away) there is no latency to lose: no safe mode.
+          guard: ({ context, event }) => !context.safe && Object.keys(context.services).length > 0
+            && (event.tMs - context.lastWindowTMs > context.staleAfterMs || silentServices(context, event.tMs).length > 0),
           actions: raise({ type: 'TELEMETRY_LOST' }),
         },
         STOP: 'stopped',
@@ -225,7 +256,7 @@ export const gpuMachine = setup({
             controlling: { on: { TELEMETRY_LOST: 'safe' } },
             safe: {
               entry: [
-                { type: 'publishSafety', params: ({ context }) => ({ condition: 'telemetry-lost' as const, detail: `no latency window for over ${context.staleAfterMs} ms: training sleep duty held at ${context.safeDuty}` }) },
+                { type: 'publishSafety', params: ({ context }) => ({ condition: 'telemetry-lost' as const, detail: lostDetail(context) }) },
                 enqueueActions(({ context, enqueue }) => {
                   const knobs: Knobs = { ...context.knobs, pacing: { mode: 'duty', duty: context.safeDuty, periodMs: context.knobs.pacing.mode === 'duty' ? context.knobs.pacing.periodMs : 50 } };
                   overrideKnobs(context, knobs, 'telemetry lost: safe sleep duty', { lastWindowTMs: context.lastWindowTMs, staleAfterMs: context.staleAfterMs }, enqueue);
@@ -296,6 +327,21 @@ export const gpuMachine = setup({
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Enqueue = any;
+
+/** Services that served before and have finished no request for over staleAfterMs (device time `nowMs`). */
+export function silentServices(context: GpuContext, nowMs: number): string[] {
+  return Object.entries(context.services)
+    .filter(([, s]) => s.lastServedTMs !== undefined && nowMs - s.lastServedTMs > context.staleAfterMs)
+    .map(([id]) => id);
+}
+
+function lostDetail(context: GpuContext): string {
+  const silent = silentServices(context, context.tMs);
+  const why = silent.length
+    ? `service ${silent.join(', ')} finished no request for over ${context.staleAfterMs} ms (its workload died, hung or stopped reporting)`
+    : `no latency window for over ${context.staleAfterMs} ms`;
+  return `${why}: training sleep duty held at ${context.safeDuty}`;
+}
 
 /** A safety override of the pacing knob: actuates it, publishes why, and counts the change. */
 function overrideKnobs(context: GpuContext, knobs: Knobs, reason: string, terms: Record<string, number>, enqueue: Enqueue): void {

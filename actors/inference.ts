@@ -34,10 +34,14 @@ export interface InferenceContext extends InferenceInput {
   seconds: SecondWindows;
   histogram: LatencyHistogram;
   last?: InferenceReport;
+  /** Requests in flight at the last sample (-1: not measured); a drain ends at 0. */
+  inFlight?: number;
 }
 
 export type InferenceEvent =
-  | { type: 'SAMPLES'; tMs: number; completions: Completion[]; arrivals: number }
+  | { type: 'SAMPLES'; tMs: number; completions: Completion[]; arrivals: number; /** Requests waiting or in service (read before the completions). */ inFlight?: number }
+  /** The fleet moved this service away: no new requests; finish the ones in flight, report them, stop. */
+  | { type: 'DRAIN' }
   | { type: 'SET_SLO'; sloMs: number }
   | LoadChange
   | { type: 'STOP' };
@@ -86,28 +90,44 @@ export const inferenceMachine = setup({
   },
 }).createMachine({
   id: 'inference',
-  context: ({ input }) => ({ ...input, seq: 0, lastTMs: -1, seconds: emptySecondWindows(), histogram: {} }),
+  context: ({ input }) => ({ ...input, seq: 0, lastTMs: -1, seconds: emptySecondWindows(), histogram: {}, inFlight: -1 }),
   initial: 'serving',
+  // Samples are summarised and reported while serving and while draining alike.
+  on: {
+    SAMPLES: {
+      actions: [
+        assign(({ context, event }) => {
+          const { report, seconds, histogram } = summarizePeriod(context, event);
+          return { seq: report.seq, lastTMs: event.tMs, seconds, histogram, last: report, inFlight: event.inFlight ?? -1 };
+        }),
+        { type: 'report', params: ({ context }) => ({ report: context.last! }) },
+      ],
+    },
+  },
   states: {
     serving: {
       after: { period: { target: 'serving', reenter: true, actions: 'sample' } },
       on: {
-        SAMPLES: {
-          actions: [
-            assign(({ context, event }) => {
-              const { report, seconds, histogram } = summarizePeriod(context, event);
-              return { seq: report.seq, lastTMs: event.tMs, seconds, histogram, last: report };
-            }),
-            { type: 'report', params: ({ context }) => ({ report: context.last! }) },
-          ],
-        },
         SET_SLO: { actions: assign({ sloMs: ({ event }) => event.sloMs }) },
         SET_RATE: { actions: [assign({ rateRps: ({ event }) => event.rateRps }), { type: 'applyLoad', params: ({ context }) => ({ rateRps: context.rateRps }) }] },
         SCALE_RATE: { actions: [assign({ rateRps: ({ context, event }) => context.rateRps * event.scale }), { type: 'applyLoad', params: ({ context }) => ({ rateRps: context.rateRps }) }] },
         SET_BATCH: { actions: { type: 'applyLoad', params: ({ event }) => ({ batch: event.batch }) } },
+        DRAIN: 'draining',
         STOP: 'stopped',
       },
     },
+    // Draining: the new instance already serves (the fleet starts it first); this one takes no new
+    // requests, and reports every request still in flight before it stops, so none is lost or uncounted.
+    draining: {
+      entry: [assign({ rateRps: 0, inFlight: -1 }), { type: 'applyLoad', params: { rateRps: 0 } }],
+      initial: 'waiting',
+      states: {
+        waiting: { after: { period: { target: 'waiting', reenter: true, actions: 'sample' } } },
+      },
+      always: { guard: ({ context }) => context.inFlight === 0, target: 'drained' },
+      on: { STOP: 'stopped' },
+    },
+    drained: { type: 'final' },
     stopped: { type: 'final' },
   },
 });

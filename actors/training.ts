@@ -40,6 +40,8 @@ export type TrainingCommandEvent =
 export type TrainingEvent =
   | { type: 'STATUS'; tMs: number; iterations: number; state: TrainingRunState; mpsSharePct: number; pacing: Pacing }
   | TrainingCommandEvent
+  /** The fleet moves this job: checkpoint and stop it here (it restarts from the checkpoint elsewhere). */
+  | { type: 'CHECKPOINT' }
   | { type: 'STOP' };
 
 /**
@@ -61,6 +63,8 @@ export const trainingMachine = setup({
     apply: (_args, _params: { command: TrainingCommandEvent }) => {},
     /** I/O: let the job run unthrottled (called when the actor stops). */
     release: () => {},
+    /** I/O: checkpoint the job and stop it (not paused: stopped) for a restart on another GPU. */
+    checkpoint: () => {},
   },
   delays: {
     period: ({ context }) => context.periodMs,
@@ -93,9 +97,12 @@ export const trainingMachine = setup({
         SET_PACING: { actions: { type: 'apply', params: ({ event }) => ({ command: event }) } },
         SET_MPS_SHARE: { actions: { type: 'apply', params: ({ event }) => ({ command: event }) } },
         SET_RUNNING: { actions: { type: 'apply', params: ({ event }) => ({ command: event }) } },
+        CHECKPOINT: 'migrated',
         STOP: 'stopped',
       },
     },
     stopped: { type: 'final', entry: 'release' },
+    // Moved away: checkpointed and stopped here; not released, since it now runs on another GPU.
+    migrated: { type: 'final', entry: 'checkpoint' },
   },
 });

@@ -10,6 +10,7 @@ import { extractTraceContext, injectTraceContext } from '../observability/tracin
 import { recordRejected } from '../observability/metrics.ts';
 import { withHandleSpan } from '../observability/spans.ts';
 import { decode, encode } from './codec.ts';
+import { authFromEnv, connectionAuth, describeAuth, hasAuth, type BusAuth } from './auth.ts';
 import { BusUnavailableError, CommandError, OutgoingSchemaError } from './errors.ts';
 import { startLocalNatsServer, type LocalNatsServer } from './server.ts';
 
@@ -26,6 +27,10 @@ export interface BusOptions {
   /** Host id that rejected-message events are published under. */
   host: string;
   maxPayloadBytes?: number;
+  /** Credentials and TLS; default from NATS_CREDS, NATS_NKEY, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_TLS_*. */
+  auth?: BusAuth;
+  /** How long the first connection may take (default 5000 ms). */
+  connectTimeoutMs?: number;
 }
 
 /** A message that passed the edge, with the trace context it carried. */
@@ -41,6 +46,12 @@ export interface BusStats {
   rejected: number;
   rejectedByReason: Record<RejectReason, number>;
   handlerErrors: number;
+  /** Times the connection came back after losing its server. */
+  reconnects: number;
+  /** Events held while the server was unreachable and sent when it came back. */
+  eventsHeld: number;
+  /** Events dropped because the outage outlasted the hold queue (oldest first). */
+  eventsDropped: number;
 }
 
 /** A command without the fields the bus fills in (version, id, deadline). */
@@ -56,6 +67,9 @@ export interface CommandOutcome {
 }
 
 const IDEMPOTENCY_CACHE = 4096;
+/** Events kept through a server outage (about a minute of a 16-GPU host's events). */
+const MAX_HELD_EVENTS = 10_000;
+const EVENTS_PREFIX = subjects.allEvents().slice(0, -1);
 const REJECT_EVENTS_PER_SEC = 20;
 
 /**
@@ -65,14 +79,23 @@ const REJECT_EVENTS_PER_SEC = 20;
  */
 export class Bus {
   readonly stats: BusStats = {
-    published: 0, received: 0, rejected: 0, handlerErrors: 0,
+    published: 0, received: 0, rejected: 0, handlerErrors: 0, reconnects: 0, eventsHeld: 0, eventsDropped: 0,
     rejectedByReason: { oversize: 0, decode: 0, schema: 0, 'unknown-subject': 0, version: 0 },
   };
   private readonly maxPayloadBytes: number;
   private readonly subs: Subscription[] = [];
   private rejectWindowStartMs = 0;
   private rejectEventsInWindow = 0;
+  /** Rejections past the per-second event cap, reported together by one summary event. */
+  private rejectsUnreported = 0;
+  private rejectSummaryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** performance.now() when the connection was made: how fast a restarted runner is back is measured from it. */
+  readonly connectedAtMs = performance.now();
+  private readonly reconnectListeners: Array<() => void> = [];
+  /** False between a disconnect and the reconnect: the client would silently discard what is published then. */
+  private connected = true;
+  private readonly held: Array<{ subject: string; bytes: Uint8Array; headers: ReturnType<Bus['traceHeaders']> }> = [];
   onError: (err: unknown, where: string) => void = (err, where) => {
     console.error(`gpucolo bus: ${where}: ${(err as Error)?.message ?? err}`);
   };
@@ -84,19 +107,45 @@ export class Bus {
     private readonly server?: LocalNatsServer,
   ) {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    void this.watchStatus();
+  }
+
+  /** Calls `listener` each time the connection is back after an outage (subscriptions are restored by then). */
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
+  private async watchStatus(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === 'disconnect') this.connected = false;
+      if (s.type !== 'reconnect') continue;
+      this.connected = true;
+      this.stats.reconnects++;
+      // Events from the outage go out first, in order, so the stream holds them for replay.
+      for (const m of this.held.splice(0)) this.nc.publish(m.subject, m.bytes, m.headers ? { headers: m.headers } : undefined);
+      for (const l of this.reconnectListeners) this.runHandler(l, 'reconnect listener');
+    }
   }
 
   /** Connects to NATS_URL / `url`, or starts the embedded default (a private nats-server). */
   static async connect(options: BusOptions): Promise<Bus> {
     const url = options.url ?? process.env.NATS_URL;
+    // The embedded default is private to this process on loopback: it takes no credentials.
+    const auth = url ? options.auth ?? authFromEnv() : {};
+    const authOptions = connectionAuth(auth);
     const server = url ? undefined : await startLocalNatsServer();
     const target = url ?? server!.url;
     try {
-      const nc = await connect({ servers: target, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+      // NATS_URL may list several servers of a cluster, comma-separated (as the NATS tools read it).
+      const servers = target.split(',').map((u) => u.trim()).filter(Boolean);
+      const nc = await connect({ servers, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: options.connectTimeoutMs ?? 5000, ...authOptions });
       return new Bus(nc, target, options, server);
     } catch (err) {
       await server?.stop();
-      throw new BusUnavailableError(`cannot connect to NATS at ${target}: ${(err as Error).message}`, { cause: err });
+      const as = hasAuth(auth) ? ` (${describeAuth(auth)})` : '';
+      // A server that refuses the TLS handshake (no or untrusted client certificate) just closes: it reads as a timeout.
+      const hint = authOptions.tls && /timeout/i.test((err as Error).message) ? '; with TLS this is often a refused handshake: check the CA and the client certificate the server expects' : '';
+      throw new BusUnavailableError(`cannot connect to NATS at ${target}${as}: ${(err as Error).message}${hint}`, { cause: err });
     }
   }
 
@@ -109,7 +158,15 @@ export class Bus {
   publish<T extends MessageType>(subject: string, message: MessageOf<T>, ctx?: Context): void {
     if (this.closed) return;
     const bytes = this.encodeChecked(subject, message);
-    this.nc.publish(subject, bytes, { headers: this.traceHeaders(ctx) });
+    const headers = this.traceHeaders(ctx);
+    if (!this.connected && subject.startsWith(EVENTS_PREFIX)) {
+      // Events are for replay: hold them until the server is back. Telemetry would be stale by then: dropped.
+      this.held.push({ subject, bytes, headers });
+      this.stats.eventsHeld++;
+      if (this.held.length > MAX_HELD_EVENTS) { this.held.shift(); this.stats.eventsDropped++; }
+    } else {
+      this.nc.publish(subject, bytes, { headers });
+    }
     this.stats.published++;
   }
 
@@ -194,10 +251,39 @@ export class Bus {
     return reply as CommandReply;
   }
 
+  /**
+   * Sends a command until it is answered or its deadline passes, every try with the same idempotency key
+   * and deadline: a command whose request or reply was lost (a NATS restart, a reconnect) is sent again
+   * and answered once; the receiver never applies it twice. Errors that retrying cannot fix are thrown at once.
+   */
+  async requestWithRetry<T extends MessageType>(
+    subject: string, body: CommandBody<T>, options: { deadlineMs?: number; tryTimeoutMs?: number; ctx?: Context } = {},
+  ): Promise<CommandReply & { attempts: number }> {
+    const id = body.id ?? randomUUID();
+    const deadlineUnixMs = body.deadlineUnixMs ?? Date.now() + (options.deadlineMs ?? 10_000);
+    const tryTimeoutMs = options.tryTimeoutMs ?? 1000;
+    let attempts = 0;
+    let last: unknown;
+    while (Date.now() < deadlineUnixMs && !this.closed) {
+      attempts++;
+      const leftMs = Math.max(1, deadlineUnixMs - Date.now());
+      try {
+        const reply = await this.request<T>(subject, { ...body, id, deadlineUnixMs }, { timeoutMs: Math.min(tryTimeoutMs, leftMs), ...(options.ctx ? { ctx: options.ctx } : {}) });
+        return { ...reply, attempts };
+      } catch (err) {
+        if (!(err instanceof CommandError) || !err.retryable) throw err;
+        last = err;
+        await new Promise((r) => setTimeout(r, Math.min(100, Math.max(0, deadlineUnixMs - Date.now()))));
+      }
+    }
+    throw new CommandError(`command ${id} to ${subject} got no reply in ${attempts} tries before its deadline: ${(last as Error)?.message ?? 'bus closed'}`, true, { cause: last });
+  }
+
   /** Drains subscriptions, closes the connection and stops the embedded server; idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.rejectSummaryTimer);
     try {
       await this.nc.drain();
     } catch {
@@ -268,9 +354,27 @@ export class Bus {
       this.rejectWindowStartMs = now;
       this.rejectEventsInWindow = 0;
     }
-    if (this.rejectEventsInWindow++ >= REJECT_EVENTS_PER_SEC) return undefined;
+    if (this.rejectEventsInWindow++ >= REJECT_EVENTS_PER_SEC) {
+      // Over the cap: no event each, but one summary when the window ends, so the last event a
+      // watcher sees always carries the true total.
+      this.rejectsUnreported++;
+      this.rejectSummaryTimer ??= setTimeout(() => {
+        this.rejectSummaryTimer = undefined;
+        const n = this.rejectsUnreported;
+        this.rejectsUnreported = 0;
+        this.publishRejected(subject, reason, `${n} more rejected message(s) in the last second, reported together; latest: ${detail}`.slice(0, 300), bytes, Date.now());
+      }, Math.max(1, this.rejectWindowStartMs + 1000 - now));
+      this.rejectSummaryTimer.unref?.();
+      return undefined;
+    }
+    this.publishRejected(subject, reason, detail, bytes, now);
+    return undefined;
+  }
+
+  private publishRejected(subject: string, reason: RejectReason, detail: string, bytes: number, unixMs: number): void {
+    if (this.closed) return;
     const event: BusRejectedEvent = {
-      v: SCHEMA_VERSION, type: 'bus.rejected', host: this.options.host, unixMs: now,
+      v: SCHEMA_VERSION, type: 'bus.rejected', host: this.options.host, unixMs,
       subject: subject.slice(0, 256), reason, detail, bytes, rejectedTotal: this.stats.rejected,
     };
     try {
@@ -278,7 +382,6 @@ export class Bus {
     } catch (err) {
       this.onError(err, 'publishing a rejection event');
     }
-    return undefined;
   }
 
   private runHandler(fn: () => void | Promise<void>, where: string): void {

@@ -20,16 +20,23 @@ export async function ensureEventsStream(bus: Bus): Promise<{ ok: boolean; reaso
     } catch {
       // not there yet: create it (another host may win the race; that is fine)
     }
+    const config = {
+      name: EVENTS_STREAM,
+      subjects: [subjects.allEvents()],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(24 * 3600 * 1000),
+      max_bytes: 256 * 1024 * 1024,
+    };
     try {
-      await jsm.streams.add({
-        name: EVENTS_STREAM,
-        subjects: [subjects.allEvents()],
-        retention: RetentionPolicy.Limits,
-        storage: StorageType.File,
-        discard: DiscardPolicy.Old,
-        max_age: nanos(24 * 3600 * 1000),
-        max_bytes: 256 * 1024 * 1024,
-      });
+      // In a cluster, three copies so the stream outlives a node; a single server keeps one.
+      try {
+        await jsm.streams.add({ ...config, num_replicas: clusterReplicas(bus) });
+      } catch (err) {
+        if (clusterReplicas(bus) === 1) throw err;
+        await jsm.streams.add(config);
+      }
     } catch (err) {
       await jsm.streams.info(EVENTS_STREAM).catch(() => { throw err; });
     }
@@ -37,6 +44,11 @@ export async function ensureEventsStream(bus: Bus): Promise<{ ok: boolean; reaso
   } catch (err) {
     return { ok: false, reason: (err as Error).message };
   }
+}
+
+/** Copies of a JetStream stream to ask for: 3 when the server is part of a cluster, else 1. */
+export function clusterReplicas(bus: Bus): number {
+  return bus.nc.info?.cluster ? 3 : 1;
 }
 
 /** Replays the stored events from the start, through the bus edge (invalid ones are dropped and counted). */

@@ -71,24 +71,38 @@ function installExitHook(): void {
 }
 
 /** Starts a private nats-server on a free loopback port; `stop()` (or process exit) ends it. */
-export async function startLocalNatsServer(options: { startTimeoutMs?: number; maxPayloadBytes?: number } = {}): Promise<LocalNatsServer> {
+export async function startLocalNatsServer(options: {
+  startTimeoutMs?: number;
+  maxPayloadBytes?: number;
+  /** A nats-server configuration file (accounts, permissions, TLS); address, port and store stay ours. */
+  configFile?: string;
+  /** More nats-server arguments (cluster routes, a server name, ...). */
+  args?: string[];
+  /** Environment for the server (variables its configuration refers to). */
+  env?: Record<string, string>;
+  /** Port to listen on (default: a free one); a restarted server reuses its port so clients find it. */
+  port?: number;
+  /** JetStream store folder to use and keep (default: a temp folder removed on stop). */
+  storeDir?: string;
+} = {}): Promise<LocalNatsServer> {
   const bin = findNatsServer();
   if (!bin) {
     throw new BusUnavailableError(
       'nats-server not found: install it (Debian: apt-get install -y nats-server), set NATS_SERVER_BIN, or point NATS_URL at a running server',
     );
   }
-  const port = await freePort();
-  const storeDir = mkdtempSync(join(tmpdir(), 'gpucolo-nats-'));
-  const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir];
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+  const port = options.port ?? await freePort();
+  const ownStore = options.storeDir === undefined;
+  const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), 'gpucolo-nats-'));
+  const args = [...(options.configFile ? ['-c', options.configFile] : []), '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...(options.args ?? [])];
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: false, env: { ...process.env, ...options.env } });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
   try {
     await waitForPort(port, Date.now() + (options.startTimeoutMs ?? 10_000), child);
   } catch (err) {
     child.kill('SIGKILL');
-    rmSync(storeDir, { recursive: true, force: true });
+    if (ownStore) rmSync(storeDir, { recursive: true, force: true });
     throw new BusUnavailableError(`${(err as Error).message}${stderr ? `\n${stderr}` : ''}`, { cause: err });
   }
   const server: LocalNatsServer = {
@@ -104,7 +118,7 @@ export async function startLocalNatsServer(options: { startTimeoutMs?: number; m
         await exited;
         clearTimeout(timer);
       }
-      rmSync(storeDir, { recursive: true, force: true });
+      if (ownStore) rmSync(storeDir, { recursive: true, force: true });
     },
   };
   running.add(server);

@@ -48,5 +48,25 @@ export interface GpuDevice {
   /** Start or stop a training job; a stopped job is never left paused. */
   setTrainingRunning(jobId: string, running: boolean): void;
   trainingStatus(jobId: string): TrainingStatus;
+  /**
+   * Optional, for the fleet actor's placements: start serving a service here (at `rateRps`), or place a
+   * training job here (stopped: `setTrainingRunning(id, true)` starts it, with the restart cost). Adding an
+   * id already present only sets its load (a service) or does nothing (a job).
+   */
+  addService?(service: { id: string; batch: number; rateRps: number }): void;
+  addTraining?(job: { id: string; mpsSharePct: number; pacing: Pacing }): void;
+  /** Optional: requests of a service waiting or in service now (a drain is done at 0). */
+  inFlight?(serviceId: string): number;
+  /**
+   * Optional: tells the listener when the device's own machinery (the MPS daemon on a real GPU) becomes
+   * faulty or healthy again, so the host runner can publish it. The simulated GPU never faults.
+   */
+  onHealth?(listener: (health: DeviceHealth) => void): void;
   close(): Promise<void>;
+}
+
+/** A change in a device's health: `ok`, or what is wrong (fault, hung, no-daemon, missing, failed). */
+export interface DeviceHealth {
+  state: string;
+  detail: string;
 }

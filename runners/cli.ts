@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { POLICY_NAMES } from '../control/types.ts';
+import { applyBusOptions, withBusOptions } from './bus-options.ts';
 import { UsageError } from './errors.ts';
 
 // Commands load lazily: `--help` and `schema` never pay for the simulator or the bus.
@@ -7,12 +8,14 @@ import { UsageError } from './errors.ts';
 const lazy = (load: () => Promise<(f: any) => unknown>) => async (f: any) => { await (await load())(f); };
 const hostCommand = lazy(async () => (await import('./host-command.ts')).hostCommand);
 const demoCommand = lazy(async () => (await import('./demo.ts')).demoCommand);
+const fleetCommand = lazy(async () => (await import('./fleet-command.ts')).fleetCommand);
 const eventsCommand = lazy(async () => (await import('./events-command.ts')).eventsCommand);
 const schemaCommand = lazy(async () => (await import('./schema-command.ts')).schemaCommand);
 const gpusCommand = lazy(async () => (await import('./gpus-command.ts')).gpusCommand);
 const explainCommand = lazy(async () => (await import('./explain-command.ts')).explainCommand);
 const reportCommand = lazy(async () => (await import('./report-command.ts')).reportCommand);
 const benchControlCommand = lazy(async () => (await import('./bench-command.ts')).benchControlCommand);
+const simFleetCommand = lazy(async () => (await import('./sim-command.ts')).simFleetCommand);
 
 /** Builds the `gpucolo` command tree. */
 export function program(): Command {
@@ -20,9 +23,11 @@ export function program(): Command {
     .description('Co-locate latency-critical inference with training on the same GPUs, inference SLO guaranteed.\nReads NATS_URL (default: a private nats-server on loopback) and OTEL_* from the environment.')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    // Connection flags (--nats-url, --creds, --tls-*, ...) become NATS_* variables: every connection uses them.
+    .hook('preAction', (_root, action) => applyBusOptions(action.opts()));
 
-  p.command('host')
+  withBusOptions(p.command('host'))
     .description('run one host runner: a GPU actor per GPU plus its inference and training actors')
     .requiredOption('--host-id <id>', 'this host\'s id (letters, digits, _ and -)')
     .option('--backend <kind>', 'GPU backend: sim:N = N simulated GPUs; nvidia = the NVIDIA GPUs named in --workloads', 'sim:2')
@@ -36,21 +41,37 @@ export function program(): Command {
     .option('--trace-file <file>', 'append every span to FILE as JSON lines (for explain and report)')
     .action(hostCommand);
 
-  p.command('demo')
+  withBusOptions(p.command('fleet'))
+    .description('run a fleet actor: packs inference onto the fewest GPUs within their SLOs, frees whole GPUs, claims them back in a burst; one process leads (NATS KV lease), the others stand by')
+    .option('--fleet-id <id>', 'this fleet process\'s id (letters, digits, _ and -; default fleet-<pid>)')
+    .option('--speed <x>', 'the hosts\' simulated-time speed: plan periods and dwell times are in their time', '1')
+    .option('--plan-period <s>', 'seconds between planning rounds', '1')
+    .option('--lease-ttl <s>', 'leader lease time-to-live in wall seconds: a dead leader is replaced within about this', '3')
+    .option('--min-dwell <s>', 'a GPU or workload moved less than this long ago is not consolidated again (default 30)')
+    .option('--pack-util <u>', 'consolidation fills a GPU up to this effective utilisation (default 0.5)')
+    .option('--unpack-util <u>', 'a GPU above this effective utilisation is relieved at once (default 0.72)')
+    .option('--duration <s>', 'stop after this many (simulated) seconds (default: run until SIGINT/SIGTERM)')
+    .option('--json', 'print a JSON summary line on stop')
+    .option('--trace-file <file>', 'append every span to FILE as JSON lines')
+    .action(fleetCommand);
+
+  withBusOptions(p.command('demo'))
     .description('a whole cluster on this machine: embedded bus, host runners as processes, an inference burst, a live table')
     .option('--hosts <n>', 'host runner processes', '2')
     .option('--gpus <n>', 'simulated GPUs per host', '2')
     .option('--duration <s>', 'simulated seconds to run', '120')
     .option('--speed <x>', 'simulated time runs this many times faster than the wall', '10')
-    .option('--burst <x>', 'request-rate multiplier during the burst (from 40% to 65% of the run)', '1.5')
+    .option('--burst <x>', 'request-rate multiplier during the burst (from 40% to 65% of the run, ramped in 5 steps over 5% of it)', '1.5')
     .option('--seed <n>', 'random seed', '1')
     .addOption(new Option('--policy <name>', 'control policy').choices([...POLICY_NAMES]))
     .option('--workloads <file>', 'JSON workloads file for every host')
     .option('--json', 'print tables on stderr and, as the last line of stdout, one JSON summary')
     .option('--trace-file <file>', 'write the spans of the demo and of every host runner to FILE (JSON lines, one file)')
+    .option('--fleets <n>', 'fleet processes to run (one leads through the KV lease, the others stand by)', '1')
+    .option('--no-fleet', 'run no fleet process: every workload stays where it started')
     .action(demoCommand);
 
-  p.command('events')
+  withBusOptions(p.command('events'))
     .description('print the events on the bus as they come (status, decisions, safety, rejected messages, hosts)')
     .option('--subject <pattern>', 'NATS subject pattern to follow', 'colo.v1.evt.>')
     .option('--count <n>', 'stop after n events')
@@ -71,6 +92,18 @@ export function program(): Command {
     .option('--out <dir>', 'directory for the chart control-<scenario>.svg; none = no chart', '.')
     .option('--json', 'table on stderr; last stdout line {"scenario", "policies": {NAME: {...}}}')
     .action(benchControlCommand);
+
+  const sim = p.command('sim').description('the fleet trace simulation: how many GPUs co-location saves');
+  sim.command('fleet')
+    .description('replay a composite of real traces (57 days by default) on a simulated fleet under each placement and control policy; print GPUs used, SLO violations and training JCT')
+    .option('--days <n>', 'simulated days (1-365)', '57')
+    .option('--policy <name>', 'all, or one of no-colocation, separate-5-1, gslice, gpucolo-paper, gpucolo', 'all')
+    .option('--data <dir>', 'folder with the derived trace files (default: the vendored data/fleet; see data/README.md)')
+    .option('--seed <n>', 'random seed of the workload construction', '1')
+    .option('--json', 'table on stderr; last stdout line {"days", "policies": {NAME: {...}}, "savingsVsNoColocation", "savingsVsGslice"}')
+    .option('--report <file>', 'write an HTML chart of GPUs used per day per policy')
+    .option('--peak-window-h <h>', 'gpucolo\'s planner packs each service by its highest load over this many past hours', '24')
+    .action(simFleetCommand);
 
   p.command('explain')
     .description('per GPU, a timeline of every knob change and why, from a trace file (--trace-file)')

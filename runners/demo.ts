@@ -8,6 +8,7 @@ import { setupTelemetry, shutdownTelemetry } from '../observability/setup.ts';
 import { commandSpan, failSpan, SPAN } from '../observability/spans.ts';
 import { subjects, type GpuStatusEvent, type HostLifecycleEvent } from '../schemas/index.ts';
 import { UsageError, numberFlag } from './errors.ts';
+import { FleetTally, demoWorkloads, type DemoFleetSummary } from './fleet-demo.ts';
 
 export interface DemoFlags {
   hosts: string;
@@ -20,6 +21,9 @@ export interface DemoFlags {
   burst: string;
   json?: boolean;
   traceFile?: string;
+  /** Fleet processes to start (one leads); false (`--no-fleet`) for none. */
+  fleet?: boolean;
+  fleets?: string;
 }
 
 /** The demo's per-GPU summary line (the JSON contract of `gpucolo demo --json`). */
@@ -84,6 +88,7 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
   const speed = numberFlag('--speed', f.speed, { min: 0.1, max: 100 });
   const seed = numberFlag('--seed', f.seed, { integer: true });
   const burst = numberFlag('--burst', f.burst, { min: 0.1, max: 10 });
+  const fleets = f.fleet === false ? 0 : numberFlag('--fleets', f.fleets ?? '1', { min: 0, max: 8, integer: true });
   if (f.policy !== undefined && !(POLICY_NAMES as readonly string[]).includes(f.policy)) {
     throw new UsageError(`--policy must be one of ${POLICY_NAMES.join(', ')}, got ${JSON.stringify(f.policy)}`);
   }
@@ -106,9 +111,12 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
   const stopped = new Set<string>();
   let decisions = 0;
   let safety = 0;
+  const tally = new FleetTally();
   bus.subscribe<'gpu.status'>(`${subjects.allEvents().slice(0, -1)}*.*.status`, ({ message }) => {
     statuses.set(`${message.host}/${message.gpu}`, message);
+    tally.onStatus(message);
   });
+  bus.subscribe<'fleet.plan'>(subjects.fleetPlan(), ({ message }) => { tally.onPlan(message); });
   bus.subscribe<'gpu.decision'>(`${subjects.allEvents().slice(0, -1)}*.*.decision`, () => { decisions++; });
   bus.subscribe<'gpu.safety'>(`${subjects.allEvents().slice(0, -1)}*.*.safety`, () => { safety++; });
   bus.subscribe<'host.lifecycle'>(`${subjects.allEvents().slice(0, -1)}*.lifecycle`, ({ message }: { message: HostLifecycleEvent }) => {
@@ -122,11 +130,22 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
   for (const [i, hostId] of hostIds.entries()) {
     const args = [BIN, 'host', '--host-id', hostId, '--backend', `sim:${gpus}`, '--speed', String(speed), '--seed', String(seed + i)];
     if (f.policy) args.push('--policy', f.policy);
-    if (f.workloads) args.push('--workloads', f.workloads);
+    // Without --workloads: a mixed fleet with fleet-unique ids (see fleet-demo.ts), so services can move.
+    args.push('--workloads', f.workloads ?? demoWorkloads(hostId, gpus));
     if (f.traceFile) args.push('--trace-file', f.traceFile);
     const child = spawn(process.execPath, args, { env: { ...process.env, NATS_URL: bus.url }, stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.on('data', (d: Buffer) => {
       for (const line of d.toString().split('\n')) if (line.trim()) process.stderr.write(`[${hostId}] ${line}\n`);
+    });
+    children.push(child);
+  }
+  for (let i = 0; i < fleets; i++) {
+    const fleetId = `demo-fleet${i}`;
+    const args = [BIN, 'fleet', '--fleet-id', fleetId, '--speed', String(speed)];
+    if (f.traceFile) args.push('--trace-file', f.traceFile);
+    const child = spawn(process.execPath, args, { env: { ...process.env, NATS_URL: bus.url }, stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr?.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n')) if (line.trim()) process.stderr.write(`[${fleetId}] ${line}\n`);
     });
     children.push(child);
   }
@@ -137,39 +156,51 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
     await waitFor(() => started.size === hosts, 60_000, () => `hosts did not start: ${hostIds.filter((h) => !started.has(h)).join(', ')}`, children);
     const t0 = performance.now();
     const simS = () => ((performance.now() - t0) / 1000) * speed;
+    const sampler = setInterval(() => tally.sample(hosts * gpus), 1000 / speed);
     const burstAt = durationS * 0.4;
     const calmAt = durationS * 0.65;
-    let phase: 'calm' | 'burst' | 'after' = 'calm';
+    // The burst ramps (like real traffic) in RAMP_STEPS equal factors over 5% of the run, up and down.
+    const rampS = durationS * 0.05;
+    const step = burst ** (1 / RAMP_STEPS);
+    let up = 0;
+    let down = 0;
     let lastTable = 0;
     while (simS() < durationS) {
       await sleep(100);
-      if (phase === 'calm' && simS() >= burstAt) {
-        phase = 'burst';
-        out.write(`t=${simS().toFixed(0)}s: inference burst: request rate x${burst} on every service\n`);
-        await scaleAll(bus, statuses, burst);
-      } else if (phase === 'burst' && simS() >= calmAt) {
-        phase = 'after';
-        out.write(`t=${simS().toFixed(0)}s: burst over: request rate back\n`);
-        await scaleAll(bus, statuses, 1 / burst);
+      if (up < RAMP_STEPS && simS() >= burstAt + (up * rampS) / RAMP_STEPS) {
+        if (up === 0) out.write(`t=${simS().toFixed(0)}s: inference burst: request rate rising to x${burst} on every service over ${rampS.toFixed(0)} s\n`);
+        up++;
+        await scaleAll(bus, statuses, step);
+      } else if (up === RAMP_STEPS && down < RAMP_STEPS && simS() >= calmAt + (down * rampS) / RAMP_STEPS) {
+        if (down === 0) out.write(`t=${simS().toFixed(0)}s: burst over: request rate back\n`);
+        down++;
+        await scaleAll(bus, statuses, 1 / step);
       }
       if (performance.now() - lastTable >= 2000) {
         lastTable = performance.now();
         out.write(`\n-- t=${simS().toFixed(0)}s --\n${table(statuses)}\n`);
       }
     }
+    clearInterval(sampler);
     const finalStatuses = new Map(statuses);
     for (const c of children) c.kill('SIGTERM');
     await waitFor(() => children.every((c) => c.exitCode !== null), 15_000, () => 'hosts did not stop in time', []).catch((err) => {
       process.stderr.write(`${(err as Error).message}; killing them\n`);
       killAll();
     });
-    const summary = [...finalStatuses.values()].sort((a, b) => `${a.host}/${a.gpu}`.localeCompare(`${b.host}/${b.gpu}`)).map(summarizeStatus);
+    // Attainment per GPU over every service that ran on it during the run (fleet-demo.ts says how).
+    const summary = [...finalStatuses.values()].sort((a, b) => `${a.host}/${a.gpu}`.localeCompare(`${b.host}/${b.gpu}`))
+      .map((s) => ({ ...summarizeStatus(s), attainment: round(tally.attainment(`${s.host}/${s.gpu}`), 4) }));
+    const fleetSummary: DemoFleetSummary = tally.summary(hosts * gpus);
     out.write(`\n== summary: ${summary.length} GPUs, ${decisions} decisions, ${safety} safety events, ${bus.stats.rejected} rejected messages ==\n`);
     const rows = [['gpu', 'SLO ms', 'run p99 ms', 'attainment', 'train it/s', 'mps changes', 'sleep changes']];
     for (const g of summary) rows.push([g.id, String(g.sloMs), g.p99Ms.toFixed(2), g.attainment.toFixed(4), g.trainingItersPerSec.toFixed(3), String(g.mpsChanges), String(g.sleepChanges)]);
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     out.write(`${rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n')}\n`);
-    if (f.json) process.stdout.write(`${JSON.stringify({ gpus: summary })}\n`);
+    if (fleets > 0) {
+      out.write(`fleet: ${fleetSummary.gpusTotal} GPUs, freed min ${fleetSummary.gpusFreedMin} / max ${fleetSummary.gpusFreedMax} / mean ${fleetSummary.gpusFreedMean}, ${fleetSummary.moves} moves\n`);
+    }
+    if (f.json) process.stdout.write(`${JSON.stringify({ gpus: summary, ...(fleets > 0 ? { fleet: fleetSummary } : {}) })}\n`);
     if (summary.length !== hosts * gpus) throw new Error(`only ${summary.length} of ${hosts * gpus} GPUs reported a status`);
   } finally {
     killAll();
@@ -179,6 +210,8 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
   // An exporter still retrying a collector that does not answer must not keep a finished demo alive.
   process.exit(process.exitCode ?? 0);
 }
+
+const RAMP_STEPS = 5;
 
 async function scaleAll(bus: Bus, statuses: Map<string, GpuStatusEvent>, scale: number): Promise<void> {
   const sends: Promise<unknown>[] = [];

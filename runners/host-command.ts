@@ -1,5 +1,5 @@
 import { dirname, resolve } from 'node:path';
-import { Bus, EVENTS_STREAM, ensureEventsStream } from '../bus/index.ts';
+import { Bus, EVENTS_STREAM, GpuStateStore, STATE_BUCKET, ensureEventsStream } from '../bus/index.ts';
 import { POLICY_NAMES, type PolicyName } from '../control/types.ts';
 import { setupTelemetry, shutdownTelemetry } from '../observability/setup.ts';
 import { assertId } from '../schemas/index.ts';
@@ -46,6 +46,12 @@ export async function hostCommand(f: HostFlags): Promise<void> {
     throw new UsageError(`--policy must be one of ${POLICY_NAMES.join(', ')}, got ${JSON.stringify(f.policy)}`);
   }
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  // Taken from the start: a signal while the runner is still starting must not kill it before it can
+  // release its training jobs; it stops as soon as it is up.
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
   const nvidiaWorkloads = backend.kind === 'nvidia' ? await loadNvidia(f, speed, log) : undefined;
   const workloads = backend.kind === 'sim' && f.workloads ? loadWorkloads(f.workloads) : DEFAULT_WORKLOADS;
 
@@ -59,6 +65,8 @@ export async function hostCommand(f: HostFlags): Promise<void> {
   log(`host ${f.hostId}: bus ${bus.url}${bus.embedded ? ' (embedded)' : ''}, ${backend.kind === 'sim' ? `${backend.gpus} simulated GPU(s), speed ${speed}x` : `${nvidiaWorkloads!.file.gpus.length} NVIDIA GPU(s)`}`);
   const stream = await ensureEventsStream(bus);
   if (!stream.ok) log(`events are not kept for replay (JetStream stream ${EVENTS_STREAM} unavailable: ${stream.reason})`);
+  const state = await GpuStateStore.open(bus);
+  if (!state.store) log(`GPU state does not survive a restart (JetStream KV ${STATE_BUCKET} unavailable: ${state.reason})`);
   const clock = scaledClock(speed);
   let nvidia: NvidiaBackend | undefined;
   const giveUp = async (err: unknown): Promise<never> => {
@@ -71,6 +79,7 @@ export async function hostCommand(f: HostFlags): Promise<void> {
   const host = await startHost({
     hostId: f.hostId, gpus: nvidia?.gpus ?? (backend.kind === 'sim' ? backend.gpus : 0), workloads: nvidia?.workloads ?? workloads, clock, bus, seed, log,
     ...(f.policy ? { policy: f.policy as PolicyName } : {}),
+    ...(state.store ? { stateStore: state.store } : {}),
     ...(nvidia ? { makeDevice: nvidia.makeDevice, backendLabel: 'nvidia' } : {}),
   }).catch(giveUp);
 
@@ -89,8 +98,7 @@ export async function hostCommand(f: HostFlags): Promise<void> {
     await shutdownTelemetry();
   };
   const done = new Promise<void>((resolve) => {
-    process.once('SIGINT', () => void stop('SIGINT').then(resolve));
-    process.once('SIGTERM', () => void stop('SIGTERM').then(resolve));
+    void signalled.then((sig) => stop(sig)).then(resolve);
     if (durationS !== undefined) setTimeout(() => void stop('duration reached').then(resolve), (durationS * 1000) / speed);
   });
   await done;

@@ -4,7 +4,7 @@ import { gpuMachine, policyFor } from '../actors/gpu.ts';
 import { hostMachine } from '../actors/host.ts';
 import { inferenceMachine } from '../actors/inference.ts';
 import { trainingMachine, type TrainingCommandEvent } from '../actors/training.ts';
-import type { Bus, CommandBody } from '../bus/index.ts';
+import { StateSaver, type Bus, type CommandBody, type GpuStateRecord, type GpuStateStore, type StoredState } from '../bus/index.ts';
 import { pacingValue } from '../control/index.ts';
 import { POLICY_NAMES, type Knobs, type PolicyName } from '../control/types.ts';
 import { GpuModel, SimGpuDevice, loadProfile } from '../gpu/model/index.ts';
@@ -14,6 +14,7 @@ import { recordLatencies } from '../observability/metrics.ts';
 import { commandSpan, failSpan, SPAN } from '../observability/spans.ts';
 import { SCHEMA_VERSION, assertId, subjects, type GpuStatusEvent } from '../schemas/index.ts';
 import type { ScaledClock } from './clock.ts';
+import { servePlacement, type PlacedActor, type PlacedServiceSpec, type PlacementHost } from './fleet-placement.ts';
 import { workloadFor, type WorkloadsFile } from './workloads.ts';
 
 export interface HostOptions {
@@ -35,6 +36,11 @@ export interface HostOptions {
   makeDevice?: (index: number, gpuId: string, initial: Knobs) => GpuDevice;
   /** Backend label reported in host.lifecycle events (default `sim:N`). */
   backendLabel?: string;
+  /**
+   * JetStream KV store of each GPU's control state: read at start (a restarted runner resumes with its
+   * policy, SLOs and knobs), written on every change.
+   */
+  stateStore?: GpuStateStore;
 }
 
 export interface RunningHost {
@@ -49,8 +55,8 @@ interface GpuParts {
   gpuId: string;
   device: GpuDevice;
   gpu: Actor<typeof gpuMachine>;
-  inference: Actor<typeof inferenceMachine>[];
-  training: Actor<typeof trainingMachine>[];
+  /** The inference and training actors on this GPU now; the fleet's placements add and remove them. */
+  placement: PlacementHost;
   jobIds: string[];
 }
 
@@ -69,6 +75,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
   const unix = () => Date.now();
   // Release commands in flight when the GPU actors stop: awaited before the connection closes.
   const releases: Promise<void>[] = [];
+  const savers: StateSaver[] = [];
 
   const simDevice = (index: number, gpuId: string, w: ReturnType<typeof workloadFor>, initial: Knobs): GpuDevice => {
     const model = new GpuModel({
@@ -83,21 +90,29 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
     return new SimGpuDevice(model, o.clock.now, { id: gpuId, index });
   };
 
-  const buildGpu = (index: number): GpuParts => {
+  const buildGpu = (index: number, restored?: StoredState): GpuParts => {
     const gpuId = gpuIds[index]!;
     const w = workloadFor(o.workloads, index);
-    const initial = policyFor(policy, {}).initialKnobs();
+    const r = restored?.record;
+    const gpuPolicy = r && POLICIES.has(r.policy) ? (r.policy as PolicyName) : policy;
+    const initial = r?.knobs ?? policyFor(gpuPolicy, {}).initialKnobs();
     const telemetry = new GpuTelemetry(hostId, gpuId);
     const device: GpuDevice = o.makeDevice ? o.makeDevice(index, gpuId, initial) : simDevice(index, gpuId, w, initial);
+    // A device whose own machinery fails (an MPS daemon in fault, hung or gone) says so as a safety event.
+    device.onHealth?.((h) => {
+      bus.publish(subjects.gpuSafety(hostId, gpuId), { v: SCHEMA_VERSION, type: 'gpu.safety', host: hostId, gpu: gpuId, tMs: device.now(), unixMs: unix(), condition: h.state === 'ok' ? 'device-restored' : 'device-fault', detail: h.detail });
+    });
 
-    const inference = w.services.map((s) => {
+    const makeInference = (s: PlacedServiceSpec): PlacedActor => {
       const subject = subjects.inferenceWindow(hostId, gpuId, s.id);
       const machine = inferenceMachine.provide({
         actions: {
           sample: ({ self }) => {
+            // In flight first: once it reads 0 on a drained service, no completion can follow the take.
+            const inFlight = device.inFlight?.(s.id);
             const { completions, arrivals } = device.takeCompletions(s.id);
             recordLatencies(hostId, gpuId, s.id, completions.map((c) => c.latencyMs));
-            self.send({ type: 'SAMPLES', tMs: device.now(), completions, arrivals });
+            self.send({ type: 'SAMPLES', tMs: device.now(), completions, arrivals, ...(inFlight !== undefined ? { inFlight } : {}) });
           },
           report: ({ context }, { report }) => {
             bus.publish(subject, { v: SCHEMA_VERSION, type: 'inference.window', host: hostId, gpu: gpuId, serviceId: context.serviceId, ...report },
@@ -105,28 +120,35 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
           },
           applyLoad: (_a, { rateRps, batch }) => {
             if (rateRps !== undefined) device.setArrivalRate(s.id, rateRps);
-            if (batch !== undefined) device.setBatch(s.id, batch);
+            if (batch !== undefined) { device.setBatch(s.id, batch); s.batch = batch; }
           },
         },
       });
-      const actor = createActor(machine, { input: { host: hostId, gpu: gpuId, serviceId: s.id, sloMs: s.sloMs, rateRps: s.rateRps, periodMs: reportPeriodMs }, clock: o.clock.xstate });
-      bus.serve<'inference.command'>(subjects.inferenceCommand(hostId, gpuId, s.id), ({ message: m }) => {
+      const actor = createActor(machine, { input: { host: hostId, gpu: gpuId, serviceId: s.id, sloMs: r?.sloMs[s.id] ?? s.sloMs, rateRps: s.rateRps, periodMs: reportPeriodMs }, clock: o.clock.xstate });
+      const sub = bus.serve<'inference.command'>(subjects.inferenceCommand(hostId, gpuId, s.id), ({ message: m }) => {
         if (m.action === 'set-rate' && m.rateRps !== undefined) actor.send({ type: 'SET_RATE', rateRps: m.rateRps });
         else if (m.action === 'scale-rate' && m.scale !== undefined) actor.send({ type: 'SCALE_RATE', scale: m.scale });
         else if (m.action === 'set-batch' && m.batch !== undefined) actor.send({ type: 'SET_BATCH', batch: m.batch });
         else return { ok: false, error: `${m.action} needs its value (rateRps, scale or batch)` };
         return { ok: true, state: { rateRps: actor.getSnapshot().context.rateRps } };
       });
-      return actor;
-    });
+      return { actor, sub };
+    };
+    const services = new Map(w.services.map((s) => {
+      const spec = { ...s };
+      return [s.id, { ...makeInference(spec), spec }] as const;
+    }));
 
-    const training = w.trainings.map((t) => {
+    const makeTraining = (jobId: string, baseIterations: number): PlacedActor => {
+      const t = { id: jobId };
       const machine = trainingMachine.provide({
         actions: {
           sample: ({ self }) => {
             const st = device.trainingStatus(t.id);
-            self.send({ type: 'STATUS', tMs: device.now(), iterations: st.iterations, state: st.state, mpsSharePct: st.mpsSharePct, pacing: st.pacing });
+            // A job restarted from a checkpoint counts from the checkpoint's iterations.
+            self.send({ type: 'STATUS', tMs: device.now(), iterations: baseIterations + st.iterations, state: st.state, mpsSharePct: st.mpsSharePct, pacing: st.pacing });
           },
+          checkpoint: () => device.setTrainingRunning(t.id, false),
           report: ({ context }, { report }) => {
             bus.publish(subjects.trainingProgress(hostId, gpuId, t.id), { v: SCHEMA_VERSION, type: 'training.progress', host: hostId, gpu: gpuId, jobId: context.jobId, ...report });
           },
@@ -139,7 +161,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
         },
       });
       const actor = createActor(machine, { input: { host: hostId, gpu: gpuId, jobId: t.id, periodMs: reportPeriodMs }, clock: o.clock.xstate });
-      bus.serve<'training.command'>(subjects.trainingCommand(hostId, gpuId, t.id), ({ message: m }) => {
+      const sub = bus.serve<'training.command'>(subjects.trainingCommand(hostId, gpuId, t.id), ({ message: m }) => {
         if (m.action === 'set-pacing' && m.pacing) actor.send({ type: 'SET_PACING', pacing: m.pacing });
         else if (m.action === 'set-mps-share' && m.mpsSharePct !== undefined) actor.send({ type: 'SET_MPS_SHARE', mpsSharePct: m.mpsSharePct });
         else if (m.action === 'set-running' && m.running !== undefined) actor.send({ type: 'SET_RUNNING', running: m.running });
@@ -147,8 +169,9 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
         const st = device.trainingStatus(t.id);
         return { ok: true, state: { mpsSharePct: st.mpsSharePct, pacing: st.pacing, state: st.state } };
       });
-      return actor;
-    });
+      return { actor, sub };
+    };
+    const trainings = new Map(w.trainings.map((t) => [t.id, { ...makeTraining(t.id, 0), baseIterations: 0 }] as const));
 
     const jobIds = w.trainings.map((t) => t.id);
     const gpu = createActor(
@@ -189,15 +212,19 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
           },
         },
       }),
-      { input: { host: hostId, gpu: gpuId, policy }, clock: o.clock.xstate },
+      { input: { host: hostId, gpu: gpuId, policy: gpuPolicy, ...(r ? { knobs: r.knobs } : {}) }, clock: o.clock.xstate },
     );
+    if (o.stateStore) savers.push(keepStateSaved(gpu, new StateSaver(o.stateStore, log)));
     bus.subscribe<'inference.window'>(subjects.inferenceWindow(hostId, gpuId, '*'), ({ message, traceContext }) => {
       const { v: _v, type: _t, host: _h, gpu: _g, serviceId, ...report } = message;
+      // A drained service's last window can land after it left: it no longer concerns this GPU's controller.
+      if (!services.has(serviceId)) return;
       telemetry.onWindow(serviceId, report, traceContext);
       gpu.send({ type: 'WINDOW', serviceId, report });
     });
     bus.subscribe<'training.progress'>(subjects.trainingProgress(hostId, gpuId, '*'), ({ message }) => {
       const { v: _v, type: _t, host: _h, gpu: _g, jobId, ...report } = message;
+      if (!trainings.has(jobId)) return;
       telemetry.onProgress(jobId, report.itersPerSec);
       gpu.send({ type: 'PROGRESS', jobId, report });
     });
@@ -206,7 +233,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
       if (m.action === 'set-slo') {
         if (m.sloMs === undefined) return { ok: false, error: 'set-slo needs sloMs' };
         gpu.send({ type: 'SET_SLO', sloMs: m.sloMs, ...(m.serviceId ? { serviceId: m.serviceId } : {}) });
-        for (const a of inference) if (!m.serviceId || a.getSnapshot().context.serviceId === m.serviceId) a.send({ type: 'SET_SLO', sloMs: m.sloMs });
+        for (const [id, a] of services) if (!m.serviceId || id === m.serviceId) a.actor.send({ type: 'SET_SLO', sloMs: m.sloMs });
       } else if (m.action === 'set-policy') {
         const name = m.policy as PolicyName;
         if (!m.policy || !POLICIES.has(name)) return { ok: false, error: `unknown policy ${JSON.stringify(m.policy)}; known: ${[...POLICIES].join(', ')}` };
@@ -215,7 +242,23 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
       const now = gpu.getSnapshot().context;
       return { ok: true, state: { policy: now.policyName, knobs: now.knobs, mpsChanges: c.mpsChanges, sleepChanges: c.sleepChanges } };
     });
-    return { gpuId, device, gpu, inference, training, jobIds };
+    const placement: PlacementHost = {
+      hostId, gpuId, device, services, trainings, makeInference, makeTraining,
+      knobs: () => gpu.getSnapshot().context.knobs,
+      onServiceRemoved: (serviceId) => gpu.send({ type: 'SERVICE_REMOVED', serviceId }),
+      onTrainingAdded: (jobId) => {
+        if (!jobIds.includes(jobId)) jobIds.push(jobId);
+        // Every knob, so the job runs under this GPU's controller from its first iteration.
+        void actuateJob(bus, hostId, gpuId, jobId, undefined, gpu.getSnapshot().context.knobs, otelContext.active(), log);
+      },
+      onTrainingRemoved: (jobId) => {
+        const i = jobIds.indexOf(jobId);
+        if (i >= 0) jobIds.splice(i, 1);
+        gpu.send({ type: 'TRAINING_REMOVED', jobId });
+      },
+    };
+    servePlacement(bus, placement);
+    return { gpuId, device, gpu, placement, jobIds };
   };
 
   const host = createActor(
@@ -230,10 +273,11 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
       },
       actors: {
         startActors: fromPromise(async () => {
-          for (let i = 0; i < o.gpus; i++) parts.push(buildGpu(i));
+          const states = o.stateStore ? await Promise.all(gpuIds.map((g) => loadState(o.stateStore!, hostId, g, bus.connectedAtMs, log))) : [];
+          for (let i = 0; i < o.gpus; i++) parts.push(buildGpu(i, states[i]));
           await bus.nc.flush();
           for (const p of parts) {
-            for (const a of [...p.training, ...p.inference]) a.start();
+            for (const a of [...p.placement.trainings.values(), ...p.placement.services.values()]) a.actor.start();
             p.gpu.start();
           }
         }),
@@ -242,8 +286,9 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
           // locally as they stop, so a job is never left throttled even if the bus is gone.
           for (const p of parts) p.gpu.send({ type: 'STOP' });
           await Promise.race([Promise.allSettled(releases), new Promise((r) => setTimeout(r, 3000))]);
-          for (const p of parts) for (const a of [...p.inference, ...p.training]) a.send({ type: 'STOP' });
+          for (const p of parts) for (const a of [...p.placement.services.values(), ...p.placement.trainings.values()]) a.actor.send({ type: 'STOP' });
           await bus.nc.flush().catch(() => undefined);
+          await Promise.all(savers.map((s) => s.flush()));
           for (const p of parts) await p.device.close();
         }),
       },
@@ -258,6 +303,16 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
   });
   host.start();
   await started;
+  // Commands sent while the bus was down are lost, not retried (a late retry could undo a newer knob):
+  // once it is back, every GPU actor sends its training jobs the knobs in force now.
+  bus.onReconnect(() => {
+    const active = parts.filter((p) => p.gpu.getSnapshot().status === 'active');
+    for (const p of active) {
+      const knobs = p.gpu.getSnapshot().context.knobs;
+      for (const jobId of p.jobIds) void actuateJob(bus, hostId, p.gpuId, jobId, undefined, knobs, otelContext.active(), log);
+    }
+    log(`host ${hostId}: bus reconnected; knobs re-sent to the training jobs of ${active.length} GPU(s)`);
+  });
 
   return {
     hostId,
@@ -275,6 +330,43 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
 }
 
 const POLICIES = new Set<string>(POLICY_NAMES);
+
+/** Reads a GPU's stored state; a failure to read is logged and the GPU starts afresh. */
+async function loadState(store: GpuStateStore, host: string, gpu: string, connectedAtMs: number, log: (l: string) => void): Promise<StoredState | undefined> {
+  try {
+    const got = await store.load(host, gpu, (why) => log(`state: ${why}; starting afresh`));
+    if (got) {
+      const { record: r, revision } = got;
+      // How long a restarted runner took to get its state back: from its bus connection, and from process start.
+      const sinceConnectMs = Math.round(performance.now() - connectedAtMs);
+      log(`host ${host}: ${gpu} state restored from KV revision ${revision} (policy ${r.policy}, mps ${r.knobs.mpsSharePct}%, pacing ${JSON.stringify(r.knobs.pacing)}, SLO ${JSON.stringify(r.sloMs)}) ${sinceConnectMs} ms after the bus connected, ${Math.round(performance.now())} ms after process start`);
+    }
+    return got;
+  } catch (err) {
+    log(`state: cannot read ${host}/${gpu} from KV: ${(err as Error).message}; starting afresh`);
+    return undefined;
+  }
+}
+
+/** Saves a GPU actor's policy, SLOs and controller knobs whenever they change. */
+function keepStateSaved(gpu: Actor<typeof gpuMachine>, saver: StateSaver): StateSaver {
+  let last = '';
+  gpu.subscribe((snap) => {
+    const c = snap.context;
+    // Nothing to say before the first latency window names the services (and their SLOs).
+    if (Object.keys(c.services).length === 0) return;
+    const sloMs: Record<string, number> = {};
+    for (const [id, sv] of Object.entries(c.services)) sloMs[id] = sv.sloMs;
+    // In the safe setting the controller's own knobs are saved: the safe duty is re-derived from telemetry.
+    const knobs = c.safe && c.preSafeKnobs ? c.preSafeKnobs : c.knobs;
+    const key = JSON.stringify([c.policyName, knobs, sloMs]);
+    if (key === last) return;
+    last = key;
+    const record: GpuStateRecord = { v: 1, host: c.host, gpu: c.gpu, policy: c.policyName, knobs, sloMs, savedUnixMs: Date.now() };
+    saver.schedule(record);
+  });
+  return saver;
+}
 
 function finiteTerms(terms: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};

@@ -137,6 +137,8 @@ export async function prepareNvidiaBackend(o: NvidiaBackendOptions): Promise<Nvi
   const stateDir = resolve(o.stateDir ?? defaultStateDir(o.hostId));
   const guard = new PauseGuard({ stateDir, log: o.log });
   guard.start();
+  // Workloads a crashed runner left running would share the GPU with the ones launched below.
+  await guard.reapLeftovers();
   const mps: MpsControl[] = [];
   // A device quits its own daemon on close; these are the daemons of GPUs whose device was never built.
   const withDevice = new Set<number>();

@@ -15,8 +15,9 @@ function header<T extends string>(type: T) {
 }
 
 export const PacingSchema = Type.Union([
-  Type.Object({ mode: Type.Literal('duty'), duty: Type.Number({ minimum: 0, maximum: 1 }), periodMs: Type.Number({ exclusiveMinimum: 0 }) }, { additionalProperties: false }),
-  Type.Object({ mode: Type.Literal('per-iteration'), sleepMs: Type.Number({ minimum: 0 }) }, { additionalProperties: false }),
+  Type.Object({ mode: Type.Literal('duty'), duty: Type.Number({ minimum: 0, maximum: 1 }), periodMs: Type.Number({ exclusiveMinimum: 0, maximum: 60_000 }) }, { additionalProperties: false }),
+  // Bounded: a valid command can slow training, never park it for hours.
+  Type.Object({ mode: Type.Literal('per-iteration'), sleepMs: Type.Number({ minimum: 0, maximum: 60_000 }) }, { additionalProperties: false }),
 ]);
 
 const CommandHeader = {
@@ -69,9 +70,10 @@ export const InferenceCommand = Type.Object({
   ...header('inference.command'),
   ...CommandHeader,
   action: Type.Union([Type.Literal('set-rate'), Type.Literal('scale-rate'), Type.Literal('set-batch')]),
-  rateRps: Type.Optional(Type.Number({ minimum: 0 })),
-  scale: Type.Optional(Type.Number({ minimum: 0 })),
-  batch: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** Bounded so that a valid but absurd command cannot flood a simulated GPU. */
+  rateRps: Type.Optional(Type.Number({ minimum: 0, maximum: 1e6 })),
+  scale: Type.Optional(Type.Number({ minimum: 0, maximum: 1000 })),
+  batch: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
 }, { additionalProperties: false });
 
 /** Operator -> GPU actor (request/reply). */
@@ -80,7 +82,7 @@ export const GpuCommand = Type.Object({
   ...CommandHeader,
   action: Type.Union([Type.Literal('get-state'), Type.Literal('set-slo'), Type.Literal('set-policy')]),
   serviceId: Type.Optional(Id),
-  sloMs: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  sloMs: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 600_000 })),
   policy: Type.Optional(Type.String({ maxLength: 64 })),
 }, { additionalProperties: false });
 
@@ -142,7 +144,8 @@ export const GpuSafetyEvent = Type.Object({
   host: Id, gpu: Id,
   tMs: Ms('device clock'),
   unixMs: Num,
-  condition: Type.Union([Type.Literal('telemetry-lost'), Type.Literal('telemetry-restored'), Type.Literal('shutdown')]),
+  /** device-fault / device-restored: the GPU's own machinery (its MPS daemon) failed or recovered. */
+  condition: Type.Union([Type.Literal('telemetry-lost'), Type.Literal('telemetry-restored'), Type.Literal('shutdown'), Type.Literal('device-fault'), Type.Literal('device-restored')]),
   detail: Type.String(),
 }, { additionalProperties: false });
 
@@ -169,6 +172,67 @@ export const HostLifecycleEvent = Type.Object({
   pid: Type.Integer(),
 }, { additionalProperties: false });
 
+/** Fleet actor -> host runner (request/reply), per GPU: place, drain or checkpoint a workload there. */
+export const PlacementCommand = Type.Object({
+  ...header('placement.command'),
+  ...CommandHeader,
+  action: Type.Union([
+    Type.Literal('describe'), Type.Literal('start-service'), Type.Literal('drain-service'),
+    Type.Literal('start-training'), Type.Literal('checkpoint-training'),
+  ]),
+  serviceId: Type.Optional(Id),
+  jobId: Type.Optional(Id),
+  sloMs: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  batch: Type.Optional(Type.Integer({ minimum: 1 })),
+  rateRps: Type.Optional(Type.Number({ minimum: 0 })),
+  iterations: Type.Optional(Type.Number({ minimum: 0, description: 'start-training: resume from this checkpoint' })),
+  planId: Type.Optional(Type.String({ maxLength: 64 })),
+}, { additionalProperties: false });
+
+const GpuRef = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_-]{1,64}$', description: 'host/gpu' });
+const FleetMove = Type.Object({
+  workload: Type.Union([Type.Literal('service'), Type.Literal('training')]),
+  id: Id, from: GpuRef, to: GpuRef,
+  reason: Type.Union([Type.Literal('relief'), Type.Literal('consolidate')]),
+}, { additionalProperties: false });
+
+/** Event per fleet plan that moves something: what moves where, and the fleet before and after. */
+export const FleetPlanEvent = Type.Object({
+  ...header('fleet.plan'),
+  fleetId: Id,
+  planId: Type.String({ maxLength: 64 }),
+  unixMs: Num,
+  gpusTotal: Type.Integer({ minimum: 0 }),
+  gpusInUseBefore: Type.Integer({ minimum: 0 }),
+  gpusInUse: Type.Integer({ minimum: 0 }),
+  gpusFreed: Type.Integer({ minimum: 0 }),
+  moves: Type.Array(FleetMove, { maxItems: 1024 }),
+  overloaded: Type.Array(GpuRef, { maxItems: 1024 }),
+  unrelieved: Type.Array(GpuRef, { maxItems: 1024 }),
+  planMs: Type.Number({ minimum: 0, description: 'time to compute the plan' }),
+}, { additionalProperties: false });
+
+/** Event when a fleet plan's moves have emptied a GPU (freed) or put work on an empty one again (claimed). */
+const GpuFleetChange = (type: 'gpu.freed' | 'gpu.claimed') => Type.Object({
+  ...header(type),
+  host: Id, gpu: Id,
+  unixMs: Num,
+  fleetId: Id,
+  planId: Type.String({ maxLength: 64 }),
+  gpusFreed: Type.Integer({ minimum: 0, description: 'GPUs free in the fleet after this change' }),
+}, { additionalProperties: false });
+export const GpuFreedEvent = GpuFleetChange('gpu.freed');
+export const GpuClaimedEvent = GpuFleetChange('gpu.claimed');
+
+/** Event when a fleet process takes or gives up leadership (the KV lease). */
+export const FleetLeaderEvent = Type.Object({
+  ...header('fleet.leader'),
+  fleetId: Id,
+  unixMs: Num,
+  state: Type.Union([Type.Literal('leading'), Type.Literal('standby'), Type.Literal('stopped')]),
+  leaseRevision: Type.Integer({ minimum: 0 }),
+}, { additionalProperties: false });
+
 export type InferenceWindow = Static<typeof InferenceWindow>;
 export type TrainingProgress = Static<typeof TrainingProgress>;
 export type TrainingCommand = Static<typeof TrainingCommand>;
@@ -180,6 +244,11 @@ export type GpuDecisionEvent = Static<typeof GpuDecisionEvent>;
 export type GpuSafetyEvent = Static<typeof GpuSafetyEvent>;
 export type BusRejectedEvent = Static<typeof BusRejectedEvent>;
 export type HostLifecycleEvent = Static<typeof HostLifecycleEvent>;
+export type PlacementCommand = Static<typeof PlacementCommand>;
+export type FleetPlanEvent = Static<typeof FleetPlanEvent>;
+export type GpuFreedEvent = Static<typeof GpuFreedEvent>;
+export type GpuClaimedEvent = Static<typeof GpuClaimedEvent>;
+export type FleetLeaderEvent = Static<typeof FleetLeaderEvent>;
 
 /** Every message type by its `type` literal. */
 export const MESSAGE_SCHEMAS = {
@@ -194,6 +263,11 @@ export const MESSAGE_SCHEMAS = {
   'gpu.safety': GpuSafetyEvent,
   'bus.rejected': BusRejectedEvent,
   'host.lifecycle': HostLifecycleEvent,
+  'placement.command': PlacementCommand,
+  'fleet.plan': FleetPlanEvent,
+  'gpu.freed': GpuFreedEvent,
+  'gpu.claimed': GpuClaimedEvent,
+  'fleet.leader': FleetLeaderEvent,
 } as const satisfies Record<string, TSchema>;
 export type MessageType = keyof typeof MESSAGE_SCHEMAS;
 export type MessageOf<T extends MessageType> = Static<(typeof MESSAGE_SCHEMAS)[T]>;

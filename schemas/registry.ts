@@ -1,7 +1,7 @@
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
 import { MESSAGE_SCHEMAS, type MessageType } from './messages.ts';
-import { SUBJECT_ROOT, EVENT_TOKEN } from './subjects.ts';
+import { SUBJECT_ROOT, EVENT_TOKEN, FLEET_TOKEN } from './subjects.ts';
 
 /**
  * Subject patterns (NATS wildcards) mapped to the message type carried there: every subject the runtime
@@ -18,6 +18,11 @@ export const SUBJECT_PATTERNS: ReadonlyArray<{ pattern: string; type: MessageTyp
   { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.*.safety`, type: 'gpu.safety' },
   { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.rejected`, type: 'bus.rejected' },
   { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.lifecycle`, type: 'host.lifecycle' },
+  { pattern: `${SUBJECT_ROOT}.*.*.placement`, type: 'placement.command' },
+  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.${FLEET_TOKEN}.plan`, type: 'fleet.plan' },
+  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.${FLEET_TOKEN}.leader`, type: 'fleet.leader' },
+  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.*.freed`, type: 'gpu.freed' },
+  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.*.claimed`, type: 'gpu.claimed' },
 ];
 
 /** True when a concrete subject matches a NATS pattern (`*` one token, `>` the rest). */

@@ -5,6 +5,8 @@
 export const SUBJECT_ROOT = 'colo.v1';
 /** The host token reserved for the event tree. */
 export const EVENT_TOKEN = 'evt';
+/** The token under the event tree where the fleet actor's own events live (so no host may use it). */
+export const FLEET_TOKEN = 'fleet';
 
 /** Host, GPU, service and job ids become subject tokens: letters, digits, `_` and `-` only. */
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -14,7 +16,7 @@ export function assertId(kind: string, id: string): string {
   if (!ID_PATTERN.test(id)) {
     throw new Error(`invalid ${kind} id ${JSON.stringify(id)}: use 1-64 letters, digits, '_' or '-'`);
   }
-  if (kind === 'host' && id === EVENT_TOKEN) throw new Error(`host id "${EVENT_TOKEN}" is reserved`);
+  if (kind === 'host' && (id === EVENT_TOKEN || id === FLEET_TOKEN)) throw new Error(`host id "${id}" is reserved`);
   return id;
 }
 
@@ -29,6 +31,12 @@ export const subjects = {
   gpuSafety: (host: string, gpu: string) => `${SUBJECT_ROOT}.${EVENT_TOKEN}.${host}.${gpu}.safety`,
   busRejected: (host: string) => `${SUBJECT_ROOT}.${EVENT_TOKEN}.${host}.rejected`,
   hostLifecycle: (host: string) => `${SUBJECT_ROOT}.${EVENT_TOKEN}.${host}.lifecycle`,
+  /** Fleet actor -> host runner: place, drain or checkpoint a workload on one GPU. */
+  placementCommand: (host: string, gpu: string) => `${SUBJECT_ROOT}.${host}.${gpu}.placement`,
+  fleetPlan: () => `${SUBJECT_ROOT}.${EVENT_TOKEN}.${FLEET_TOKEN}.plan`,
+  fleetLeader: () => `${SUBJECT_ROOT}.${EVENT_TOKEN}.${FLEET_TOKEN}.leader`,
+  gpuFreed: (host: string, gpu: string) => `${SUBJECT_ROOT}.${EVENT_TOKEN}.${host}.${gpu}.freed`,
+  gpuClaimed: (host: string, gpu: string) => `${SUBJECT_ROOT}.${EVENT_TOKEN}.${host}.${gpu}.claimed`,
   /** Everything a host listens to or publishes on its own tree. */
   hostTree: (host: string) => `${SUBJECT_ROOT}.${host}.>`,
   /** Every event of every host. */

@@ -220,6 +220,24 @@ export class GpuModel {
     return this.job(jobId).progress;
   }
 
+  /** Adds a service at run time (the fleet placed it here); an existing id only gets the new rate. */
+  placeService(o: ServiceOptions): void {
+    if (this.serviceIndex.has(o.id)) {
+      this.setArrivalRate(o.id, o.rateRps);
+      return;
+    }
+    this.addService(o, deriveSeed(this.services.length + 7919, this.services.length));
+  }
+
+  /** Adds a training job at run time, stopped (starting it costs mpsRestartMs); an existing id is left as it is. */
+  placeTraining(o: TrainingOptions): void {
+    if (this.jobIndex.has(o.id)) return;
+    const pacing = checkPacing(o.pacing ?? { mode: 'per-iteration', sleepMs: 0 });
+    this.jobIndex.set(o.id, this.jobs.length);
+    this.jobs.push(new TrainingJob(o.id, checkShare(o.mpsSharePct ?? 100), pacing, false, this.t));
+    this.ratesStale = true;
+  }
+
   /** Counters of one service. */
   serviceStats(serviceId: string): ServiceStats {
     return { ...this.service(serviceId).stats };

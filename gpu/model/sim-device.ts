@@ -97,6 +97,24 @@ export class SimGpuDevice implements GpuDevice {
     return this.model.trainingStatus(jobId);
   }
 
+  /** Starts serving a service here (the fleet placed it). */
+  addService(service: { id: string; batch: number; rateRps: number }): void {
+    this.sync();
+    this.model.placeService(service);
+  }
+
+  /** Places a training job here, stopped until setTrainingRunning(id, true). */
+  addTraining(job: { id: string; mpsSharePct: number; pacing: Pacing }): void {
+    this.sync();
+    this.model.placeTraining(job);
+  }
+
+  /** Requests of a service waiting or in service now. */
+  inFlight(serviceId: string): number {
+    this.sync();
+    return this.model.serviceStats(serviceId).inSystem;
+  }
+
   /** Nothing to release: the model holds no processes, sockets or timers. */
   async close(): Promise<void> {}
 

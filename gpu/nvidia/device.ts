@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { Knobs, Pacing } from '../../control/types.ts';
-import type { Completion, GpuDevice, GpuInfo, TrainingStatus } from '../types.ts';
+import type { Completion, DeviceHealth, GpuDevice, GpuInfo, TrainingStatus } from '../types.ts';
 import { NvidiaToolError } from './errors.ts';
 import { parseLatencyLine, PromLatencyTracker, type PromLatencyKind } from './latency.ts';
 import type { MpsControl } from './mps.ts';
@@ -64,6 +64,8 @@ export class NvidiaGpuDevice implements GpuDevice {
   private readonly log: (line: string) => void;
   private health: NodeJS.Timeout | undefined;
   private healthState = 'ok';
+  private healthChecking = false;
+  private readonly healthListeners: ((h: DeviceHealth) => void)[] = [];
   private closing: Promise<void> | undefined;
   private loadNoted = new Set<string>();
 
@@ -99,7 +101,7 @@ export class NvidiaGpuDevice implements GpuDevice {
     const label = `${this.o.gpuId}/${spec.id}`;
     if (spec.command) {
       const proc = WorkloadProcess.launch({
-        label, command: spec.command, log: this.log,
+        label, command: spec.command, log: this.log, owner: this.o.guard,
         ...(spec.cwd ? { cwd: spec.cwd } : {}),
         env: { ...spec.env, ...this.o.mps.clientEnv(), GPUCOLO_SERVICE_ID: spec.id },
         onStdoutLine: spec.latency.kind === 'stdout' ? (line) => this.record(rt, parseLatencyLine(line)) : undefined,
@@ -210,6 +212,17 @@ export class NvidiaGpuDevice implements GpuDevice {
 
   /** Reports a missing, hung or faulted MPS daemon (once per change of state). */
   private async checkHealth(): Promise<void> {
+    // One check at a time: a slow or hung daemon must not pile up tool processes.
+    if (this.healthChecking || this.closing) return;
+    this.healthChecking = true;
+    try {
+      await this.readHealth();
+    } finally {
+      this.healthChecking = false;
+    }
+  }
+
+  private async readHealth(): Promise<void> {
     let state = 'ok';
     let detail = '';
     try {
@@ -219,8 +232,15 @@ export class NvidiaGpuDevice implements GpuDevice {
       state = err instanceof NvidiaToolError ? err.kind : 'failed';
       detail = (err as Error).message;
     }
-    if (state !== this.healthState) this.log(state === 'ok' ? `${this.o.gpuId}: MPS daemon healthy again` : `${this.o.gpuId}: MPS daemon ${state}: ${detail}`);
+    if (state === this.healthState) return;
+    this.log(state === 'ok' ? `${this.o.gpuId}: MPS daemon healthy again` : `${this.o.gpuId}: MPS daemon ${state}: ${detail}`);
     this.healthState = state;
+    const change: DeviceHealth = { state, detail: state === 'ok' ? 'MPS daemon healthy again' : `MPS daemon ${state}: ${detail}` };
+    for (const l of this.healthListeners) l(change);
+  }
+
+  onHealth(listener: (health: DeviceHealth) => void): void {
+    this.healthListeners.push(listener);
   }
 
   /** The last MPS health reading: ok, fault, hung, no-daemon, missing, failed. */

@@ -14,6 +14,8 @@ export interface PausableEntry {
 interface GuardFile {
   runnerPid: number;
   entries: PausableEntry[];
+  /** Every workload process the runner launched and has not seen exit (stopped by the next start). */
+  owned?: PausableEntry[];
 }
 
 /** Start time of a process (clock ticks since boot), or null when unknown. */
@@ -75,7 +77,11 @@ const tick = () => {
       if (e.startTicks !== null && ticks(e.pid) !== e.startTicks) continue;
       for (const t of [-e.pid, e.pid]) { try { process.kill(t, 'SIGCONT'); } catch {} }
     }
-    try { fs.rmSync(file, { force: true }); } catch {}
+    // Keep the record of launched workloads for the next start, which stops them.
+    try {
+      if (state.owned && state.owned.length) fs.writeFileSync(file, JSON.stringify({ runnerPid: runner, entries: [], owned: state.owned }));
+      else fs.rmSync(file, { force: true });
+    } catch {}
   }
   process.exit(0);
 };
@@ -99,6 +105,9 @@ export interface PauseGuardOptions {
 export class PauseGuard {
   readonly file: string;
   private readonly entries = new Map<number, PausableEntry>();
+  private readonly owned = new Map<number, PausableEntry>();
+  /** Workloads a dead runner left running, found by start(); reapLeftovers() stops them. */
+  private leftovers: PausableEntry[] = [];
   private readonly log: (line: string) => void;
   private watchdogProcess: ChildProcess | undefined;
   private readonly onExit = () => this.resumeAll();
@@ -143,8 +152,48 @@ export class PauseGuard {
     }
     const resumed = (left.entries ?? []).filter((e) => resumeEntry(e));
     for (const e of resumed) this.log(`resumed ${e.label} (pid ${e.pid}) left paused by a previous runner (pid ${left.runnerPid})`);
+    this.leftovers = (left.owned ?? []).filter((e) => isAlive(e.pid) && (e.startTicks === null || processStartTicks(e.pid) === e.startTicks));
+    // Until they are reaped they stay on record, so a crash now still finds them next time.
+    for (const e of this.leftovers) this.owned.set(e.pid, e);
     rmSync(this.file, { force: true });
     return resumed;
+  }
+
+  /**
+   * Stops the workloads a dead runner launched and left running (they would otherwise share the GPU
+   * with the ones this runner launches): SIGCONT and SIGTERM to each group (a training job saves its
+   * checkpoint), SIGKILL after the grace. Resolves with what was stopped.
+   */
+  async reapLeftovers(graceMs = 10_000): Promise<PausableEntry[]> {
+    const left = this.leftovers;
+    this.leftovers = [];
+    const same = (e: PausableEntry) => isAlive(e.pid) && processState(e.pid) !== 'Z' && (e.startTicks === null || processStartTicks(e.pid) === e.startTicks);
+    for (const e of left) {
+      this.log(`stopping ${e.label} (pid ${e.pid}) left running by a previous runner`);
+      for (const [t, sig] of [[-e.pid, 'SIGCONT'], [e.pid, 'SIGCONT'], [e.pid, 'SIGTERM']] as const) {
+        try { process.kill(t, sig); } catch { /* gone */ }
+      }
+    }
+    const end = Date.now() + graceMs;
+    while (left.some(same) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    for (const e of left.filter(same)) {
+      this.log(`killing ${e.label} (pid ${e.pid}): still running ${graceMs} ms after SIGTERM`);
+      for (const t of [-e.pid, e.pid]) { try { process.kill(t, 'SIGKILL'); } catch { /* gone */ } }
+    }
+    for (const e of left) this.owned.delete(e.pid);
+    this.write();
+    return left;
+  }
+
+  /** Records a workload process this runner launched (stopped by the next start if this runner dies). */
+  own(pid: number, label: string): void {
+    this.owned.set(pid, { pid, startTicks: processStartTicks(pid), label });
+    this.write();
+  }
+
+  /** Forgets a workload process that exited. */
+  disown(pid: number): void {
+    if (this.owned.delete(pid)) this.write();
   }
 
   /** Records a process group before anything may stop it. */
@@ -167,6 +216,7 @@ export class PauseGuard {
   close(): void {
     this.resumeAll();
     this.entries.clear();
+    this.owned.clear();
     rmSync(this.file, { force: true });
     if (this.installed) process.off('exit', this.onExit);
     this.installed = false;
@@ -175,7 +225,7 @@ export class PauseGuard {
   }
 
   private write(): void {
-    const body: GuardFile = { runnerPid: process.pid, entries: [...this.entries.values()] };
+    const body: GuardFile = { runnerPid: process.pid, entries: [...this.entries.values()], owned: [...this.owned.values()] };
     const tmp = `${this.file}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(body));
     renameSync(tmp, this.file);

@@ -155,7 +155,7 @@ export class TrainingJob {
       ...(this.spec.pacing === 'cooperative' ? { GPUCOLO_LEASE_FILE: this.leaseFile } : {}),
     };
     const proc = WorkloadProcess.launch({
-      label: this.deps.label, command: this.spec.command, env, log: this.deps.log,
+      label: this.deps.label, command: this.spec.command, env, log: this.deps.log, owner: this.deps.guard,
       ...(this.spec.cwd ? { cwd: this.spec.cwd } : {}),
       onStdoutLine: (line) => {
         const n = iterationsFromLine(line);

@@ -12,6 +12,8 @@ export interface LaunchSpec {
   env: Record<string, string>;
   onStdoutLine?: (line: string) => void;
   log: (line: string) => void;
+  /** Keeps a record of the process from launch to exit (the runner's state directory). */
+  owner?: { own(pid: number, label: string): void; disown(pid: number): void };
 }
 
 export interface ExitInfo {
@@ -62,7 +64,12 @@ export class WorkloadProcess {
     if (child.pid === undefined) {
       throw new WorkloadError(`${spec.label}: cannot start ${JSON.stringify(spec.command[0])} (not found or not executable${spec.cwd ? ` in ${spec.cwd}` : ''})`);
     }
-    return new WorkloadProcess(child, spec);
+    const proc = new WorkloadProcess(child, spec);
+    if (spec.owner) {
+      spec.owner.own(proc.pid, spec.label);
+      void proc.exited.then(() => spec.owner!.disown(proc.pid));
+    }
+    return proc;
   }
 
   running(): boolean {

@@ -182,7 +182,7 @@ test('host nvidia - SIGKILL of the runner while training is paused: no process i
     gpus: [{
       gpu: GPU0_UUID,
       services: [{ id: 'svc', sloMs: 10, command: [process.execPath, join(STANDIN, 'inference.mjs')], env: { FAKE_LATENCY_MS: '30' }, latency: { source: 'stdout' } }],
-      trainings: [{ id: 'job', command: [process.execPath, join(STANDIN, 'training.mjs')], pacing: 'signal' }],
+      trainings: [{ id: 'job', command: [process.execPath, join(STANDIN, 'training.mjs')], env: { FAKE_QUIET: '1' }, pacing: 'signal' }],
     }],
   }));
   const child = spawn(process.execPath, [BIN, 'host', '--host-id', 'nk', '--backend', 'nvidia', '--workloads', workloads, '--state-dir', state],
@@ -201,7 +201,24 @@ test('host nvidia - SIGKILL of the runner while training is paused: no process i
     assert.equal(alive(job), true, 'training keeps running');
     await sleep(300);
     assert.notEqual(processState(job), 'T', 'and stays resumed');
-    await until(() => !existsSync(join(state, 'paused.json')), 2000, 'the record to be cleared');
+    // The watchdog cleared the paused list and kept the record of what the dead runner launched.
+    const record = JSON.parse(readFileSync(join(state, 'paused.json'), 'utf8')) as { entries: unknown[]; owned: { pid: number }[] };
+    assert.deepEqual(record.entries, []);
+    const leftovers = record.owned.map((e) => e.pid).sort();
+    assert.deepEqual(leftovers, [...pids()].sort(), 'the service and the training job are on record');
+
+    // The next runner on the same state directory stops them before launching its own (a workload that
+    // writes to the dead runner's pipe may already have ended by itself).
+    const running = leftovers.filter((pid) => alive(pid) && processState(pid) !== 'Z');
+    assert.deepEqual(running, [job], 'the quiet training job outlived its runner');
+    const again = await runCli(['host', '--host-id', 'nk', '--backend', 'nvidia', '--workloads', workloads, '--state-dir', state, '--duration', '2'], fakeEnv({ NATS_URL: server.url }));
+    assert.equal(again.code, 0, again.stderr.slice(-2000));
+    for (const pid of leftovers) assert.ok(!alive(pid) || processState(pid) === 'Z', `leftover ${pid} stopped`);
+    for (const pid of running) {
+      assert.match(again.stderr, new RegExp(`stopping gpu0/(svc|job) \\(pid ${pid}\\) left running by a previous runner`));
+    }
+    assert.ok(!existsSync(join(state, 'paused.json')), 'a clean stop leaves no record');
+    for (const m of again.stderr.matchAll(/launched pid (\d+)/g)) assert.equal(alive(Number(m[1])), false, `the second runner's pid ${m[1]} stopped with it`);
   } finally {
     child.kill('SIGKILL');
     cleanup(pids(), [join(state, 'mps0', 'pipe')]);

@@ -3,8 +3,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { binariesFromEnv, MpsControl, NvidiaToolError } from '../../gpu/nvidia/index.ts';
-import { alive, cleanup, FAKE_MPS, GPU0_UUID, jsonLines, STANDIN, tempDir, until } from './helpers.ts';
+import { binariesFromEnv, MpsControl, NvidiaGpuDevice, NvidiaToolError, PauseGuard, type NvidiaGpu } from '../../gpu/nvidia/index.ts';
+import type { DeviceHealth } from '../../gpu/types.ts';
+import { alive, cleanup, FAKE_MPS, GPU0_UUID, jsonLines, sleep, STANDIN, tempDir, until } from './helpers.ts';
+
+const GPU: NvidiaGpu = { index: 0, uuid: GPU0_UUID, name: 'NVIDIA H100 80GB HBM3', memoryTotalMiB: 81559, memoryUsedMiB: 1, utilizationPct: 0, migEnabled: false, computeMode: 'Default' };
 
 function control(tag: string, mode?: string, commandTimeoutMs?: number) {
   const dir = tempDir(tag);
@@ -86,6 +89,23 @@ test('mps - a server in fault is reported', async () => {
     const faulted = await mps.faultedServers();
     assert.equal(faulted.length, 1);
     assert.deepEqual(faulted, await mps.serverList());
+
+    // The device's health check turns the fault into a change its listener (the host runner) publishes.
+    const changes: DeviceHealth[] = [];
+    const guard = new PauseGuard({ stateDir: join(dir, 'state'), watchdog: false });
+    const device = new NvidiaGpuDevice({
+      gpuId: 'gpu0', gpu: GPU, clock: () => 0, mps, guard, dir: join(dir, 'gpu0'), services: [], trainings: [], healthPeriodMs: 200, log: () => {},
+      initial: { mpsSharePct: 50, pacing: { mode: 'duty', duty: 0, periodMs: 200 }, trainingRunning: true },
+    });
+    device.onHealth((h) => changes.push(h));
+    device.start();
+    await until(() => changes.length > 0, 3000, 'a health change');
+    await sleep(600);
+    assert.equal(changes.length, 1, 'reported once per change, not every check');
+    assert.equal(changes[0]!.state, 'fault');
+    assert.match(changes[0]!.detail, new RegExp(`MPS daemon fault: MPS server\\(s\\) ${faulted[0]} report a fault`));
+    assert.equal(device.mpsHealth, 'fault');
+    await device.close();
   } finally {
     delete process.env.FAKE_MPS_MODE;
     cleanup(proc?.pid ? [proc.pid] : [], [join(dir, 'pipe')]);

@@ -42,11 +42,49 @@ test('pause guard - the next start resumes what a dead runner left paused, never
     assert.notEqual(processState(a.pid!), 'T');
     assert.equal(processState(b.pid!), 'T', 'a PID whose start time differs is not ours: left alone');
     assert.match(lines[0]!, /resumed gpu0\/job .* left paused by a previous runner/);
-    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'paused.json'), 'utf8')), { runnerPid: process.pid, entries: [] });
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'paused.json'), 'utf8')), { runnerPid: process.pid, entries: [], owned: [] });
     guard.close();
     assert.throws(() => statSync(join(dir, 'paused.json')), /ENOENT/);
   } finally {
     cleanup([a.pid!, b.pid!]);
+  }
+});
+
+test('pause guard - the next start stops the workloads a dead runner left running (SIGTERM, then SIGKILL), never a reused PID', async () => {
+  const dir = tempDir('reap');
+  const polite = sleeper();
+  const stubborn = spawn(process.execPath, ['-e', 'process.on("SIGTERM", () => {}); setInterval(() => {}, 1e9)'], { detached: true, stdio: 'ignore' });
+  stubborn.unref();
+  const other = sleeper();
+  try {
+    await sleep(300); // the stubborn one has installed its SIGTERM handler
+    await stopped(polite.pid!); // a paused leftover cannot act on SIGTERM until resumed
+    const entry = (pid: number, label: string, ticks = processStartTicks(pid)) => ({ pid, startTicks: ticks, label });
+    writeFileSync(join(dir, 'paused.json'), JSON.stringify({
+      runnerPid: deadPid(), entries: [],
+      owned: [entry(polite.pid!, 'gpu0/resnet50'), entry(stubborn.pid!, 'gpu0/train'), entry(other.pid!, 'reused', '1')],
+    }));
+    const lines: string[] = [];
+    const guard = new PauseGuard({ stateDir: dir, watchdog: false, log: (l) => lines.push(l) });
+    guard.start();
+    // Until reaped they stay on record: a crash now still finds them next time.
+    assert.deepEqual((JSON.parse(readFileSync(join(dir, 'paused.json'), 'utf8')) as { owned: { pid: number }[] }).owned.map((e) => e.pid), [polite.pid, stubborn.pid]);
+    const reaped = await guard.reapLeftovers(800);
+    assert.deepEqual(reaped.map((e) => e.pid), [polite.pid, stubborn.pid]);
+    await until(() => !alive(polite.pid!) && !alive(stubborn.pid!), 3000, 'both leftovers gone');
+    assert.equal(alive(other.pid!), true, 'a PID whose start time differs is not ours: left alone');
+    assert.ok(lines.some((l) => new RegExp(`stopping gpu0/resnet50 \\(pid ${polite.pid}\\) left running by a previous runner`).test(l)), lines.join('\n'));
+    assert.ok(lines.some((l) => new RegExp(`killing gpu0/train \\(pid ${stubborn.pid}\\): still running 800 ms after SIGTERM`).test(l)), lines.join('\n'));
+    assert.ok(!lines.some((l) => l.includes('killing gpu0/resnet50')), 'the polite one exited on SIGTERM');
+    // What this runner launches is recorded from launch to exit.
+    const mine = sleeper();
+    guard.own(mine.pid!, 'gpu0/new');
+    assert.deepEqual((JSON.parse(readFileSync(join(dir, 'paused.json'), 'utf8')) as { owned: { pid: number }[] }).owned.map((e) => e.pid), [mine.pid]);
+    guard.disown(mine.pid!);
+    cleanup([mine.pid!]);
+    guard.close();
+  } finally {
+    cleanup([polite.pid!, stubborn.pid!, other.pid!]);
   }
 });
 

@@ -1,0 +1,80 @@
+/**
+ * Speed of the fleet simulation: all five policies per run, each run in its own process so its peak memory
+ * (max RSS) is its own. Prints one row per (days, fleet scale) with wall time and peak memory.
+ *
+ *   node --import tsx bench/sim-fleet.ts [--days 7,14,28,57] [--scales 1,4] [--seed 1]
+ *
+ * The trade-off of gpucolo's packing (one row per setting, gpucolo only, against no-colocation and gslice of
+ * the same workload): history window, claim-back horizon and the (invented) memory figures:
+ *
+ *   node --import tsx bench/sim-fleet.ts --sweep [--days 57] [--seed 1]
+ *
+ * A child run (internal): node --import tsx bench/sim-fleet.ts --child DAYS SCALE SEED
+ */
+import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { FLEET_POLICIES, runFleet, savings, simulateFleet, buildWorkload, loadFleetData } from '../sim/index.ts';
+
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
+};
+
+if (args[0] === '--child') {
+  const [days, scale, seed] = args.slice(1, 4).map(Number);
+  const t0 = process.hrtime.bigint();
+  const { workload, results } = runFleet({ days: days!, scale: scale!, seed: seed!, policies: FLEET_POLICIES });
+  const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
+  const maxRssMiB = process.resourceUsage().maxRSS / 1024;
+  const gpucolo = results.find((r) => r.policy === 'gpucolo')!;
+  process.stdout.write(`${JSON.stringify({
+    days, scale, wallS, maxRssMiB, services: workload.services.app.length, jobs: workload.trainings.arrival.length,
+    gpusNoColocation: results.find((r) => r.policy === 'no-colocation')!.gpusMean,
+    gpusGpucolo: gpucolo.gpusMean, savingsVsNoColocation: savings(results, 'gpucolo', 'no-colocation'), savingsVsGslice: savings(results, 'gpucolo', 'gslice'),
+    perPolicyS: Object.fromEntries(results.map((r) => [r.policy, r.wallMs / 1000])),
+  })}\n`);
+} else if (args[0] === '--sweep') {
+  const days = Number(flag('--days', '57')), seed = Number(flag('--seed', '1'));
+  const data = loadFleetData();
+  const settings: { label: string; peakWindowS: number; forecastS: number; serviceMemGiB?: number; jobMemGiBPerGpu?: number }[] = [
+    { label: 'window 24 h (default)', peakWindowS: 86400, forecastS: 7200 },
+    { label: 'window 6 h, no claim-back', peakWindowS: 6 * 3600, forecastS: 0 },
+    { label: 'window 1 h, no claim-back', peakWindowS: 3600, forecastS: 0 },
+    { label: 'window 1 h, claim-back 2 h', peakWindowS: 3600, forecastS: 7200 },
+    { label: 'window 1 h, claim-back 4 h', peakWindowS: 3600, forecastS: 4 * 3600 },
+    { label: 'window 1 h, claim-back 2 h, memory halved', peakWindowS: 3600, forecastS: 7200, serviceMemGiB: 1, jobMemGiBPerGpu: 8 },
+  ];
+  const base = buildWorkload(data, { days, seed });
+  const none = simulateFleet(base, 'no-colocation'), gslice = simulateFleet(base, 'gslice');
+  console.log(`gpucolo packing trade-off, ${days} days, seed ${seed}: no-colocation ${none.gpusMean.toFixed(0)} GPUs/day, gslice ${gslice.gpusMean.toFixed(0)} (${(100 * gslice.sloViolationRate).toFixed(1)}% violations), no-colocation JCT ${none.trainingJctMeanH.toFixed(2)} h`);
+  const head = ['setting', 'GPUs/day', 'peak', 'vs no-coloc', 'vs gslice', 'SLO viol', 'JCT h', 'JCT vs no-coloc', 'inference moves', 'GPUs w/ inference', 'training-only GPUs', 'wall s'];
+  console.log(head.join(' | '));
+  console.log(head.map(() => '---').join(' | '));
+  for (const st of settings) {
+    const w = buildWorkload(data, { days, seed, peakWindowS: st.peakWindowS, forecastS: st.forecastS, serviceMemGiB: st.serviceMemGiB, jobMemGiBPerGpu: st.jobMemGiBPerGpu });
+    const r = simulateFleet(w, 'gpucolo');
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    console.log([st.label, r.gpusMean.toFixed(0), r.gpusPeak, pct(1 - r.gpusMean / none.gpusMean), pct(1 - r.gpusMean / gslice.gpusMean), `${(100 * r.sloViolationRate).toFixed(2)}%`,
+      r.trainingJctMeanH.toFixed(2), `${(100 * (r.trainingJctMeanH / none.trainingJctMeanH - 1)).toFixed(1)}%`, r.inferenceMoves, r.gpusWithInferenceMean.toFixed(0), r.gpusTrainingOnlyMean.toFixed(0), (r.wallMs / 1000).toFixed(1)].join(' | '));
+  }
+} else {
+  const daysList = flag('--days', '7,14,28,57').split(',').map(Number);
+  const scales = flag('--scales', '1,4').split(',').map(Number);
+  const seed = Number(flag('--seed', '1'));
+  const self = fileURLToPath(import.meta.url);
+  console.log(`fleet simulation speed: all ${FLEET_POLICIES.length} policies per row, seed ${seed}, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}`);
+  const head = ['days', 'fleet', 'services', 'jobs', 'GPUs no-coloc', 'GPUs gpucolo', 'wall s', 'peak MiB', 'slowest policy'];
+  console.log(head.join(' | '));
+  console.log(head.map(() => '---').join(' | '));
+  for (const scale of scales) {
+    for (const days of daysList) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', String(days), String(scale), String(seed)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+      if (r.status !== 0) { console.log(`${days} | ${scale}x | failed: ${r.stderr.trim().split('\n').at(-1)}`); continue; }
+      const o = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+      const slow = Object.entries(o.perPolicyS as Record<string, number>).sort((a, b) => b[1] - a[1])[0]!;
+      console.log([days, `${scale}x`, o.services, o.jobs, o.gpusNoColocation.toFixed(0), o.gpusGpucolo.toFixed(0), o.wallS.toFixed(1), o.maxRssMiB.toFixed(0), `${slow[0]} ${slow[1].toFixed(1)} s`].join(' | '));
+    }
+  }
+}
