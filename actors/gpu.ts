@@ -47,6 +47,13 @@ export interface GpuContext {
   staleAfterMs: number;
   /** Device time of the newest latency window received. */
   lastWindowTMs: number;
+  /** Device time of the last watchdog reading. */
+  lastClockTMs?: number;
+  /**
+   * How long this process itself stalled (watchdog readings late by more than a period) since the last
+   * window: time in which the runner could not receive telemetry is not the telemetry's silence.
+   */
+  stallMs?: number;
   /** True while the safe setting is in force. */
   safe: boolean;
   /** The controller's knobs when the safe setting took over: restored when telemetry returns. */
@@ -178,6 +185,7 @@ export const gpuMachine = setup({
                 services: { ...context.services, [event.serviceId]: view },
                 tMs: Math.max(context.tMs, event.report.tMs),
                 lastWindowTMs: Math.max(context.lastWindowTMs, event.report.tMs),
+                stallMs: 0,
               };
             }),
             // Decide as soon as a period's worth of telemetry is in: no timer phase lag between the
@@ -242,10 +250,19 @@ export const gpuMachine = setup({
           }),
         },
         CLOCK: {
-          // With no service left (the fleet moved them away) there is no latency to lose: no safe mode.
-          guard: ({ context, event }) => !context.safe && Object.keys(context.services).length > 0
-            && (event.tMs - context.lastWindowTMs > context.staleAfterMs || silentServices(context, event.tMs).length > 0),
-          actions: raise({ type: 'TELEMETRY_LOST' }),
+          actions: enqueueActions(({ context, event, enqueue }) => {
+            // A reading later than a period plus one is this process's own stall (an overloaded event loop,
+            // a simulated clock run faster than the process keeps up): it does not count as silence.
+            const period = Math.min(1000, policyFor(context.policyName, context.policyOptions).innerPeriodMs);
+            const late = context.lastClockTMs === undefined ? 0 : Math.max(0, event.tMs - context.lastClockTMs - 2 * period);
+            const stallMs = (context.stallMs ?? 0) + late;
+            enqueue.assign({ lastClockTMs: event.tMs, stallMs });
+            // With no service left (the fleet moved them away) there is no latency to lose: no safe mode.
+            if (context.safe || Object.keys(context.services).length === 0) return;
+            if (event.tMs - context.lastWindowTMs - stallMs > context.staleAfterMs || silentServices(context, event.tMs - stallMs).length > 0) {
+              enqueue(raise({ type: 'TELEMETRY_LOST' }));
+            }
+          }),
         },
         STOP: 'stopped',
       },

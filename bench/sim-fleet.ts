@@ -39,10 +39,10 @@ if (args[0] === '--child') {
   const days = Number(flag('--days', '57')), seed = Number(flag('--seed', '1'));
   const data = loadFleetData();
   const settings: { label: string; peakWindowS: number; forecastS: number; serviceMemGiB?: number; jobMemGiBPerGpu?: number }[] = [
-    { label: 'window 24 h (default)', peakWindowS: 86400, forecastS: 7200 },
+    { label: 'window 24 h', peakWindowS: 86400, forecastS: 7200 },
     { label: 'window 6 h, no claim-back', peakWindowS: 6 * 3600, forecastS: 0 },
     { label: 'window 1 h, no claim-back', peakWindowS: 3600, forecastS: 0 },
-    { label: 'window 1 h, claim-back 2 h', peakWindowS: 3600, forecastS: 7200 },
+    { label: 'window 1 h, claim-back 2 h (default)', peakWindowS: 3600, forecastS: 7200 },
     { label: 'window 1 h, claim-back 4 h', peakWindowS: 3600, forecastS: 4 * 3600 },
     { label: 'window 1 h, claim-back 2 h, memory halved', peakWindowS: 3600, forecastS: 7200, serviceMemGiB: 1, jobMemGiBPerGpu: 8 },
   ];

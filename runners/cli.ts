@@ -102,7 +102,7 @@ export function program(): Command {
     .option('--seed <n>', 'random seed of the workload construction', '1')
     .option('--json', 'table on stderr; last stdout line {"days", "policies": {NAME: {...}}, "savingsVsNoColocation", "savingsVsGslice"}')
     .option('--report <file>', 'write an HTML chart of GPUs used per day per policy')
-    .option('--peak-window-h <h>', 'gpucolo\'s planner packs each service by its highest load over this many past hours', '24')
+    .option('--peak-window-h <h>', 'gpucolo\'s planner packs each service by its highest load over this many past hours (plus the next 2 h of the day before, as claim-back)', '1')
     .action(simFleetCommand);
 
   p.command('explain')

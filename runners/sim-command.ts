@@ -19,7 +19,7 @@ const r4 = (x: number | undefined) => (x === undefined ? null : Number(x.toFixed
 export async function simFleetCommand(f: SimFleetFlags): Promise<void> {
   const days = numberFlag('--days', f.days, { integer: true, min: 1, max: 365 });
   const seed = numberFlag('--seed', f.seed, { integer: true, min: 0 });
-  const peakWindowH = numberFlag('--peak-window-h', f.peakWindowH ?? '24', { min: 0.1, max: 24 * 14 });
+  const peakWindowH = numberFlag('--peak-window-h', f.peakWindowH ?? '1', { min: 0.1, max: 24 * 14 });
   let policies: readonly FleetPolicy[];
   if (f.policy === 'all') policies = FLEET_POLICIES;
   else if ((FLEET_POLICIES as readonly string[]).includes(f.policy)) policies = [f.policy as FleetPolicy];

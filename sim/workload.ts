@@ -70,7 +70,7 @@ export interface Workload {
   appPlanLoad: Float32Array;
   /** Per app: its mean load (the figure a utilisation-based table records). */
   appMeanLoad: Float32Array;
-  /** Per app and step: the highest load of the last peakWindowS (24 h) up to and including the step (known at the step). */
+  /** Per app and step: the highest load of the last peakWindowS (default 1 h) up to and including the step (known at the step). */
   appRecentPeak: Float32Array[];
   services: { app: Int32Array; start: Int32Array; end: Int32Array; burstTwin: Uint8Array };
   trainings: { arrival: Int32Array; workS: Float64Array; demand: Float32Array; memoryGiB: Float32Array };
@@ -147,7 +147,7 @@ export function buildWorkload(data: FleetData, o: WorkloadOptions): Workload {
     appMeanLoad[a] = curve.reduce((s, v) => s + v, 0) / steps;
     appLoad.push(curve);
   }
-  const window = Math.max(1, Math.round((o.peakWindowS ?? 86400) / stepS));
+  const window = Math.max(1, Math.round((o.peakWindowS ?? 3600) / stepS));
   const day = Math.round(86400 / stepS);
   const ahead = Math.min(day - 1, Math.round((o.forecastS ?? FORECAST_S) / stepS));
   const trailingMax = (curve: Float32Array, window: number) => {
