@@ -5,7 +5,8 @@
  *   node --import tsx bench/sim-fleet.ts [--days 7,14,28,57] [--scales 1,4] [--seed 1]
  *
  * The trade-off of gpucolo's packing (one row per setting, gpucolo only, against no-colocation and gslice of
- * the same workload): history window, claim-back horizon and the (invented) memory figures:
+ * the same workload): slot order, training's speed floor, history window, claim-back horizon, packing line and
+ * the (invented) memory figures:
  *
  *   node --import tsx bench/sim-fleet.ts --sweep [--days 57] [--seed 1]
  *
@@ -14,7 +15,8 @@
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { FLEET_POLICIES, runFleet, savings, simulateFleet, buildWorkload, loadFleetData } from '../sim/index.ts';
+import { FLEET_POLICIES, FORECAST_S, runFleet, savings, simulateFleet, buildWorkload, loadFleetData } from '../sim/index.ts';
+import type { SimulateOptions } from '../sim/index.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: string) => {
@@ -38,25 +40,34 @@ if (args[0] === '--child') {
 } else if (args[0] === '--sweep') {
   const days = Number(flag('--days', '57')), seed = Number(flag('--seed', '1'));
   const data = loadFleetData();
-  const settings: { label: string; peakWindowS: number; forecastS: number; serviceMemGiB?: number; jobMemGiBPerGpu?: number }[] = [
-    { label: 'window 24 h', peakWindowS: 86400, forecastS: 7200 },
+  type Setting = { label: string; peakWindowS?: number; forecastS?: number; serviceMemGiB?: number; jobMemGiBPerGpu?: number; sim?: SimulateOptions };
+  const settings: Setting[] = [
+    { label: 'default: window 1 h, claim-back 2 h, fastest GPUs first, training >= 50% speed' },
+    { label: 'slots in trace order', sim: { slotOrder: 'trace' } },
+    { label: 'training >= 90% speed', sim: { trainingMinSpeed: 0.9 } },
+    { label: 'training >= 70% speed', sim: { trainingMinSpeed: 0.7 } },
+    { label: 'training >= 30% speed', sim: { trainingMinSpeed: 0.3 } },
+    { label: 'slots in trace order, training >= 90% speed', sim: { slotOrder: 'trace', trainingMinSpeed: 0.9 } },
+    { label: 'window 24 h', peakWindowS: 86400 },
     { label: 'window 6 h, no claim-back', peakWindowS: 6 * 3600, forecastS: 0 },
-    { label: 'window 1 h, no claim-back', peakWindowS: 3600, forecastS: 0 },
-    { label: 'window 1 h, claim-back 2 h (default)', peakWindowS: 3600, forecastS: 7200 },
-    { label: 'window 1 h, claim-back 4 h', peakWindowS: 3600, forecastS: 4 * 3600 },
-    { label: 'window 1 h, claim-back 2 h, memory halved', peakWindowS: 3600, forecastS: 7200, serviceMemGiB: 1, jobMemGiBPerGpu: 8 },
+    { label: 'window 1 h, no claim-back', forecastS: 0 },
+    { label: 'claim-back 4 h', forecastS: 4 * 3600 },
+    { label: 'packing line 0.8, relief 0.9 of the SLO', sim: { packSloFraction: 0.8, reliefSloFraction: 0.9 } },
+    { label: 'memory halved', serviceMemGiB: 1, jobMemGiBPerGpu: 8 },
   ];
   const base = buildWorkload(data, { days, seed });
-  const none = simulateFleet(base, 'no-colocation'), gslice = simulateFleet(base, 'gslice');
+  const none = simulateFleet(base, 'no-colocation'), gslice = simulateFleet(base, 'gslice'), gsliceFast = simulateFleet(base, 'gslice', { slotOrder: 'fastest-first' });
   console.log(`gpucolo packing trade-off, ${days} days, seed ${seed}: no-colocation ${none.gpusMean.toFixed(0)} GPUs/day, gslice ${gslice.gpusMean.toFixed(0)} (${(100 * gslice.sloViolationRate).toFixed(1)}% violations), no-colocation JCT ${none.trainingJctMeanH.toFixed(2)} h`);
-  const head = ['setting', 'GPUs/day', 'peak', 'vs no-coloc', 'vs gslice', 'SLO viol', 'JCT h', 'JCT vs no-coloc', 'inference moves', 'GPUs w/ inference', 'training-only GPUs', 'wall s'];
+  console.log(`gslice given the fastest GPUs first as well (not its default): ${gsliceFast.gpusMean.toFixed(0)} GPUs/day, ${(100 * gsliceFast.sloViolationRate).toFixed(1)}% violations, JCT ${gsliceFast.trainingJctMeanH.toFixed(2)} h`);
+  const head = ['setting', 'GPUs/day', 'peak', 'vs no-coloc', 'vs gslice', 'vs gslice fastest-first', 'SLO viol', 'JCT h', 'JCT vs no-coloc', 'inference moves', 'GPUs w/ inference', 'training-only GPUs', 'wall s'];
   console.log(head.join(' | '));
   console.log(head.map(() => '---').join(' | '));
   for (const st of settings) {
-    const w = buildWorkload(data, { days, seed, peakWindowS: st.peakWindowS, forecastS: st.forecastS, serviceMemGiB: st.serviceMemGiB, jobMemGiBPerGpu: st.jobMemGiBPerGpu });
-    const r = simulateFleet(w, 'gpucolo');
+    const w = st.peakWindowS === undefined && st.forecastS === undefined && st.serviceMemGiB === undefined ? base
+      : buildWorkload(data, { days, seed, peakWindowS: st.peakWindowS ?? 3600, forecastS: st.forecastS ?? FORECAST_S, serviceMemGiB: st.serviceMemGiB, jobMemGiBPerGpu: st.jobMemGiBPerGpu });
+    const r = simulateFleet(w, 'gpucolo', st.sim ?? {});
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-    console.log([st.label, r.gpusMean.toFixed(0), r.gpusPeak, pct(1 - r.gpusMean / none.gpusMean), pct(1 - r.gpusMean / gslice.gpusMean), `${(100 * r.sloViolationRate).toFixed(2)}%`,
+    console.log([st.label, r.gpusMean.toFixed(0), r.gpusPeak, pct(1 - r.gpusMean / none.gpusMean), pct(1 - r.gpusMean / gslice.gpusMean), pct(1 - r.gpusMean / gsliceFast.gpusMean), `${(100 * r.sloViolationRate).toFixed(2)}%`,
       r.trainingJctMeanH.toFixed(2), `${(100 * (r.trainingJctMeanH / none.trainingJctMeanH - 1)).toFixed(1)}%`, r.inferenceMoves, r.gpusWithInferenceMean.toFixed(0), r.gpusTrainingOnlyMean.toFixed(0), (r.wallMs / 1000).toFixed(1)].join(' | '));
   }
 } else {

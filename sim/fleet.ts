@@ -65,6 +65,12 @@ interface Placement {
    * there, drain here); training never moves.
    */
   rebalance: boolean;
+  /**
+   * Which switched-off GPU a new workload powers on: 'trace' takes the slots in the trace's (seeded random)
+   * order; 'fastest-first' takes the fastest type with a slot left (by speed, then memory; within a type
+   * in trace order), so first fit fills fast GPUs before slow ones.
+   */
+  slotOrder: SlotOrder;
 }
 
 /** Packing line and relief line of the planner, as fractions of the SLO the alone p99 may reach. */
@@ -75,13 +81,22 @@ const CONSOLIDATE_EVERY = 6;
 const CONSOLIDATE_MAX_FRACTION = 0.05;
 
 const PLACEMENT: Record<Exclude<FleetPolicy, 'separate-5-1'>, Placement> = {
-  'no-colocation': { law: 'alone', shareInference: false, colocateTraining: false, inferenceUtil: 'current', trainingMinSpeed: 0, rebalance: false },
-  gslice: { law: 'alone', shareInference: true, colocateTraining: false, inferenceUtil: 'current', trainingMinSpeed: 0, rebalance: false },
-  'gpucolo-paper': { law: 'gpucolo-paper', shareInference: true, colocateTraining: true, inferenceUtil: 'mean', trainingMinSpeed: 0, rebalance: false },
-  gpucolo: { law: 'gpucolo', shareInference: true, colocateTraining: true, inferenceUtil: 'current', trainingMinSpeed: 0.9, rebalance: true },
+  'no-colocation': { law: 'alone', shareInference: false, colocateTraining: false, inferenceUtil: 'current', trainingMinSpeed: 0, rebalance: false, slotOrder: 'trace' },
+  gslice: { law: 'alone', shareInference: true, colocateTraining: false, inferenceUtil: 'current', trainingMinSpeed: 0, rebalance: false, slotOrder: 'trace' },
+  'gpucolo-paper': { law: 'gpucolo-paper', shareInference: true, colocateTraining: true, inferenceUtil: 'mean', trainingMinSpeed: 0, rebalance: false, slotOrder: 'trace' },
+  gpucolo: { law: 'gpucolo', shareInference: true, colocateTraining: true, inferenceUtil: 'current', trainingMinSpeed: 0.5, rebalance: true, slotOrder: 'fastest-first' },
 };
 
+export type SlotOrder = 'trace' | 'fastest-first';
+
 export interface SimulateOptions {
+  /** Overrides the policy's slot order (for comparisons: gslice on the fastest GPUs first). */
+  slotOrder?: SlotOrder;
+  /** Overrides the policy's trainingMinSpeed (gpucolo: the speed below which training does not join inference). */
+  trainingMinSpeed?: number;
+  /** Overrides the planner's packing and relief lines (fractions of the SLO the alone p99 may reach). */
+  packSloFraction?: number;
+  reliefSloFraction?: number;
   /** Called now and then with the fraction done. */
   onProgress?: (fraction: number) => void;
 }
@@ -94,7 +109,7 @@ export function simulateFleet(w: Workload, policy: FleetPolicy, options: Simulat
     return { ...r, wallMs: Date.now() - t0 };
   }
   const raw = simulateFleetRaw(w, policy, options);
-  if (policy === 'no-colocation') noColocation.set(w, raw);
+  if (policy === 'no-colocation' && !options.slotOrder && options.trainingMinSpeed === undefined) noColocation.set(w, raw);
   return raw.result;
 }
 
@@ -105,19 +120,20 @@ interface Raw { result: FleetResult; infGpus: Float64Array; trainGpus: Float64Ar
 
 function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-1'>, options: SimulateOptions): Raw {
   const t0 = Date.now();
-  const place = PLACEMENT[policy];
+  const place = { ...PLACEMENT[policy], ...(options.slotOrder ? { slotOrder: options.slotOrder } : {}), ...(options.trainingMinSpeed !== undefined ? { trainingMinSpeed: options.trainingMinSpeed } : {}) };
   const profile = loadProfile('rtx3090-resnet50-wrn101');
   const speeds = w.types.map((t) => t.speed);
   const settler = new Settler(place.law, { profile, sloMs: INFERENCE.sloMs, batch: INFERENCE.batch }, speeds);
   const aloneSettler = new Settler('alone', { profile, sloMs: INFERENCE.sloMs, batch: INFERENCE.batch }, speeds);
   // Inference packing capacity per type: p99 alone at the law's target (gslice: the SLO itself).
-  const target = place.rebalance ? INFERENCE.sloMs * PACK_SLO_FRACTION : INFERENCE.sloMs;
+  const target = place.rebalance ? INFERENCE.sloMs * (options.packSloFraction ?? PACK_SLO_FRACTION) : INFERENCE.sloMs;
   const capByType = speeds.map((_, i) => settler.aloneCapacity(i, target));
-  const reliefByType = speeds.map((_, i) => settler.aloneCapacity(i, INFERENCE.sloMs * RELIEF_SLO_FRACTION));
+  const reliefByType = speeds.map((_, i) => settler.aloneCapacity(i, INFERENCE.sloMs * (options.reliefSloFraction ?? RELIEF_SLO_FRACTION)));
   const replicaLoad = replicaCapacity(aloneSettler, speeds);
   let moves = 0;
 
-  const nSlots = w.slotType.length;
+  const slotType = place.slotOrder === 'fastest-first' ? fastestFirst(w) : w.slotType;
+  const nSlots = slotType.length;
   let cap = 1024;
   let gType = new Uint8Array(cap), gSpeed = new Float64Array(cap), gMem = new Float64Array(cap), gMemUsed = new Float64Array(cap);
   let gUtil = new Float64Array(cap), gInf = new Int32Array(cap), gTrain = new Int32Array(cap), gDemand = new Float64Array(cap);
@@ -221,7 +237,7 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
   const open = () => {
     if (opened === cap) grow();
     const g = opened++;
-    const t = w.slotType[g % nSlots]!;
+    const t = slotType[g % nSlots]!;
     gType[g] = t; gSpeed[g] = speeds[t]!; gMem[g] = w.types[t]!.memoryGiB;
     touch(g);
     return g;
@@ -517,6 +533,15 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
     wallMs: Date.now() - t0,
   });
   return { result, infGpus, trainGpus };
+}
+
+/** The trace's slots reordered: fastest type first (then more memory), each type's slots in trace order. */
+export function fastestFirst(w: Workload): Uint8Array {
+  const rank = w.types.map((_, i) => i).sort((a, b) => w.types[b]!.speed - w.types[a]!.speed || w.types[b]!.memoryGiB - w.types[a]!.memoryGiB || a - b);
+  const out = new Uint8Array(w.slotType.length);
+  let k = 0;
+  for (const t of rank) for (let i = 0; i < w.slotType.length; i++) if (w.slotType[i] === t) out[k++] = t;
+  return out;
 }
 
 /**

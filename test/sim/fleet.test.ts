@@ -4,7 +4,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { BURST_DAYS, buildWorkload, FirstFit, INFERENCE, replicaCapacity, Settler, FleetDataError, loadFleetData, DEFAULT_FLEET_DATA_DIR, simulateFleet, FLEET_DATA_FILES } from '../../sim/index.ts';
+import { BURST_DAYS, buildWorkload, FirstFit, INFERENCE, replicaCapacity, Settler, FleetDataError, loadFleetData, DEFAULT_FLEET_DATA_DIR, simulateFleet, FLEET_DATA_FILES, fastestFirst } from '../../sim/index.ts';
 import { loadProfile, Rng } from '../../gpu/model/index.ts';
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'gpucolo.mjs');
@@ -142,4 +142,26 @@ test('sim fleet command - bad flags exit 2 and say what to fix; --json ends with
   assert.equal(last.savingsVsNoColocation, null);
   assert.match(r.stderr, /COMPOSITE of real traces/);
   assert.match(readFileSync(report, 'utf8'), /<svg[^>]*>.*<polyline/s);
+});
+
+test('sim fleet - fastest-first powers on the fastest type with a slot left: a permutation of the trace, speed never rising', () => {
+  const w = buildWorkload(data, { days: 1, seed: 1 });
+  const order = fastestFirst(w);
+  assert.equal(order.length, w.slotType.length);
+  const count = (a: Uint8Array) => w.types.map((_, t) => a.filter((x) => x === t).length);
+  assert.deepEqual(count(order), count(w.slotType));
+  for (let i = 1; i < order.length; i++) assert.ok(w.types[order[i]!]!.speed <= w.types[order[i - 1]!]!.speed, `slot ${i}`);
+  assert.equal(w.types[order[0]!]!.speed, Math.max(...w.types.map((t) => t.speed)));
+});
+
+test('sim fleet - gpucolo on the fastest GPUs first needs fewer GPUs and trains faster than in trace order, at its SLO', () => {
+  const w = buildWorkload(data, { days: 2, seed: 1 });
+  const fast = simulateFleet(w, 'gpucolo');
+  const trace = simulateFleet(w, 'gpucolo', { slotOrder: 'trace' });
+  assert.ok(fast.gpusMean < 0.9 * trace.gpusMean, `fastest-first ${fast.gpusMean}, trace order ${trace.gpusMean}`);
+  assert.ok(fast.trainingJctMeanH < trace.trainingJctMeanH, `JCT ${fast.trainingJctMeanH} vs ${trace.trainingJctMeanH}`);
+  assert.ok(fast.sloViolationRate <= 0.011, `violations ${fast.sloViolationRate}`);
+  // A higher speed floor keeps more training on GPUs of its own.
+  const strict = simulateFleet(w, 'gpucolo', { trainingMinSpeed: 0.9 });
+  assert.ok(strict.gpusTrainingOnlyMean > fast.gpusTrainingOnlyMean, `training-only GPUs ${strict.gpusTrainingOnlyMean} vs ${fast.gpusTrainingOnlyMean}`);
 });
