@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { connect } from '@nats-io/transport-node';
 import { createActor } from 'xstate';
 import { gpuMachine } from '../actors/gpu.ts';
 import { Bus, startLocalNatsServer } from '../bus/index.ts';
@@ -184,12 +185,39 @@ async function roundTrip(url: string) {
   return { samples: samples.length, p50Ms: nearestRank(sorted, 50), p99Ms: nearestRank(sorted, 99), maxMs: sorted.at(-1) ?? NaN };
 }
 
+/**
+ * The floor under the round trip on this machine: the same three NATS hops (window, command, reply) with a
+ * bare client and 300-byte payloads, no decoding, no validation, no actor; same pacing as roundTrip.
+ */
+async function natsFloor(url: string) {
+  const nc = await connect({ servers: url, name: 'bench-floor' });
+  const payload = new Uint8Array(300);
+  nc.subscribe('floor.window', { callback: () => nc.publish('floor.command', payload) });
+  nc.subscribe('floor.command', { callback: () => nc.publish('floor.reply', payload) });
+  let done: () => void = () => {};
+  nc.subscribe('floor.reply', { callback: () => done() });
+  await nc.flush();
+  const samples: number[] = [];
+  for (let i = 0; i < ROUND_TRIPS; i++) {
+    const got = new Promise<void>((r) => { done = r; });
+    const t0 = performance.now();
+    nc.publish('floor.window', payload);
+    await got;
+    samples.push(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await nc.close();
+  const sorted = samples.sort((a, b) => a - b);
+  return { samples: samples.length, p50Ms: nearestRank(sorted, 50), p99Ms: nearestRank(sorted, 99), maxMs: sorted.at(-1) ?? NaN };
+}
+
 const server = await startLocalNatsServer();
 try {
   process.stderr.write(`fleet scale: ${GPUS} GPUs for ${SECONDS} s ...\n`);
   const s = await scale(server.url);
   process.stderr.write(`round trips: ${ROUND_TRIPS} ...\n`);
   const r = await roundTrip(server.url);
+  const f = await natsFloor(server.url);
   const rows = [
     ['measure', 'value', 'target'],
     ['simulated GPUs (status once a second)', String(s.gpus), ''],
@@ -202,12 +230,14 @@ try {
     ['fleet process RSS max (MiB)', s.fleetRssMiB.toFixed(0), ''],
     ['control round trip p50 / p99 / max (ms)', `${r.p50Ms.toFixed(2)} / ${r.p99Ms.toFixed(2)} / ${r.maxMs.toFixed(2)}`, 'p99 < 5'],
     ['round trips measured', String(r.samples), ''],
+    ['bare NATS, same 3 hops p50 / p99 / max (ms)', `${f.p50Ms.toFixed(2)} / ${f.p99Ms.toFixed(2)} / ${f.maxMs.toFixed(2)}`, '(floor)'],
+    ['round trip p99 / bare NATS p99', (r.p99Ms / f.p99Ms).toFixed(2), ''],
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   const table = rows.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
   if (args.json) {
     process.stderr.write(`${table}\n`);
-    process.stdout.write(`${JSON.stringify({ scale: s, roundTrip: r })}\n`);
+    process.stdout.write(`${JSON.stringify({ scale: s, roundTrip: r, natsFloor: f })}\n`);
   } else {
     process.stdout.write(`${table}\n`);
   }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { context as otelContext, type Context } from '@opentelemetry/api';
-import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
   SCHEMA_VERSION, subjects, typeForSubject, validatorFor,
@@ -96,6 +96,13 @@ export class Bus {
   /** False between a disconnect and the reconnect: the client would silently discard what is published then. */
   private connected = true;
   private readonly held: Array<{ subject: string; bytes: Uint8Array; headers: ReturnType<Bus['traceHeaders']> }> = [];
+  /**
+   * Replies to our commands arrive on one subscription (`<inbox>.<n>`) and are matched to their request
+   * here, without the client's per-request bookkeeping.
+   */
+  private replyInbox: string | undefined;
+  private replySeq = 0;
+  private readonly pendingReplies = new Map<string, { resolve: (m: Msg) => void; reject: (e: Error) => void }>();
   onError: (err: unknown, where: string) => void = (err, where) => {
     console.error(`gpucolo bus: ${where}: ${(err as Error)?.message ?? err}`);
   };
@@ -236,10 +243,11 @@ export class Bus {
     const bytes = this.encodeChecked(subject, command);
     let msg: Msg;
     try {
-      msg = await this.nc.request(subject, bytes, { timeout: timeoutMs, headers: this.traceHeaders(options.ctx) });
+      msg = await this.sendForReply(subject, bytes, timeoutMs, this.traceHeaders(options.ctx));
     } catch (err) {
       throw new CommandError(`command to ${subject} got no reply within ${timeoutMs} ms: ${(err as Error).message}`, true, { cause: err });
     }
+    if (msg.headers?.code === 503) throw new CommandError(`command to ${subject}: no responders (nobody serves that subject now)`, true);
     this.stats.published++;
     let reply: unknown;
     try {
@@ -249,6 +257,35 @@ export class Bus {
     }
     if (!validatorFor('command.reply').Check(reply)) throw new CommandError(`reply from ${subject} fails the command.reply schema`, false);
     return reply as CommandReply;
+  }
+
+  private sendForReply(subject: string, bytes: Uint8Array, timeoutMs: number, headers: ReturnType<Bus['traceHeaders']>): Promise<Msg> {
+    if (this.closed) return Promise.reject(new Error('bus closed'));
+    if (!this.replyInbox) {
+      const inbox = createInbox();
+      this.nc.subscribe(`${inbox}.*`, {
+        callback: (err, msg) => {
+          if (err) return;
+          const p = this.pendingReplies.get(msg.subject);
+          if (!p) return; // late: its request timed out
+          this.pendingReplies.delete(msg.subject);
+          p.resolve(msg);
+        },
+      });
+      this.replyInbox = inbox;
+    }
+    const reply = `${this.replyInbox}.${++this.replySeq}`;
+    return new Promise<Msg>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingReplies.delete(reply);
+        reject(new Error('timeout'));
+      }, timeoutMs);
+      this.pendingReplies.set(reply, {
+        resolve: (m) => { clearTimeout(timer); resolve(m); },
+        reject: (e) => { clearTimeout(timer); reject(e); },
+      });
+      this.nc.publish(subject, bytes, headers ? { reply, headers } : { reply });
+    });
   }
 
   /**
@@ -284,6 +321,8 @@ export class Bus {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.rejectSummaryTimer);
+    for (const p of this.pendingReplies.values()) p.reject(new Error('bus closed'));
+    this.pendingReplies.clear();
     try {
       await this.nc.drain();
     } catch {

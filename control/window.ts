@@ -90,12 +90,23 @@ function cdfAt(xs: readonly number[], x: number): number {
   return 0;
 }
 
-/** Smallest x whose mixture CDF reaches q (bisection; 60 halvings is below 1e-12 of the range). */
-function mixtureQuantile(parts: { xs: number[]; weight: number }[], q: number): number {
-  let lo = Math.min(...parts.map((p) => p.xs[0]!));
-  let hi = Math.max(...parts.map((p) => p.xs[p.xs.length - 1]!));
-  const total = parts.reduce((s, p) => s + p.weight, 0);
-  const mass = (x: number) => parts.reduce((s, p) => s + p.weight * cdfAt(p.xs, x), 0) / total;
+/**
+ * Smallest x whose mixture CDF reaches q (bisection; 60 halvings is below 1e-12 of the range). Plain loops
+ * over the parts: this runs on every controller decision, and closures over arrays there box every partial
+ * sum (hundreds of KB of garbage per decision, young-generation pauses in the control round trip's tail).
+ */
+function mixtureQuantile(parts: readonly { xs: number[]; weight: number }[], q: number): number {
+  let lo = Infinity, hi = -Infinity, total = 0;
+  for (const p of parts) {
+    if (p.xs[0]! < lo) lo = p.xs[0]!;
+    if (p.xs[p.xs.length - 1]! > hi) hi = p.xs[p.xs.length - 1]!;
+    total += p.weight;
+  }
+  const mass = (x: number): number => {
+    let s = 0;
+    for (let i = 0; i < parts.length; i++) s += parts[i]!.weight * cdfAt(parts[i]!.xs, x);
+    return s / total;
+  };
   if (mass(lo) >= q) return lo;
   for (let i = 0; i < 60; i++) {
     const mid = (lo + hi) / 2;
