@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createUser } from '@nats-io/nkeys';
 import { Bus, BusUnavailableError, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
-import { SCHEMA_VERSION, subjects } from '../../schemas/index.ts';
+import { SCHEMA_VERSION, subjects, type GpuStatusEvent } from '../../schemas/index.ts';
 import { cleanEnv, startCli, until } from '../faults/helpers.ts';
 
 // A nats-server that knows one user by its public nkey only: the client proves it holds the seed by signing
@@ -36,10 +36,10 @@ test('nkey - a user listed by public nkey connects with its seed file (Bus and t
   try {
     // The CLI, given the seed through the environment, receives what the Bus publishes.
     const cli = startCli(['events', '--count', '1', '--json'], cleanEnv({ NATS_URL: url, NATS_NKEY: seedFile }));
-    const status = {
+    const status: GpuStatusEvent = {
       v: SCHEMA_VERSION, type: 'gpu.status', host: 'nk', gpu: 'gpu0', tMs: 1, unixMs: Date.now(), policy: 'gpucolo', state: 'controlling',
       services: [], trainings: [], mpsSharePct: 100, pacing: { mode: 'duty', duty: 0, periodMs: 50 }, trainingRunning: false, mpsChanges: 0, sleepChanges: 0,
-    } as const;
+    };
     let exited = false;
     void cli.exited.then(() => { exited = true; });
     // Publish until the CLI (which connects in its own time) has seen one.
