@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { context, trace } from '@opentelemetry/api';
-import { Bus, ensureEventsStream } from '../bus/index.ts';
+import { Bus, CommandError, ensureEventsStream } from '../bus/index.ts';
 import { POLICY_NAMES } from '../control/types.ts';
 import { setupTelemetry, shutdownTelemetry } from '../observability/setup.ts';
 import { commandSpan, failSpan, SPAN } from '../observability/spans.ts';
@@ -190,7 +191,11 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
     });
     // Attainment per GPU over every service that ran on it during the run (fleet-demo.ts says how).
     const summary = [...finalStatuses.values()].sort((a, b) => `${a.host}/${a.gpu}`.localeCompare(`${b.host}/${b.gpu}`))
-      .map((s) => ({ ...summarizeStatus(s), attainment: round(tally.attainment(`${s.host}/${s.gpu}`), 4) }));
+      .map((s) => ({
+        ...summarizeStatus(s),
+        attainment: round(tally.attainment(`${s.host}/${s.gpu}`), 4),
+        trainingItersPerSec: round(s.tMs > 0 ? (tally.iterations(`${s.host}/${s.gpu}`) * 1000) / s.tMs : 0, 3),
+      }));
     const fleetSummary: DemoFleetSummary = tally.summary(hosts * gpus);
     out.write(`\n== summary: ${summary.length} GPUs, ${decisions} decisions, ${safety} safety events, ${bus.stats.rejected} rejected messages ==\n`);
     const rows = [['gpu', 'SLO ms', 'run p99 ms', 'attainment', 'train it/s', 'mps changes', 'sleep changes']];
@@ -215,16 +220,31 @@ const RAMP_STEPS = 5;
 
 async function scaleAll(bus: Bus, statuses: Map<string, GpuStatusEvent>, scale: number): Promise<void> {
   const sends: Promise<unknown>[] = [];
-  for (const s of statuses.values()) {
-    for (const svc of s.services) {
-      const subject = subjects.inferenceCommand(s.host, s.gpu, svc.serviceId);
-      const span = commandSpan(SPAN.commandPrefix, subject, 'scale-rate', { 'gpucolo.host': s.host, 'gpucolo.gpu': s.gpu, 'gpucolo.service': svc.serviceId, 'gpucolo.scale': scale });
-      sends.push(bus.request<'inference.command'>(subject, { type: 'inference.command', action: 'scale-rate', scale }, { ctx: trace.setSpan(context.active(), span) })
-        .then((r) => { if (!r.ok) process.stderr.write(`scale-rate on ${s.host}/${s.gpu}/${svc.serviceId} refused: ${r.error}\n`); })
-        .catch((err) => { failSpan(span, err); process.stderr.write(`scale-rate on ${s.host}/${s.gpu}/${svc.serviceId}: ${(err as Error).message}\n`); })
-        .finally(() => span.end()));
+  /** Where a service runs now, by the newest statuses (the fleet may have moved it since). */
+  const whereIs = (serviceId: string) => [...statuses.values()].filter((s) => s.services.some((x) => x.serviceId === serviceId)).sort((a, b) => b.unixMs - a.unixMs)[0];
+  const one = async (serviceId: string, first: GpuStatusEvent) => {
+    let s = first;
+    const id = randomUUID(); // one command, however many tries
+    for (let attempt = 1; ; attempt++) {
+      const subject = subjects.inferenceCommand(s.host, s.gpu, serviceId);
+      const span = commandSpan(SPAN.commandPrefix, subject, 'scale-rate', { 'gpucolo.host': s.host, 'gpucolo.gpu': s.gpu, 'gpucolo.service': serviceId, 'gpucolo.scale': scale });
+      try {
+        const r = await bus.request<'inference.command'>(subject, { type: 'inference.command', action: 'scale-rate', scale, id }, { ctx: trace.setSpan(context.active(), span) });
+        if (!r.ok) process.stderr.write(`scale-rate on ${s.host}/${s.gpu}/${serviceId} refused: ${r.error}\n`);
+        return;
+      } catch (err) {
+        failSpan(span, err);
+        // Nobody serves it there any more: the fleet moved it between the status and the command. Look again.
+        const moved = attempt < 4 && err instanceof CommandError && /no responders/.test(err.message);
+        if (!moved) { process.stderr.write(`scale-rate on ${s.host}/${s.gpu}/${serviceId}: ${(err as Error).message}\n`); return; }
+      } finally {
+        span.end();
+      }
+      await sleep(500);
+      s = whereIs(serviceId) ?? s;
     }
-  }
+  };
+  for (const s of statuses.values()) for (const svc of s.services) sends.push(one(svc.serviceId, s));
   await Promise.all(sends);
 }
 

@@ -57,6 +57,9 @@ export class FleetTally {
   private readonly tenures = new Map<string, { banked: Counts; last: Counts }>();
   private readonly latest = new Map<string, GpuStatusEvent>();
   private readonly freed: number[] = [];
+  /** Training iterations done on each GPU, per job: the last count seen there and what was added since. */
+  private readonly trained = new Map<string, { last: number; done: number }>();
+  private readonly jobsSeen = new Set<string>();
   moves = 0;
 
   onStatus(s: GpuStatusEvent): void {
@@ -71,6 +74,23 @@ export class FleetTally {
       t.last = { windows: svc.sloWindows, met: svc.sloWindowsMet };
       this.tenures.set(key, t);
     }
+    for (const job of s.trainings) {
+      const key = `${gpu}|${job.jobId}`;
+      const t = this.trained.get(key);
+      // A job first seen here counts from 0 if it is new to the run, else from where it arrived (a job the
+      // fleet moved brings its checkpointed count along; those iterations were done elsewhere).
+      if (!t) this.trained.set(key, { last: job.iterations, done: this.jobsSeen.has(job.jobId) ? 0 : job.iterations });
+      else if (job.iterations >= t.last) { t.done += job.iterations - t.last; t.last = job.iterations; }
+      else t.last = job.iterations; // restarted from an older checkpoint: count on from there
+      this.jobsSeen.add(job.jobId);
+    }
+  }
+
+  /** Training iterations done on a GPU during the run, every job that trained there. */
+  iterations(gpu: string): number {
+    let n = 0;
+    for (const [key, t] of this.trained) if (key.startsWith(`${gpu}|`)) n += t.done;
+    return n;
   }
 
   onPlan(p: FleetPlanEvent): void {
