@@ -144,7 +144,7 @@ export const gpuMachine = setup({
   },
   delays: {
     // The watchdog ticks at the inner period (at most 1 s) and counts periods without telemetry.
-    watchdogPeriod: ({ context }) => Math.min(1000, policyFor(context.policyName, context.policyOptions).innerPeriodMs),
+    watchdogPeriod: ({ context }) => watchdogPeriodMs(context),
     outerPeriod: ({ context }) => {
       const ms = policyFor(context.policyName, context.policyOptions).outerPeriodMs;
       return Number.isFinite(ms) ? ms : 1e9;
@@ -253,7 +253,7 @@ export const gpuMachine = setup({
           actions: enqueueActions(({ context, event, enqueue }) => {
             // A reading later than a period plus one is this process's own stall (an overloaded event loop,
             // a simulated clock run faster than the process keeps up): it does not count as silence.
-            const period = Math.min(1000, policyFor(context.policyName, context.policyOptions).innerPeriodMs);
+            const period = watchdogPeriodMs(context);
             const late = context.lastClockTMs === undefined ? 0 : Math.max(0, event.tMs - context.lastClockTMs - 2 * period);
             const stallMs = (context.stallMs ?? 0) + late;
             enqueue.assign({ lastClockTMs: event.tMs, stallMs });
@@ -371,6 +371,11 @@ function overrideKnobs(context: GpuContext, knobs: Knobs, reason: string, terms:
 }
 
 /** Runs one policy step and enqueues the knob changes, decision events and counters. */
+/** The watchdog's tick: the inner period, at most 1 s. */
+function watchdogPeriodMs(context: GpuContext): number {
+  return Math.min(1000, policyFor(context.policyName, context.policyOptions).innerPeriodMs);
+}
+
 function stepPolicy(context: GpuContext, tier: 'inner' | 'outer', enqueue: Enqueue): void {
   const policy = policyFor(context.policyName, context.policyOptions);
   const input = controlInput(context, tier);

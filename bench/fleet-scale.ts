@@ -181,6 +181,11 @@ async function roundTrip(url: string) {
   }
   gpu.stop();
   await bus.close();
+  return latencySummary(samples);
+}
+
+/** Sample count, p50, p99 and max of latency samples (ms). */
+function latencySummary(samples: number[]) {
   const sorted = [...samples].sort((a, b) => a - b);
   return { samples: samples.length, p50Ms: nearestRank(sorted, 50), p99Ms: nearestRank(sorted, 99), maxMs: sorted.at(-1) ?? NaN };
 }
@@ -207,8 +212,7 @@ async function natsFloor(url: string) {
     await new Promise((r) => setTimeout(r, 1));
   }
   await nc.close();
-  const sorted = samples.sort((a, b) => a - b);
-  return { samples: samples.length, p50Ms: nearestRank(sorted, 50), p99Ms: nearestRank(sorted, 99), maxMs: sorted.at(-1) ?? NaN };
+  return latencySummary(samples);
 }
 
 const server = await startLocalNatsServer();

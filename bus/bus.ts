@@ -11,7 +11,7 @@ import { recordRejected } from '../observability/metrics.ts';
 import { withHandleSpan } from '../observability/spans.ts';
 import { decode, encode } from './codec.ts';
 import { authFromEnv, connectionAuth, describeAuth, hasAuth, type BusAuth } from './auth.ts';
-import { BusUnavailableError, CommandError, OutgoingSchemaError } from './errors.ts';
+import { BusUnavailableError, CommandError, NoRespondersError, OutgoingSchemaError } from './errors.ts';
 import { startLocalNatsServer, type LocalNatsServer } from './server.ts';
 
 /** Default cap on an incoming payload; larger messages are dropped at the edge. */
@@ -247,7 +247,7 @@ export class Bus {
     } catch (err) {
       throw new CommandError(`command to ${subject} got no reply within ${timeoutMs} ms: ${(err as Error).message}`, true, { cause: err });
     }
-    if (msg.headers?.code === 503) throw new CommandError(`command to ${subject}: no responders (nobody serves that subject now)`, true);
+    if (msg.headers?.code === 503) throw new NoRespondersError(subject);
     this.stats.published++;
     let reply: unknown;
     try {

@@ -18,6 +18,14 @@ export class CommandError extends Error {
   }
 }
 
+/** Nobody serves the command's subject now (the server's 503): the receiver is gone or has moved. */
+export class NoRespondersError extends CommandError {
+  override name = 'NoRespondersError';
+  constructor(subject: string) {
+    super(`command to ${subject}: no responders (nobody serves that subject now)`, true);
+  }
+}
+
 /** An outgoing message failed its own schema: a bug on our side, never sent. */
 export class OutgoingSchemaError extends Error {
   override name = 'OutgoingSchemaError';

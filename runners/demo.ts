@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { context, trace } from '@opentelemetry/api';
-import { Bus, CommandError, ensureEventsStream } from '../bus/index.ts';
+import { Bus, NoRespondersError, ensureEventsStream } from '../bus/index.ts';
 import { POLICY_NAMES } from '../control/types.ts';
 import { setupTelemetry, shutdownTelemetry } from '../observability/setup.ts';
 import { commandSpan, failSpan, SPAN } from '../observability/spans.ts';
@@ -235,7 +235,7 @@ async function scaleAll(bus: Bus, statuses: Map<string, GpuStatusEvent>, scale: 
       } catch (err) {
         failSpan(span, err);
         // Nobody serves it there any more: the fleet moved it between the status and the command. Look again.
-        const moved = attempt < 4 && err instanceof CommandError && /no responders/.test(err.message);
+        const moved = attempt < 4 && err instanceof NoRespondersError;
         if (!moved) { process.stderr.write(`scale-rate on ${s.host}/${s.gpu}/${serviceId}: ${(err as Error).message}\n`); return; }
       } finally {
         span.end();

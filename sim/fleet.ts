@@ -109,9 +109,12 @@ export function simulateFleet(w: Workload, policy: FleetPolicy, options: Simulat
     return { ...r, wallMs: Date.now() - t0 };
   }
   const raw = simulateFleetRaw(w, policy, options);
-  if (policy === 'no-colocation' && !options.slotOrder && options.trainingMinSpeed === undefined) noColocation.set(w, raw);
+  if (policy === 'no-colocation' && !overrides(options)) noColocation.set(w, raw);
   return raw.result;
 }
+
+/** True when the options change what a policy does (such a run is not the policy's own: not kept). */
+const overrides = (o: SimulateOptions) => o.slotOrder !== undefined || o.trainingMinSpeed !== undefined || o.packSloFraction !== undefined || o.reliefSloFraction !== undefined;
 
 /** separate-5-1 is derived from the no-colocation run of the same workload: kept, not run twice. */
 const noColocation = new WeakMap<Workload, Raw>();

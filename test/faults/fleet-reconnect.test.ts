@@ -5,22 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bus, freePort, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
 import { subjects, type FleetLeaderEvent, type FleetPlanEvent, type GpuStatusEvent } from '../../schemas/index.ts';
-import { cleanEnv, sleep, startCli, until } from './helpers.ts';
+import { cleanEnv, FOUR_LIGHT_GPUS, sleep, startCli, until } from './helpers.ts';
 
 test('faults - nats-server killed and restarted under a fleet: the fleet keeps its lease, reconnects and still plans (a burst after the restart is relieved)', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gc-fleet-restart-'));
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const storeDir = join(dir, 'js');
   const workloads = join(dir, 'workloads.json');
-  writeFileSync(workloads, JSON.stringify({
-    profile: 'rtx3090-resnet50-wrn101',
-    gpus: [
-      { services: [{ id: 'svc-0', sloMs: 25, batch: 2, rateRps: 25 }], trainings: [{ id: 'job-0' }] },
-      { services: [{ id: 'svc-1', sloMs: 25, batch: 2, rateRps: 25 }], trainings: [] },
-      { services: [{ id: 'svc-2', sloMs: 25, batch: 2, rateRps: 25 }], trainings: [] },
-      { services: [{ id: 'svc-3', sloMs: 25, batch: 2, rateRps: 25 }], trainings: [] },
-    ],
-  }));
+  writeFileSync(workloads, JSON.stringify(FOUR_LIGHT_GPUS));
   const port = await freePort();
   let server: LocalNatsServer = await startLocalNatsServer({ port, storeDir });
   const env = cleanEnv({ NATS_URL: server.url });

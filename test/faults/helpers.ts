@@ -38,3 +38,14 @@ export function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   for (const k of Object.keys(env)) if (k.startsWith('NATS_') || k.startsWith('OTEL_')) delete env[k];
   return { ...env, ...extra };
 }
+
+/** A host's workloads file for fleet tests: four light GPUs, one training job; a fleet packs them and frees GPUs. */
+export const FOUR_LIGHT_GPUS = {
+  profile: 'rtx3090-resnet50-wrn101',
+  gpus: [
+    { services: [{ id: 'svc-0', sloMs: 25, batch: 2, rateRps: 25 }], trainings: [{ id: 'job-0' }] },
+    { services: [{ id: 'svc-1', sloMs: 25, batch: 2, rateRps: 25 }], trainings: [] },
+    { services: [{ id: 'svc-2', sloMs: 25, batch: 2, rateRps: 25 }], trainings: [] },
+    { services: [{ id: 'svc-3', sloMs: 25, batch: 2, rateRps: 25 }], trainings: [] },
+  ],
+};

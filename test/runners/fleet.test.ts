@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bus, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
 import { subjects, type FleetLeaderEvent, type FleetPlanEvent, type GpuStatusEvent } from '../../schemas/index.ts';
+import { FOUR_LIGHT_GPUS } from '../faults/helpers.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gpucolo.mjs');
 let server: LocalNatsServer;
@@ -38,15 +39,7 @@ test('fleet - two fleet processes: one leads, packs a light host and frees GPUs;
   const workloads = join(dir, 'workloads.json');
   const traceFile = join(dir, 'trace.jsonl');
   writeFileSync(traceFile, '');
-  writeFileSync(workloads, JSON.stringify({
-    profile: 'rtx3090-resnet50-wrn101',
-    gpus: [
-      { services: [{ id: 'svc-0', sloMs: 25, batch: 2, rateRps: 25 }], trainings: [{ id: 'job-0' }] },
-      { services: [{ id: 'svc-1', sloMs: 25, batch: 2, rateRps: 25 }], trainings: [] },
-      { services: [{ id: 'svc-2', sloMs: 25, batch: 2, rateRps: 25 }], trainings: [] },
-      { services: [{ id: 'svc-3', sloMs: 25, batch: 2, rateRps: 25 }], trainings: [] },
-    ],
-  }));
+  writeFileSync(workloads, JSON.stringify(FOUR_LIGHT_GPUS));
   const bus = await Bus.connect({ url: server.url, name: 'fleet-test', host: 'observer' });
   const leaders: Array<FleetLeaderEvent & { at: number }> = [];
   const plans: FleetPlanEvent[] = [];
