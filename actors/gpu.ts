@@ -75,7 +75,8 @@ export type GpuEvent =
   | { type: 'SET_SLO'; serviceId?: string; sloMs: number }
   | { type: 'SET_POLICY'; policy: PolicyName }
   | { type: 'CLOCK'; tMs: number }
-  | { type: 'TELEMETRY_LOST' }
+  /** `silent`: the services that finished nothing for too long (empty: no window came at all). */
+  | { type: 'TELEMETRY_LOST'; silent: string[] }
   | { type: 'TELEMETRY_RESTORED' }
   /** The fleet moved a service or a training job off this GPU: forget it. */
   | { type: 'SERVICE_REMOVED'; serviceId: string }
@@ -197,7 +198,7 @@ export const gpuMachine = setup({
                 return;
               }
               if (silent.length > 0) {
-                enqueue(raise({ type: 'TELEMETRY_LOST' }));
+                enqueue(raise({ type: 'TELEMETRY_LOST', silent }));
                 return;
               }
               const periodMs = policyFor(context.policyName, context.policyOptions).innerPeriodMs;
@@ -259,8 +260,9 @@ export const gpuMachine = setup({
             enqueue.assign({ lastClockTMs: event.tMs, stallMs });
             // With no service left (the fleet moved them away) there is no latency to lose: no safe mode.
             if (context.safe || Object.keys(context.services).length === 0) return;
-            if (event.tMs - context.lastWindowTMs - stallMs > context.staleAfterMs || silentServices(context, event.tMs - stallMs).length > 0) {
-              enqueue(raise({ type: 'TELEMETRY_LOST' }));
+            const silent = silentServices(context, event.tMs - stallMs);
+            if (event.tMs - context.lastWindowTMs - stallMs > context.staleAfterMs || silent.length > 0) {
+              enqueue(raise({ type: 'TELEMETRY_LOST', silent }));
             }
           }),
         },
@@ -273,7 +275,8 @@ export const gpuMachine = setup({
             controlling: { on: { TELEMETRY_LOST: 'safe' } },
             safe: {
               entry: [
-                { type: 'publishSafety', params: ({ context }) => ({ condition: 'telemetry-lost' as const, detail: lostDetail(context) }) },
+                // The detail says what the decision saw (the watchdog's clock, not the last window's time).
+                { type: 'publishSafety', params: ({ context, event }) => ({ condition: 'telemetry-lost' as const, detail: lostDetail(context, event.type === 'TELEMETRY_LOST' ? event.silent : silentServices(context, context.tMs)) }) },
                 enqueueActions(({ context, enqueue }) => {
                   const knobs: Knobs = { ...context.knobs, pacing: { mode: 'duty', duty: context.safeDuty, periodMs: context.knobs.pacing.mode === 'duty' ? context.knobs.pacing.periodMs : 50 } };
                   overrideKnobs(context, knobs, 'telemetry lost: safe sleep duty', { lastWindowTMs: context.lastWindowTMs, staleAfterMs: context.staleAfterMs }, enqueue);
@@ -352,8 +355,7 @@ export function silentServices(context: GpuContext, nowMs: number): string[] {
     .map(([id]) => id);
 }
 
-function lostDetail(context: GpuContext): string {
-  const silent = silentServices(context, context.tMs);
+function lostDetail(context: GpuContext, silent: readonly string[]): string {
   const why = silent.length
     ? `service ${silent.join(', ')} finished no request for over ${context.staleAfterMs} ms (its workload died, hung or stopped reporting)`
     : `no latency window for over ${context.staleAfterMs} ms`;
