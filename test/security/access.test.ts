@@ -19,10 +19,10 @@ import { hasOpenssl, makeTestPki, type TestPki } from './tls.ts';
 const CONFIG = join(ROOT, 'deploy', 'nats', 'gpucolo.conf');
 const ACCOUNTS = join(ROOT, 'deploy', 'nats', 'accounts.conf');
 const withTls = hasOpenssl();
-const passwords = {
-  fleet: randomBytes(12).toString('hex'), observer: randomBytes(12).toString('hex'),
-  'host-a': randomBytes(12).toString('hex'), 'host-b': randomBytes(12).toString('hex'),
-};
+// nats-server parses a variable's value as a config value: hex such as "2e4f..." would read as a number
+// and fail to parse, so every password starts with letters (deploy/nats/gpucolo.conf says the same).
+const password = () => `pw${randomBytes(12).toString('hex')}`;
+const passwords = { fleet: password(), observer: password(), 'host-a': password(), 'host-b': password() };
 
 let pki: TestPki | undefined;
 let server: LocalNatsServer;
