@@ -21,6 +21,8 @@ export const GpuStateRecord = Type.Object({
     mpsSharePct: Type.Number({ minimum: 1, maximum: 100 }),
     pacing: PacingSchema,
     trainingRunning: Type.Boolean(),
+    /** Inference's own MPS share (GSLICE); absent = 100. */
+    inferenceSharePct: Type.Optional(Type.Number({ minimum: 1, maximum: 100 })),
   }, { additionalProperties: false }),
   /** SLO in force per service (set by commands; they outlive the runner). */
   sloMs: Type.Record(Type.String({ pattern: ID_PATTERN.source }), Type.Number({ exclusiveMinimum: 0 })),

@@ -16,7 +16,9 @@
  * are folded in after all (skipping them for good would keep only quiet windows, bias the reference low and
  * raise false alarms). When a rise is declared the reference is re-based to the run's rate: one step fires once.
  * The step returned is meant to be added to the duty that was settled at the reference rate (the caller keeps
- * it), not to what feedback has already made of it, so both do not answer the same rise.
+ * it), not to what feedback has already made of it, so both do not answer the same rise. gpucolo uses the detector
+ * as its rate tracker (gain 1: the step is the relative rise): the reference is the load level its model plans the
+ * duty for, a declared rise moves that level at once.
  */
 import type { LatencyWindow } from './types.ts';
 

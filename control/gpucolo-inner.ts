@@ -1,38 +1,174 @@
 /**
- * gpucolo inner tier: the training sleep duty, every innerPeriodMs, on the tightest service's tail metric.
+ * gpucolo inner tier: the training sleep duty, every innerPeriodMs (200 ms), from the services' tails.
  *
- * Law (velocity-form integral control on the normalised error e = (measured - target) / target):
- *   |e| <= deadband              -> hold
- *   e > deadband                 -> duty += min(maxStepUp, g * e), g = gainUpViolation above the SLO, else gainUp
- *   e < -deadband                -> duty += max(-maxStepDown, gainDown * e)
- *   then duty is clamped to [0, maxDuty].
- * The duty is the integrator, so clamping it IS the anti-windup: pinned at maxDuty it stores no excess and
- * starts coming down on the first window below target. Increase is fast and decrease slow, because a missed
- * SLO is the failure and lost training time is only a cost. Feedforward (feedforward.ts): on an arrival-rate
- * jump the duty is raised to at least (duty settled at the old rate) + ffGain * relative rise, pre-emptively;
- * measured from the settled duty, not added to feedback's own reaction, because both answer the same rise.
+ * The duty trades awake time against the chance of a 1 s window past the SLO, at a price (gpucolo-model.ts
+ * pickDuty): maximise (1 - duty) - price * P(miss | duty) over the next second. P(miss) is the calibrated model's
+ * tail, kappa * model(p99), read as log-normal with the measured noise sigma, at the load the rate tracker sees,
+ * mixed with its average over the load forecast as far as the last second fails to predict the next (1 - rho^2,
+ * rho the lag-one correlation of the log 1 s rates: independent bursts keep a duty that covers them, a slowly
+ * moving load is followed). Where sleep barely moves the tail (a small interference, or a load inference alone
+ * barely serves) no sleep is bought; where it moves it steeply, sleep is bought up to the price.
  *
- * Holds (no knob change): training not running (restart after an MPS change, or stopped) since latency then says
- * nothing about the duty; and windows with no finished request, which never move towards more training.
+ * The price is a dual variable that holds the attainment floor: every 1 s window multiplies it by
+ * exp(PRICE_RATE * (training's part of a miss - allowed)), training's part the share of the miss's chance that
+ * training adds to inference alone's (by the model, at that second's load and duty), allowed a part
+ * (floorSharePct) of the floor's slack, min(0.99, alone - 0.005). Misses training caused raise the price and so
+ * the duty; a clean record lowers it and gives training back.
+ *
+ * What the model needs is identified here from the windows:
+ *   - s0 (alone batch time): from the mean latency while training restarts, or sleeps at the cap (the run starts
+ *     there, initialDuty);
+ *   - I (interference of the share in force): from the mean latency of each window with training awake
+ *     (gpucolo-model.ts meanSlowdown), weighted by (1 - duty)^2 and only up to a duty of 0.6 (a window mostly
+ *     asleep says little about I), averaged as xi = I / (1 + I); while the tail holds the duty above that for
+ *     long, a rough reading from the tail itself;
+ *   - kappa (measured / model): from every 1 s estimate, slowly (noise averages out) unless the estimate reads
+ *     more than three noise deviations above the model (a real change: taken at once), never from a second near
+ *     saturation or holding a backlog (the model describes neither);
+ *   - sigma: the spread of the log 1 s tail around a slow (20 s) calibration, and alone's own bias and spread
+ *     (from seconds with training out of the way) for the chances inference alone would have missed;
+ *   - whether the client waits for its replies (closed loop: no queue);
+ *   - the load: what the server carries (arrivals, or completions while a queue drains), at least the
+ *     arrival-rate level of feedforward.ts's Poisson CUSUM (a rise is taken at once, a fall over about 2 s): a
+ *     rate step moves the duty in the same period.
+ * The 1 s tail is read as the SLO is scored: nearest rank, so with 100 requests or fewer the slowest one.
+ * For ALERT_MS after the rate tracker declares a rise, a miss is priced up to ALERT_FACTOR times (in full for a
+ * load whose seconds predict each other): right after a change the model is least right, and a miss then leaves
+ * the load unsettled.
+ * A fall of the duty is limited to maxStepDown per period, and a tail far above the model (a backlog) holds it.
+ * Safety first: a 200 ms window already past the SLO, a second in which requests arrived but none finished, or an
+ * arrival rate that at least doubled sends the duty to the cap at once.
+ *
+ * Holds (no knob change) while training is not running (restart after an MPS change, or stopped): those windows
+ * are inference alone, s0's reading. Windows with no finished request never move towards more training.
  */
 import { clamp, decision, roundTo, trainingActive } from './common.ts';
-import { feedforward } from './feedforward.ts';
-import { ewma, marginFor } from './gpucolo-model.ts';
-import type { GpucoloOptions, GpucoloState } from './gpucolo-options.ts';
-import { pickTightest } from './tightest.ts';
+import { feedforward, type FeedforwardOptions } from './feedforward.ts';
+import {
+  binRate, dutyGrid, ewma, interferenceFromStretch, interferenceFromTail, interferenceOf, looksClosed, meanSlowdown, missChance, missRow, normalQuantile, pickDuty,
+  rateBin, serviceFromMean, slowdown, surpriseOf, tailMs, xiOf, type PlantPoint,
+} from './gpucolo-model.ts';
+import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
 import type { ControlInput, Decision, LatencyWindow, StepResult } from './types.ts';
-import { mergeWindowsByService, metricOf } from './window.ts';
+import { mergeWindowsByService, metricOf, type LatencyMetric } from './window.ts';
+
+/** The rate tracker's detector: a 20% rise, CUSUM threshold 4, reference EWMA 0.1 per window (see feedforward.ts). */
+const RATE_TRACKING: FeedforwardOptions = { thresholdPct: 20, cusumH: 4, gain: 1, maxStep: Infinity, refAlpha: 0.1 };
+/** Memory of the interference readings, in units of reading weight (a window at zero duty weighs at most 1). */
+const I_MEMORY = 100;
+/** Largest duty at which a window's mean is read for I (above it, queues built in awake phases dominate the mean). */
+const I_READ_MAX_DUTY = 0.6;
+/** Weight of one reading of I from the tail while identifying (the mean's reading at zero duty weighs 1), and the
+ * inner periods of identification before such readings are taken. */
+const TAIL_READING_WEIGHT = 0.1;
+const TAIL_READING_AFTER = 50;
+/** Weight of readings (in windows at zero duty) before the interference counts as identified. */
+export const I_READY = 2;
+/** Calibration updates before the noise counts as measured, and the noise assumed until then. */
+const NOISE_READY = 25;
+export const INITIAL_NOISE = 0.3;
+/**
+ * Least noise the miss chances read: a second's tail is one order statistic of its requests (with 100 or fewer, the
+ * slowest), heavier-tailed above than the log-normal fitted to its spread, most of all when the spread is small.
+ */
+const MIN_NOISE = 0.08;
+/** EWMA weight per inner period of the slow calibration and the noise read against it (about 20 s at 200 ms). */
+const NOISE_ALPHA = 0.01;
+/** Price of a missed window (in awake time) at the start, its bounds, and its step per scored window. */
+export const INITIAL_PRICE = 25;
+const PRICE_MIN = 2;
+const PRICE_MAX = 1e4;
+const PRICE_RATE = 0.5;
+
+/** EWMA weight per second of the load's log-rate statistics (about 5 minutes). */
+const RATE_STATS_ALPHA = 1 / 300;
+/** Spread of alone's log tail around the model until measured, and the EWMA weight of its readings. */
+const ALONE_NOISE = 0.25;
+const ALONE_ALPHA = 0.05;
+const ALONE_READY = 10;
+/** Alone utilisation at or above which a second counts as overloaded (alone misses it too). */
+const OVERLOAD = 0.95;
+/** Utilisation (model) above which a second does not calibrate kappa. */
+const CALIBRATION_MAX_LOAD = 0.85;
+/** A declared rise of at least this much (percent) sends the duty to the cap at once. */
+const JUMP_PCT = 150;
+/** After a declared load rise: how long, and how much more a miss counts. */
+const ALERT_MS = 12_000;
+const ALERT_FACTOR = 4;
+/** A window whose tail is this many times the model's expectation is read as a backlog, not as the plant. */
+const BACKLOG_FACTOR = 2;
 
 /**
- * The windows the estimator looks at: the last estimatorWindows inner periods (this one included), and the
- * services merged per serviceId over them. The SLO is scored on 1 s windows; a 200 ms window holds a few dozen
- * requests, so its p99 is nearly its max and swings far above and below the 1 s p99. Merging ~1 s of windows
- * (mergeWindows' CDF mixture) estimates the scored statistic itself.
+ * Chance of a miss at each duty of the grid, averaged over the load forecast (overloaded loads count as no
+ * miss of training's: alone misses them too): what the next second holds when the last one does not predict it.
  */
-export function slidingWindows(o: GpucoloOptions, state: GpucoloState, services: readonly LatencyWindow[]) {
-  const keep = Math.max(1, Math.round(o.estimatorWindows));
-  const recent = [...(state.recent ?? []), [...services]].slice(-keep);
-  return { recent, merged: mergeWindowsByService(recent.flat()) };
+export function forecastMix(sm: ServiceModel, plant: Omit<PlantPoint, 'duty' | 'rateRps'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[]): number[] {
+  const mix = grid.map(() => 0);
+  let mass = 0;
+  for (const [bin, weight] of Object.entries(sm.rates)) {
+    mass += weight;
+    const rateRps = binRate(Number(bin));
+    if (overloaded(rateRps, plant.s0Ms, plant.closed)) continue;
+    const row = missRow({ ...plant, rateRps }, kappa, sloMs, sigma, grid);
+    for (let k = 0; k < grid.length; k++) mix[k]! += weight * row[k]!;
+  }
+  return mass > 0 ? mix.map((x) => x / mass) : mix;
+}
+
+/** A service nothing has been identified about yet. */
+export function emptyModel(): ServiceModel {
+  return {
+    s0Ms: null, iSum: 0, iWeight: 0, lnKappa: 0, lnKappaSlow: null, kappaN: 0, noiseVar: null, closed: null, rates: {},
+    price: INITIAL_PRICE, lnPriceSlow: null, scored: 0, missed: 0, peakBin: -1, peakSinceMs: null,
+    lnRateMean: null, lnRateVar: null, lnRateCov: null, lastLnRate: null, aloneMiss: null, oursMiss: null, aloneBias: null, aloneVar: null, aloneN: 0,
+  };
+}
+
+/** The bin below which `q` of a histogram's mass lies (-1 for an empty one). */
+export function quantileBin(hist: Readonly<Record<string, number>>, q: number): number {
+  const bins = Object.entries(hist).map(([b, w]) => [Number(b), w] as const).sort((a, b) => a[0] - b[0]);
+  const mass = bins.reduce((a, [, w]) => a + w, 0);
+  let below = 0;
+  for (const [b, w] of bins) {
+    below += w;
+    if (below >= q * mass) return b;
+  }
+  return bins.length > 0 ? bins[bins.length - 1]![0] : -1;
+}
+
+/**
+ * One reading of ln(alone's tail / calibrated model): running mean and variance over the first readings, EWMAs
+ * after; the variance starts from ALONE_NOISE^2 and counts as measured after a few readings.
+ */
+function readAlone(sm: ServiceModel, r: number): void {
+  const n = sm.aloneN + 1;
+  const alpha = Math.max(ALONE_ALPHA, 1 / n);
+  const mean = sm.aloneBias ?? r;
+  sm.aloneBias = ewma(sm.aloneBias, r, alpha);
+  if (n > 1) sm.aloneVar = ewma(sm.aloneVar, (r - mean) ** 2, Math.max(ALONE_ALPHA, 1 / (n - 1)));
+  sm.aloneN = n;
+}
+
+/** Chance that inference alone misses a second whose calibrated model tail is `levelMs` (its own bias and spread). */
+export function aloneChance(sm: ServiceModel, levelMs: number, sloMs: number): number {
+  // Until alone has been read, its spread is taken as no wider than the co-located one (training adds spread).
+  const sigma = sm.aloneVar === null || sm.aloneN < ALONE_READY ? Math.min(ALONE_NOISE, noiseOf(sm)) : Math.sqrt(sm.aloneVar);
+  return missChance(levelMs * Math.exp(sm.aloneBias ?? 0), sloMs, sigma);
+}
+
+/**
+ * The estimator's reading of a second's tail as the SLO is scored on it: nearest rank, so with 100 requests or
+ * fewer a second's p99 is its slowest request (the windows' merged CDF would read lower); otherwise the merge.
+ */
+export function secondTail(m: LatencyWindow, metric: LatencyMetric): number {
+  if (metric === 'p99' && m.count <= 100) return m.maxMs;
+  if (metric === 'p95' && m.count <= 20) return m.maxMs;
+  return metricOf(m, metric);
+}
+
+/** Requests per second the server carries in a window: the arrivals, or the completions when a queue drains. */
+export function serverLoad(w: LatencyWindow): number {
+  return Math.max(w.rateRps, w.windowMs > 0 ? (w.count * 1000) / w.windowMs : 0);
 }
 
 /** The duty in force: the knobs' if they carry a duty (an actor may have overridden it), else the state's. */
@@ -40,132 +176,301 @@ export function currentDuty(state: GpucoloState, input: ControlInput): number {
   return input.knobs.pacing.mode === 'duty' ? input.knobs.pacing.duty : state.duty;
 }
 
+/** The identified interference of the share in force, or null while there is too little evidence. */
+export function interferenceNow(m: ServiceModel): number | null {
+  return m.iWeight >= I_READY ? interferenceOf(m.iSum / m.iWeight) : null;
+}
+
+/** The model can set a duty: s0 and I identified, kappa calibrated a few times. */
+export function modelReady(m: ServiceModel): boolean {
+  return m.s0Ms !== null && interferenceNow(m) !== null && m.kappaN >= 3;
+}
+
+/** Noise of the log 1 s tail (INITIAL_NOISE until measured). */
+export function noiseOf(m: ServiceModel): number {
+  return m.noiseVar === null || m.kappaN < NOISE_READY ? INITIAL_NOISE : Math.max(MIN_NOISE, Math.sqrt(m.noiseVar));
+}
+
+/**
+ * A load inference alone cannot serve within a second (utilisation of its alone batch time at or above
+ * OVERLOAD): those seconds are alone's misses whatever training does, so they are left out of the miss books.
+ */
+export function overloaded(rateRps: number, s0Ms: number, closed: boolean): boolean {
+  return !closed && (rateRps * s0Ms) / 1000 >= OVERLOAD;
+}
+
+/** Share of the forecast's mass at loads inference alone cannot serve. */
+export function overloadShare(sm: ServiceModel): number {
+  if (sm.s0Ms === null) return 0;
+  let mass = 0, over = 0;
+  for (const [bin, w] of Object.entries(sm.rates)) {
+    mass += w;
+    if (overloaded(binRate(Number(bin)), sm.s0Ms, (sm.closed ?? 0) > 0.5)) over += w;
+  }
+  return mass > 0 ? over / mass : 0;
+}
+
+/**
+ * Misses a service may add to inference alone's, as a share of seconds: floorSharePct of the floor's slack,
+ * min(0.99, alone - 0.005), given alone's own miss share `aloneMiss`.
+ */
+export function allowedExtra(o: GpucoloOptions, aloneMiss: number, part = o.floorSharePct / 100): number {
+  return part * Math.max(0.01 - aloneMiss, 0.005);
+}
+
+/** The metric a single 200 ms window is read at for the fast path: p95 stands for the p99 of one fifth of a second. */
+function fastMetric(o: GpucoloOptions): LatencyMetric {
+  return o.metric === 'p99' && o.estimatorWindows >= 5 ? 'p95' : o.metric;
+}
+
+interface Want {
+  duty: number;
+  reason: string;
+  terms: Record<string, number>;
+  serviceId: string;
+  ratio: number;
+}
+
 /** One inner decision of gpucolo. */
 export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: ControlInput): StepResult<GpucoloState> {
+  const now = input.nowMs;
+  const active = trainingActive(input);
   const duty = currentDuty(state, input);
-  if (!trainingActive(input)) {
-    // Nothing to learn about the duty while training is off; dwell timers restart when it is back. These
-    // windows are inference alone, L0 of the model (gpucolo-model.ts): the lowest 1 s estimate of this run
-    // (queues built under training drain first) is the reading. The estimator starts afresh after the run.
-    const run = state.aloneRun ?? null;
-    const keep = Math.max(1, Math.round(o.estimatorWindows));
-    const recent = run === null ? [[...input.services]] : [...(state.recent ?? []), [...input.services]].slice(-keep);
-    const nextRun: Record<string, number> = { ...(run ?? {}) };
-    const aloneMs = { ...(state.aloneMs ?? {}) };
-    if (recent.length >= Math.min(3, keep)) {
-      for (const w of mergeWindowsByService(recent.flat())) {
-        if (w.count === 0) continue;
-        nextRun[w.serviceId] = Math.min(nextRun[w.serviceId] ?? Infinity, metricOf(w, o.metric));
-        aloneMs[w.serviceId] = nextRun[w.serviceId]!;
+  let s: GpucoloState = { ...state, startMs: state.startMs ?? now - o.innerPeriodMs };
+  if (active && s.restartSinceMs !== null) s = { ...s, restartMs: ewma(s.restartMs, now - s.restartSinceMs, 0.5), restartSinceMs: null };
+
+  // The 1 s estimator: the last estimatorWindows windows, restarted whenever training starts or stops, so it
+  // never mixes inference alone with inference next to training.
+  const keep = Math.max(1, Math.round(o.estimatorWindows));
+  const fresh = s.recentActive !== active;
+  const recent = [...(fresh ? [] : s.recent), [...input.services]].slice(-keep);
+  const recentDuty = [...(fresh ? [] : s.recentDuty), duty].slice(-keep);
+  const steps = fresh ? 1 : s.steps + 1;
+  const dutyEff = recentDuty.reduce((a, b) => a + b, 0) / recentDuty.length;
+  const merged = mergeWindowsByService(recent.flat());
+  const ff = feedforward(s.rateTrackers, input.services, RATE_TRACKING);
+  // A rise the rate tracker declares opens an alert of ALERT_MS.
+  if (ff.step > 0) s = { ...s, alertUntilMs: now + ALERT_MS };
+  const decay = Math.exp(-(o.innerPeriodMs / 1000) / o.horizonS);
+  const models: Record<string, ServiceModel> = { ...s.models };
+  const settled = recent.length >= Math.min(3, keep);
+  let want: Want | null = null;
+
+  for (const m of merged) {
+    const id = m.serviceId;
+    const w = input.services.find((x) => x.serviceId === id);
+    const sm: ServiceModel = { ...(models[id] ?? emptyModel()) };
+    // The load forecast (outer tier): the 1 s rates, decaying over the horizon.
+    const rates: Record<string, number> = {};
+    for (const [k, v] of Object.entries(sm.rates)) if (v * decay > 1e-3) rates[k] = v * decay;
+    if (m.rateRps > 0) {
+      const b = String(rateBin(m.rateRps));
+      rates[b] = (rates[b] ?? 0) + o.innerPeriodMs / 1000;
+    }
+    sm.rates = rates;
+    // The forecast's peak (99th percentile bin): the outer tier waits for it to hold before it plans a share.
+    const peak = quantileBin(rates, 0.99);
+    if (peak > sm.peakBin) { sm.peakBin = peak; sm.peakSinceMs = now; }
+    if (m.count >= 3) sm.closed = ewma(sm.closed, looksClosed(m.rateRps, m.meanMs, m.p50Ms, m.p99Ms) ? 1 : 0, 0.1);
+    const closed = (sm.closed ?? 0) > 0.5;
+    // The load the server carries: what arrives, or what it completes while a queue drains (after a burst the
+    // arrivals fall at once, the work does not).
+    const loadRps = serverLoad(m);
+
+    if (!active) {
+      // Inference alone: s0's reading (after the first windows, while queues built under training drain), and
+      // how the calibrated model reads it.
+      if (m.count > 0 && settled) {
+        const alone = serviceFromMean(m.meanMs, loadRps, closed);
+        if (alone > 0) sm.s0Ms = sm.s0Ms === null ? alone : Math.exp(ewma(Math.log(sm.s0Ms), Math.log(alone), 0.3));
+        const aloneMs = Math.exp(sm.lnKappa) * tailMs({ s0Ms: sm.s0Ms!, interference: 0, duty: 0, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed });
+        if (m.count >= 5 && aloneMs > 0 && Number.isFinite(aloneMs) && (loadRps * sm.s0Ms!) / 1000 < CALIBRATION_MAX_LOAD) {
+          readAlone(sm, Math.log(secondTail(m, o.metric)) - Math.log(aloneMs));
+        }
+      }
+      models[id] = sm;
+      continue;
+    }
+    // At the duty cap training is all but asleep: another reading of s0 (the first one, before any restart),
+    // corrected for the little awake time left.
+    if (dutyEff >= o.maxDuty - 1e-9 && m.count >= 5 && settled) {
+      const reading = serviceFromMean(m.meanMs, loadRps, closed) / meanSlowdown(interferenceNow(sm) ?? 0, o.maxDuty, sm.s0Ms ?? 0, o.dutyPeriodMs);
+      if (reading > 0) sm.s0Ms = sm.s0Ms === null ? reading : Math.exp(ewma(Math.log(sm.s0Ms), Math.log(reading), 0.1));
+    }
+
+    // Interference of the share in force, from this window's mean (not near saturation, where means say little).
+    if (sm.s0Ms !== null && settled && w && w.count >= 3 && duty <= I_READ_MAX_DUTY) {
+      const wLoad = serverLoad(w);
+      const u = (wLoad * sm.s0Ms * slowdown(interferenceNow(sm) ?? 0, duty)) / 1000;
+      if (u < 0.85 && metricOf(w, o.metric) < 4 * w.sloMs) {
+        const stretch = serviceFromMean(w.meanMs, wLoad, closed) / sm.s0Ms;
+        // Averaged as xi = I / (1 + I), bounded: a mostly asleep window can read an absurd I, never an absurd xi.
+        const reading = xiOf(interferenceFromStretch(stretch, duty, sm.s0Ms, o.dutyPeriodMs));
+        const weight = (1 - duty) ** 2 * Math.min(1, w.count / 10);
+        // Forgetting per unit of new evidence, not per unit of time: hours at the duty cap keep what was read.
+        const keepOld = Math.exp(-weight / I_MEMORY);
+        sm.iSum = sm.iSum * keepOld + weight * reading;
+        sm.iWeight = sm.iWeight * keepOld + weight;
       }
     }
-    return { state: { ...state, duty, highSinceMs: null, lowSinceMs: null, recent, aloneRun: nextRun, aloneMs }, knobs: input.knobs, decisions: [] };
-  }
-  if (state.aloneRun != null) state = { ...state, aloneRun: null, recent: [] };
+    const iNow = interferenceNow(sm);
+    const measured = m.count > 0 ? secondTail(m, o.metric) : null;
+    const sigma = noiseOf(sm);
 
-  const ff = o.feedforward
-    ? feedforward(state.rateTrackers, input.services, {
-        thresholdPct: o.ffThresholdPct,
-        cusumH: o.ffCusumH,
-        gain: o.ffGain,
-        maxStep: o.ffMaxStep,
-        refAlpha: o.ffRefAlpha,
-      })
-    : undefined;
-
-  const { recent, merged } = slidingWindows(o, state, input.services);
-  const pick = pickTightest(merged, o.metric);
-  // Fast path: one inner window already past its SLO is evidence the 1 s window is lost; it is read against the
-  // SLO (not the target). A 200 ms window's p99 is nearly its max, so for p99 over estimatorWindows windows the
-  // window is read at p95: when 5% of one fifth of the second is over the SLO, 1% of the second already is.
-  const fastMetric = o.metric === 'p99' && o.estimatorWindows >= 5 ? 'p95' : o.metric;
-  const now = pickTightest(input.services, fastMetric);
-  const fastError = now && o.fastViolation && now.measuredMs > now.service.sloMs
-    ? (now.measuredMs - now.service.sloMs) / now.service.sloMs
-    : 0;
-  let fb = 0;
-  let gain = 0;
-  let error = 0;
-  let targetMs = 0;
-  let rule = 'empty window: hold';
-  let noise = state.noise ?? null;
-  if (pick && now && pick.measuredMs > 0 && now.service.count > 0) {
-    noise = ewma(noise, Math.abs(now.measuredMs - pick.measuredMs) / pick.measuredMs, o.modelAlpha);
-  }
-  const marginPct = o.adaptiveMargin ? marginFor(noise, o.noiseGain, o.marginMinPct, o.marginMaxPct, o.marginPct) : o.marginPct;
-  if (pick) {
-    targetMs = pick.service.sloMs * (1 - marginPct / 100);
-    error = (pick.measuredMs - targetMs) / targetMs;
-    const db = o.deadbandPct / 100;
-    const fast = fastError > 0 && fastError >= error;
-    if (fast) error = fastError;
-    if (error > db) {
-      const violated = fast || pick.measuredMs > pick.service.sloMs;
-      gain = violated ? o.gainUpViolation : o.gainUp;
-      fb = Math.min(o.maxStepUp, gain * error);
-      rule = fast ? `window ${o.metric} above SLO` : violated ? `${o.metric} above SLO` : `${o.metric} above target`;
-    } else if (error < -db) {
-      gain = o.gainDown;
-      fb = Math.max(-o.maxStepDown, gain * error);
-      rule = `${o.metric} below target`;
-    } else {
-      rule = 'within deadband';
+    // Calibration: kappa = measured / model at the operating point (the duties of the estimator's windows).
+    let backlog = false;
+    // Not near saturation: a second of a load close to capacity holds a queue still building, far from the
+    // steady state the model describes, and would drag kappa down for every other load.
+    if (sm.s0Ms !== null && iNow !== null && measured !== null && measured > 0 && m.count >= 5) {
+      const model = tailMs({ s0Ms: sm.s0Ms, interference: iNow, duty: dutyEff, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed });
+      const u = closed ? 0 : (loadRps * sm.s0Ms * slowdown(iNow, dutyEff)) / 1000;
+      const resid = Math.log(measured) - Math.log(model);
+      // Nor a backlog left by a burst: a tail many times the calibrated model is a queue draining, not the plant.
+      backlog = resid - sm.lnKappa > Math.log(BACKLOG_FACTOR) + 3 * sigma;
+      if (Number.isFinite(model) && model > 0 && u < CALIBRATION_MAX_LOAD && !backlog) {
+        const r = resid - sm.lnKappa;
+        const gain = r > 3 * sigma ? o.calibrationGainFast : o.calibrationGainSlow;
+        sm.lnKappa = clamp(sm.lnKappa + gain * r, Math.log(0.05), Math.log(20));
+        sm.kappaN++;
+        // The noise is read against a slow calibration (about 20 s), which does not follow it.
+        // Running means at first (weight 1/n), then EWMAs: the first readings count fully.
+        const alpha = Math.max(NOISE_ALPHA, 1 / sm.kappaN);
+        const rLong = resid - (sm.lnKappaSlow ?? resid);
+        sm.lnKappaSlow = ewma(sm.lnKappaSlow, resid, alpha);
+        if (sm.kappaN > 5) sm.noiseVar = ewma(sm.noiseVar, rLong * rLong, Math.max(NOISE_ALPHA, 1 / (sm.kappaN - 5)));
+      }
     }
-  }
+    const rateRps = Math.max(ff.trackers[id]?.refRps ?? 0, loadRps);
+    const kappa = Math.exp(sm.lnKappa);
+    const aloneMs = sm.s0Ms === null ? 0 : kappa * tailMs({ s0Ms: sm.s0Ms, interference: 0, duty: 0, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed });
+    // How the calibrated model reads inference alone: its bias and spread, from seconds with training out of the
+    // way (restarts, the duty cap), so that alone's misses are not read through the noise training adds.
+    if (sm.s0Ms !== null && (!active || dutyEff >= o.maxDuty - 1e-9) && settled && measured !== null && measured > 0 && m.count >= 5
+      && !overloaded(loadRps, sm.s0Ms, closed) && (loadRps * sm.s0Ms) / 1000 < CALIBRATION_MAX_LOAD && aloneMs > 0) {
+      readAlone(sm, Math.log(measured) - Math.log(aloneMs));
+    }
 
-  const ffStep = ff?.step ?? 0;
-  const settledDuty = state.dutyAtRefRate ?? duty;
-  const ffTarget = settledDuty + ffStep;
-  const useFf = ffStep > 0 && ffTarget > duty + fb;
-  const step = useFf ? ffTarget - duty : fb;
-  const newDuty = roundTo(clamp(duty + step, 0, o.maxDuty), 4);
-  if (useFf) rule = `feedforward: rate +${Math.round(ff!.risePct)}%`;
-  if (newDuty === o.maxDuty && step > 0 && duty + step > o.maxDuty) rule += ' (clamped at max duty)';
-  if (step === 0 && newDuty !== duty) rule = 'duty outside [0, maxDuty]: clamp';
+    // Every whole second of windows (aligned with the estimator): how well one second's load predicts the next.
+    if (steps % keep === 0 && m.rateRps > 0) {
+      const x = Math.log(m.rateRps);
+      if (sm.lastLnRate !== null && sm.lnRateMean !== null) {
+        const dx = x - sm.lnRateMean, dl = sm.lastLnRate - sm.lnRateMean;
+        sm.lnRateVar = ewma(sm.lnRateVar, dx * dx, RATE_STATS_ALPHA);
+        sm.lnRateCov = ewma(sm.lnRateCov, dx * dl, RATE_STATS_ALPHA);
+      }
+      sm.lnRateMean = ewma(sm.lnRateMean, x, RATE_STATS_ALPHA);
+      sm.lastLnRate = x;
+    }
+    // The floor's books: every whole second of windows (aligned with the estimator) is one scored window. A miss
+    // counts as training's by the share of its chance training adds to alone's (the model's chances at the load
+    // and duty of that second, the same kappa): a miss alone would have had anyway costs nothing, one training
+    // made likely costs in full.
+    if (steps % keep === 0 && (m.count > 0 || m.rateRps > 0) && sm.s0Ms !== null && iNow !== null) {
+      const missed = m.count === 0 || secondTail(m, o.metric) > m.sloMs ? 1 : 0;
+      const pAlone = aloneChance(sm, aloneMs, m.sloMs);
+      const pOurs = Math.max(pAlone, missChance(kappa * tailMs({ s0Ms: sm.s0Ms, interference: iNow, duty: dutyEff, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed }), m.sloMs, sigma));
+      const share = pOurs > 0 ? (pOurs - pAlone) / pOurs : 0;
+      sm.aloneMiss = ewma(sm.aloneMiss, pAlone, RATE_STATS_ALPHA);
+      sm.oursMiss = ewma(sm.oursMiss, missed * share, RATE_STATS_ALPHA);
+      sm.price = clamp(sm.price * Math.exp(PRICE_RATE * (missed * share - allowedExtra(o, sm.aloneMiss ?? 0))), PRICE_MIN, PRICE_MAX);
+      sm.lnPriceSlow = ewma(sm.lnPriceSlow, Math.log(sm.price), 1 / o.horizonS);
+      sm.scored++;
+      sm.missed += missed;
+    }
+    models[id] = sm;
 
-  const decisions: Decision[] = [];
-  const modeSwitch = input.knobs.pacing.mode !== 'duty';
-  if (modeSwitch && newDuty === duty) rule = 'switch to duty pacing';
-  if (newDuty !== duty || modeSwitch) {
+    // For the record: the tail level at which a second's chance of a miss is what the floor allows (alone's chance
+    // plus training's part), read with the noise: the level the duty is steering near.
+    const allowedChance = Math.min(0.5, aloneChance(sm, aloneMs, m.sloMs) + allowedExtra(o, sm.aloneMiss ?? 0));
+    const targetMs = m.sloMs * Math.exp(-sigma * normalQuantile(1 - allowedChance));
     const terms: Record<string, number> = {
-      measuredMs: pick?.measuredMs ?? 0,
-      targetMs,
-      sloMs: pick?.service.sloMs ?? 0,
-      error,
-      gain,
-      feedback: fb,
-      feedforward: ffStep,
-      settledDuty,
-      integral: newDuty,
-      marginPct,
-      count: pick?.service.count ?? 0,
+      measuredMs: measured ?? 0, targetMs, sloMs: m.sloMs, rateRps, count: m.count, duty, price: sm.price, noise: sigma,
     };
-    if (ff && ffStep > 0) Object.assign(terms, { rateRps: ff.rateRps, refRateRps: ff.refRps, risePct: ff.risePct });
-    const driver = useFf ? ff!.serviceId : pick?.service.serviceId;
-    decisions.push(decision('inner', 'pacing', duty, newDuty, rule, terms, driver));
+    let next: number;
+    let reason: string;
+    const windowMs = w && w.count > 0 ? metricOf(w, fastMetric(o)) : 0;
+    if (w && w.count > 0 && windowMs > w.sloMs) {
+      next = o.maxDuty;
+      reason = `window ${fastMetric(o)} above SLO: duty to cap`;
+      terms.windowMs = windowMs;
+    } else if (m.count === 0 && m.rateRps > 0) {
+      next = o.maxDuty;
+      reason = 'requests waiting, none finished: duty to cap';
+    } else if (ff.serviceId === id && ff.risePct >= JUMP_PCT) {
+      // The load jumped (the rate tracker's rise, in one window or a few): the queue it builds does not wait for
+      // the tail to show it. Cap first; the model brings the duty down from there.
+      next = o.maxDuty;
+      reason = 'arrival rate jumped: duty to cap';
+      Object.assign(terms, { risePct: ff.risePct, refRateRps: ff.refRps });
+    } else if (sm.s0Ms === null) {
+      // Nothing is known yet: keep training all but asleep until inference alone has been read.
+      next = o.maxDuty;
+      reason = 'measuring inference alone';
+    } else if (modelReady(sm)) {
+      const plant = { s0Ms: sm.s0Ms, interference: iNow!, periodMs: o.dutyPeriodMs, closed };
+      const grid = dutyGrid(o.maxDuty);
+      const row = missRow({ ...plant, rateRps }, kappa, m.sloMs, sigma, grid);
+      const surprise = surpriseOf(sm.lnRateVar, sm.lnRateCov, sm.lnRateMean === null ? Infinity : Math.exp(sm.lnRateMean));
+      const mix = surprise > 0.02 ? forecastMix(sm, plant, kappa, m.sloMs, sigma, grid) : row;
+      // Just after the load rose, a miss counts up to ALERT_FACTOR times: a change is when the model is least
+      // right, and a window missed then leaves the load unsettled. In full for a load whose seconds predict each
+      // other (a step is news), not at all for independent bursts (the forecast mix already covers them).
+      const alert = s.alertUntilMs !== null && now < s.alertUntilMs;
+      const price = sm.price * (alert ? 1 + (ALERT_FACTOR - 1) * (1 - surprise) : 1);
+      const k = pickDuty(grid, row, mix, surprise, price);
+      if (alert) terms.alert = 1;
+      next = grid[k]!;
+      reason = 'model: awake time against the chance of a miss at this load';
+      Object.assign(terms, {
+        s0Ms: sm.s0Ms, interference: iNow!, kappa, closedLoop: closed ? 1 : 0, missChance: (1 - surprise) * row[k]! + surprise * mix[k]!,
+        surprise, aloneMissChance: aloneChance(sm, aloneMs, m.sloMs), modelMs: kappa * tailMs({ ...plant, rateRps, duty: next }),
+        aloneModelMs: aloneMs,
+      });
+      // A tail far above what the model expects at this load (a backlog still draining after a burst) holds the
+      // duty where it is until it clears.
+      if (w && w.count > 0 && metricOf(w, fastMetric(o)) > BACKLOG_FACTOR * kappa * tailMs({ ...plant, rateRps, duty })) {
+        next = Math.max(next, duty);
+        reason = 'tail far above the model (backlog): hold the duty';
+      }
+    } else if (measured !== null) {
+      // Identifying I (s0 known): walk the duty down while the tail stays marginPct under the SLO, so that awake
+      // windows show the interference; up at once above that line (and the fast path guards the SLO itself).
+      // Where the tail keeps the duty too high for the mean to show I, the tail itself is read (the model at
+      // kappa 1, solved for I): a rough first reading, which the means replace when the duty comes down.
+      if (duty > I_READ_MAX_DUTY && steps > TAIL_READING_AFTER && m.count >= 5 && sm.s0Ms !== null) {
+        const reading = xiOf(interferenceFromTail(measured, { s0Ms: sm.s0Ms, duty: dutyEff, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed }));
+        sm.iSum += TAIL_READING_WEIGHT * reading;
+        sm.iWeight += TAIL_READING_WEIGHT;
+        models[id] = sm;
+      }
+      const lineMs = m.sloMs * (1 - o.marginPct / 100);
+      const error = (measured - lineMs) / lineMs;
+      next = error > 0 ? duty + 0.5 * error : duty - o.maxStepDown / 2;
+      reason = error > 0 ? 'identifying: tail near the SLO' : 'identifying: relax the duty to read the interference';
+      Object.assign(terms, { error, lineMs });
+    } else {
+      continue; // no request finished: nothing to steer on
+    }
+    // The service that needs the most sleep drives; on a tie, the one closest to (or furthest past) its SLO.
+    const ratio = (measured ?? 0) / m.sloMs;
+    if (!want || next > want.duty || (next === want.duty && ratio > want.ratio)) want = { duty: next, reason, terms, serviceId: id, ratio };
   }
 
-  // Dwell timers for the outer tier. A low run starts on a window with clear slack and survives windows up to
-  // the target (a noisy tail crosses the slack line now and then; the outer tier re-checks slack on its merged
-  // window). Empty windows neither start nor break it: no samples is no evidence of slack.
-  const highSinceMs = newDuty >= o.highBound ? (state.highSinceMs ?? input.nowMs) : null;
-  let lowSinceMs = state.lowSinceMs;
-  if (newDuty > o.lowBound) lowSinceMs = null;
-  else if (pick) {
-    if (pick.measuredMs > targetMs) lowSinceMs = null;
-    else if (lowSinceMs === null && pick.measuredMs <= targetMs * (1 - o.slackPct / 100)) lowSinceMs = input.nowMs;
+  const activeSinceMs = active ? (fresh ? now : s.activeSinceMs) : null;
+  const base: GpucoloState = { ...s, recent, recentDuty, recentActive: active, steps, activeSinceMs, rateTrackers: ff.trackers, models };
+  const dutyAlpha = 1 - Math.exp(-o.innerPeriodMs / 5_000);
+  if (!active || !want) {
+    const held = active ? { awakeSum: s.awakeSum + (1 - duty), awakeN: s.awakeN + 1 } : {};
+    return { state: { ...base, ...held, duty, dutyAvg: ewma(s.dutyAvg, duty, dutyAlpha) }, knobs: input.knobs, decisions: [] };
   }
 
-  const knobs = newDuty === duty && !modeSwitch
-    ? input.knobs
-    : { ...input.knobs, pacing: { mode: 'duty' as const, duty: newDuty, periodMs: o.dutyPeriodMs } };
-  // The settled base moves only while no rate is elevated, so a rise seen one window before it fires still
-  // counts from the duty of before the rise.
-  const calm = !ff || (ffStep === 0 && ff.calm);
-  const dutyAtRefRate = calm ? duty : ffStep > 0 ? newDuty : (state.dutyAtRefRate ?? duty);
-  return {
-    state: { ...state, duty: newDuty, recent, rateTrackers: ff?.trackers ?? state.rateTrackers, dutyAtRefRate, highSinceMs, lowSinceMs, noise, marginPct, peakMs: pick ? Math.max(state.peakMs ?? 0, pick.measuredMs) : (state.peakMs ?? null) },
-    knobs,
-    decisions,
-  };
+  let next = clamp(want.duty, 0, o.maxDuty);
+  if (next < duty) next = Math.max(next, duty - o.maxStepDown);
+  next = next >= o.maxDuty ? o.maxDuty : roundTo(next, 3);
+  const modeSwitch = input.knobs.pacing.mode !== 'duty';
+  if (Math.abs(next - duty) < 0.005 && next !== o.maxDuty && !modeSwitch) next = duty;
+  const out: GpucoloState = { ...base, duty: next, dutyAvg: ewma(s.dutyAvg, next, dutyAlpha), awakeSum: s.awakeSum + (1 - next), awakeN: s.awakeN + 1 };
+  if (next === duty && !modeSwitch) return { state: out, knobs: input.knobs, decisions: [] };
+  const decisions: Decision[] = [decision('inner', 'pacing', duty, next, want.reason, { ...want.terms, newDuty: next }, want.serviceId)];
+  return { state: out, knobs: { ...input.knobs, pacing: { mode: 'duty', duty: next, periodMs: o.dutyPeriodMs } }, decisions };
 }

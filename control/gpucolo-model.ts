@@ -1,45 +1,118 @@
 /**
- * gpucolo's online plant model: what the outer tier uses to pick the MPS share in one move instead of
- * walking towards it step by step, and what the inner tier uses to size its safety margin.
+ * gpucolo's plant model: a queue whose server is slowed while training is awake. No constant in it belongs to a
+ * GPU: every parameter is identified online from the latency windows (gpucolo-inner.ts) and the training
+ * observations (gpucolo-outer.ts).
  *
- * Training pressure on inference is summarised by one number, x = (1 - duty) * (share/100)^gamma: the time
- * training is awake times the interference of its share (gamma > 1: interference grows faster than the
- * share; 1.6 on the RTX 3090 profile). Locally, the controlled latency is
- *     L = L0 + k * x
- * L0, the latency with training out of the way, is MEASURED: every MPS change restarts training, and the
- * windows while it restarts are exactly inference alone (re-identified on every restart, so a workload
- * change shows up at the next one). k is re-identified at every outer decision from where the inner tier
- * holds the latency now. Training throughput goes as (1 - duty) * share^beta (beta = 0.5), so for the same
- * pressure x a lower share with less sleep trains more: the outer tier moves to the share at which the
- * inner tier would need no sleep at all, x* = (target - L0) / k, less a safety factor, when the predicted
- * gain pays for the restart.
+ * The server. Alone, one inference batch takes s0 on average. While training is awake it runs at 1/(1 + I),
+ * I the interference of the training share. Duty pacing keeps training awake (1 - duty) of every period, so on
+ * average the server runs at 1 - (1 - duty) * xi of its alone speed, xi = I / (1 + I) (the fraction of its speed
+ * awake training takes):
+ *     f = 1 / (1 - (1 - duty) * xi)          mean slowdown; f = 1 + I without sleep
+ * Inference's p99 is then three terms:
+ *     s0                                      the batch itself
+ *   + block = min(s0 * I, s0 * (f - 1) + awake * xi)
+ *                                             what a batch that meets an awake phase loses: its whole
+ *                                             slowdown s0 * I, but never more than one awake phase (awake =
+ *                                             (1 - duty) * period) takes from it beyond the average slowdown.
+ *                                             Short batches meet awake phases whole (s0 * I); long ones see the
+ *                                             average (s0 * (f - 1)). This is why sleep moves a short batch's
+ *                                             tail only near the duty cap, and why at a large I (training all
+ *                                             but stops inference while awake) the tail is set by the awake
+ *                                             phase's length, so a large share with much sleep can beat a small
+ *                                             share without sleep.
+ *   + wait99 = S / (2 (1 - u)) * ln(100 u)    the p99 wait of an M/D/1-like queue at utilisation u = rate * S,
+ *                                             S = s0 * f: convex, unbounded as the load nears capacity
+ *                                             (exponential tail P(W > t) = u exp(-2 (1 - u) t / S)).
+ * A client that sends its next request when the last returns (closed loop) never queues: no wait term.
  *
- * The margin: p99 over 1 s is a noisy estimate; the inner tier steers a target below the SLO by a margin
- * proportional to the measured noise (the relative spread of the 200 ms windows' tail around the 1 s
- * estimate, an EWMA), within [marginMinPct, marginMaxPct]. A steady closed-loop load gets a thin margin
- * and keeps its training; a bursty Poisson load gets a wide one.
+ * The model is structural, not exact: the controller multiplies it by a calibration kappa (measured / model,
+ * identified online at the operating point), which also absorbs heavy co-located tails and service jitter.
+ * Everything here is a pure function of numbers.
  */
 import { clamp } from './common.ts';
 
-/** Pressure x of (duty, share). */
-export function pressure(duty: number, sharePct: number, gamma: number): number {
-  return (1 - duty) * Math.pow(sharePct / 100, gamma);
+/** One plant reading the model needs (all identified online). */
+export interface PlantPoint {
+  /** Mean batch time alone, ms. */
+  s0Ms: number;
+  /** Interference I of the training share in force (or being evaluated). */
+  interference: number;
+  duty: number;
+  periodMs: number;
+  /** Offered batches per second. */
+  rateRps: number;
+  /** Arrivals wait for the previous reply (no queue forms). */
+  closed: boolean;
 }
 
-/** Share (percent, real) at which pressure x needs no sleep. */
-export function shareForPressure(x: number, gamma: number): number {
-  return 100 * Math.pow(Math.max(0, x), 1 / gamma);
+/** xi = I / (1 + I): the fraction of inference's speed awake training takes. */
+export function xiOf(interference: number): number {
+  return interference > 0 ? interference / (1 + interference) : 0;
 }
 
-/** Duty that gives pressure x at a share. */
-export function dutyForPressure(x: number, sharePct: number, gamma: number): number {
-  const full = Math.pow(sharePct / 100, gamma);
-  return full > 0 ? 1 - x / full : 1;
+/** I from xi. */
+export function interferenceOf(xi: number): number {
+  const x = clamp(xi, 0, 0.995);
+  return x / (1 - x);
 }
 
-/** Relative training throughput of (duty, share). */
-export function trainingRate(duty: number, sharePct: number, beta: number): number {
-  return (1 - duty) * Math.pow(sharePct / 100, beta);
+/** Mean slowdown of inference under pacing: 1 / (1 - (1 - duty) * xi). */
+export function slowdown(interference: number, duty: number): number {
+  return 1 / (1 - (1 - clamp(duty, 0, 1)) * xiOf(interference));
+}
+
+/** The model's p99 (ms); Infinity when the load is at or past capacity. */
+export function tailMs(p: PlantPoint): number {
+  const i = Math.max(0, p.interference);
+  const xi = xiOf(i);
+  const f = slowdown(i, p.duty);
+  const awakeMs = (1 - clamp(p.duty, 0, 1)) * p.periodMs;
+  const block = p.duty <= 0 ? p.s0Ms * i : Math.min(p.s0Ms * i, p.s0Ms * (f - 1) + awakeMs * xi);
+  if (p.closed) return p.s0Ms + block;
+  const s = p.s0Ms * f;
+  const u = (Math.max(0, p.rateRps) * s) / 1000;
+  if (u >= 0.999) return Infinity;
+  const wait = u > 0.01 ? Math.max(0, (s / (2 * (1 - u))) * Math.log(100 * u)) : 0;
+  return p.s0Ms + block + wait;
+}
+
+/**
+ * Smallest duty in [0, maxDuty] at which kappa * tailMs <= targetMs (tailMs falls as the duty rises), by
+ * bisection. feasible = false when even maxDuty misses the target (the duty returned is then maxDuty).
+ */
+export function dutyFor(p: Omit<PlantPoint, 'duty'>, kappa: number, targetMs: number, maxDuty: number): { duty: number; feasible: boolean } {
+  const at = (d: number) => kappa * tailMs({ ...p, duty: d });
+  if (at(0) <= targetMs) return { duty: 0, feasible: true };
+  if (!(at(maxDuty) <= targetMs)) return { duty: maxDuty, feasible: false };
+  let lo = 0, hi = maxDuty;
+  for (let k = 0; k < 24; k++) {
+    const mid = (lo + hi) / 2;
+    if (at(mid) <= targetMs) hi = mid;
+    else lo = mid;
+  }
+  return { duty: hi, feasible: true };
+}
+
+/**
+ * Mean batch time (ms) behind a measured mean latency at an arrival rate: the Pollaczek-Khinchine mean of an
+ * M/D/1 queue, W = S + rate S^2 / (2 (1 - rate S)), solved for S. A closed loop never queues: S = W.
+ */
+export function serviceFromMean(meanMs: number, rateRps: number, closed: boolean): number {
+  if (!(meanMs > 0)) return 0;
+  if (closed || !(rateRps > 0)) return meanMs;
+  const a = (meanMs * rateRps) / 1000;
+  const u = 1 + a - Math.sqrt((1 + a) * (1 + a) - 2 * a);
+  return u > 0 ? (u * 1000) / rateRps : meanMs;
+}
+
+/**
+ * A client that waits for its reply before it sends the next request: about one request in the system
+ * (Little: rate * mean latency ~ 1) with a tail no wider than the batches' own spread. An open queue holding
+ * one request on average waits a good share of its requests, so its p99 is far above its median.
+ */
+export function looksClosed(rateRps: number, meanMs: number, p50Ms: number, p99Ms: number): boolean {
+  const inSystem = (rateRps * meanMs) / 1000;
+  return inSystem > 0.75 && inSystem < 1.3 && p50Ms > 0 && p99Ms / p50Ms < 1.6;
 }
 
 /** EWMA with a first sample taken as is. */
@@ -47,8 +120,152 @@ export function ewma(prev: number | null | undefined, sample: number, alpha: num
   return prev === null || prev === undefined ? sample : prev + alpha * (sample - prev);
 }
 
-/** Margin (percent) for a measured relative noise. */
-export function marginFor(noise: number | null, gain: number, minPct: number, maxPct: number, fallbackPct: number): number {
-  if (noise === null) return fallbackPct;
-  return clamp(gain * noise * 100, minPct, maxPct);
+/** Standard normal quantile (Acklam's rational approximation; |error| < 1.2e-9). */
+export function normalQuantile(p: number): number {
+  const q = clamp(p, 1e-12, 1 - 1e-12);
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const lo = 0.02425;
+  if (q < lo) {
+    const r = Math.sqrt(-2 * Math.log(q));
+    return (((((c[0]! * r + c[1]!) * r + c[2]!) * r + c[3]!) * r + c[4]!) * r + c[5]!) / ((((d[0]! * r + d[1]!) * r + d[2]!) * r + d[3]!) * r + 1);
+  }
+  if (q > 1 - lo) return -normalQuantile(1 - q);
+  const r = q - 0.5;
+  const s = r * r;
+  return ((((((a[0]! * s + a[1]!) * s + a[2]!) * s + a[3]!) * s + a[4]!) * s + a[5]!) * r) / (((((b[0]! * s + b[1]!) * s + b[2]!) * s + b[3]!) * s + b[4]!) * s + 1);
+}
+
+/**
+ * Slope of y on x by least squares with weights (log-log fits of I and training speed against the share).
+ * null with fewer than two distinct x.
+ */
+export function weightedSlope(points: readonly { x: number; y: number; w: number }[]): number | null {
+  let sw = 0, sx = 0, sy = 0;
+  for (const p of points) { sw += p.w; sx += p.w * p.x; sy += p.w * p.y; }
+  if (!(sw > 0)) return null;
+  const mx = sx / sw, my = sy / sw;
+  let sxx = 0, sxy = 0;
+  for (const p of points) { sxx += p.w * (p.x - mx) ** 2; sxy += p.w * (p.x - mx) * (p.y - my); }
+  return sxx > 1e-9 * sw ? sxy / sxx : null;
+}
+
+/**
+ * Mean stretch of one batch under pacing (no queueing). A short batch (s0 << period) that starts inside an awake
+ * phase with r of it left loses min(s0 * I, r * xi): its whole slowdown, or what the rest of the phase takes from
+ * it; r is uniform over the phase (awake = (1 - duty) * period), so on average it loses
+ *     s0 * I * (1 - s0 (1 + I) / (2 awake))    when the batch fits in the phase slowed down,
+ *     awake * xi / 2                           when it does not;
+ * and (1 - duty) of the batches start awake. A long batch spans many phases and sees the average speed: f.
+ * Blended by s0 / period.
+ */
+export function meanSlowdown(interference: number, duty: number, s0Ms: number, periodMs: number): number {
+  const d = clamp(duty, 0, 1);
+  const w = periodMs > 0 ? clamp(s0Ms / periodMs, 0, 1) : 1;
+  const awakeMs = (1 - d) * periodMs;
+  let lost: number;
+  if (d <= 0 || !(s0Ms > 0)) lost = s0Ms * interference;
+  else if (s0Ms * (1 + interference) <= awakeMs) lost = s0Ms * interference * (1 - (s0Ms * (1 + interference)) / (2 * awakeMs));
+  else lost = (awakeMs * xiOf(interference)) / 2;
+  const short = s0Ms > 0 ? 1 + ((1 - d) * lost) / s0Ms : 1;
+  return (1 - w) * short + w * slowdown(interference, d);
+}
+
+/** The interference I whose meanSlowdown is `stretch` (bisection; 0 when there is no stretch). */
+export function interferenceFromStretch(stretch: number, duty: number, s0Ms: number, periodMs: number): number {
+  if (!(stretch > 1)) return 0;
+  let lo = 0, hi = 1;
+  while (meanSlowdown(hi, duty, s0Ms, periodMs) < stretch && hi < 1e3) hi *= 2;
+  for (let k = 0; k < 40; k++) {
+    const mid = (lo + hi) / 2;
+    if (meanSlowdown(mid, duty, s0Ms, periodMs) < stretch) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/** The interference I at which the model's tail is `tailMs` (bisection; 0 below the tail with no training). */
+export function interferenceFromTail(measuredMs: number, p: Omit<PlantPoint, 'interference'>): number {
+  if (!(tailMs({ ...p, interference: 0 }) < measuredMs)) return 0;
+  let lo = 0, hi = 1;
+  while (tailMs({ ...p, interference: hi }) < measuredMs && hi < 1e3) hi *= 2;
+  for (let k = 0; k < 40; k++) {
+    const mid = (lo + hi) / 2;
+    if (tailMs({ ...p, interference: mid }) < measuredMs) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/** Log bins of the load forecast: bin k holds rates in [RATE_BIN_BASE * r^k, RATE_BIN_BASE * r^(k+1)), r = RATE_BIN_RATIO. */
+export const RATE_BIN_RATIO = 1.08;
+const RATE_BIN_BASE = 0.01;
+
+/** Bin of a rate (rps). */
+export function rateBin(rateRps: number): number {
+  return Math.max(0, Math.floor(Math.log(Math.max(rateRps, RATE_BIN_BASE) / RATE_BIN_BASE) / Math.log(RATE_BIN_RATIO)));
+}
+
+/** The rate a bin stands for: its upper edge (a cautious reading of the load it holds). */
+export function binRate(bin: number): number {
+  return RATE_BIN_BASE * RATE_BIN_RATIO ** (bin + 1);
+}
+
+/** Standard normal CDF (Abramowitz-Stegun 7.1.26 on erf; |error| < 1.5e-7). */
+export function normalCdf(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * x);
+  const erf = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return z >= 0 ? 0.5 * (1 + erf) : 0.5 * (1 - erf);
+}
+
+/** Chance that a 1 s tail whose log is normal around ln(levelMs) with deviation sigma lands above the SLO. */
+export function missChance(levelMs: number, sloMs: number, sigma: number): number {
+  if (!Number.isFinite(levelMs)) return 1;
+  if (!(levelMs > 0)) return 0;
+  return 1 - normalCdf(Math.log(sloMs / levelMs) / Math.max(sigma, 1e-3));
+}
+
+/** The duties a plan chooses among: 0, step, 2 step, ... and maxDuty itself. */
+export function dutyGrid(maxDuty: number, step = 0.05): number[] {
+  const out: number[] = [];
+  for (let k = 0; k * step < maxDuty - 1e-9; k++) out.push(k * step);
+  out.push(maxDuty);
+  return out;
+}
+
+/** Chance of a miss at each duty of the grid, at one load. */
+export function missRow(p: Omit<PlantPoint, 'duty'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[]): number[] {
+  return grid.map((duty) => missChance(kappa * tailMs({ ...p, duty }), sloMs, sigma));
+}
+
+/**
+ * The duty the inner tier buys at a load: the grid index that maximises (1 - duty) - price * P(miss), where
+ * P(miss) = (1 - surprise) * row + surprise * mix: `row` the chances at the load it sees, `mix` the chances
+ * averaged over the forecast (the next second's load, as far as the last one does not predict it).
+ */
+export function pickDuty(grid: readonly number[], row: readonly number[], mix: readonly number[], surprise: number, price: number): number {
+  let best = 0, bestValue = -Infinity;
+  for (let k = 0; k < grid.length; k++) {
+    const miss = (1 - surprise) * row[k]! + surprise * mix[k]!;
+    const value = 1 - grid[k]! - price * miss;
+    if (value > bestValue + 1e-12) { best = k; bestValue = value; }
+  }
+  return best;
+}
+
+/**
+ * How little the last second's load says about the next: 1 - rho^2 of the log 1 s rates (rho their lag-one
+ * correlation), 0 for a steady or slowly moving load, near 1 for independent bursts. A Poisson count of n
+ * arrivals adds about 1/n of variance to its log that no load carries: that part is taken out first, so a flat
+ * load (whose seconds differ only by counting) reads as steady.
+ */
+export function surpriseOf(variance: number | null, covariance: number | null, meanRatePerS = Infinity): number {
+  if (variance === null || covariance === null) return 0;
+  const load = variance - 1 / Math.max(1, meanRatePerS);
+  if (!(load > 0.01)) return 0;
+  const rho = clamp(covariance / load, 0, 1);
+  return 1 - rho * rho;
 }

@@ -1,181 +1,208 @@
 /** Options and state of the `gpucolo` policy (split out so inner and outer tiers can share them). */
 import type { RateTracker } from './feedforward.ts';
-import type { LatencyWindow } from './types.ts';
+import { MAX_DUTY, type LatencyWindow } from './types.ts';
 import type { LatencyMetric } from './window.ts';
 
+/**
+ * Every option is about the controller, none about a GPU: the plant (alone batch time, interference of a share
+ * and how it grows with the share, training speed against the share, restart cost, noise) is identified online
+ * (gpucolo-model.ts, gpucolo-inner.ts). The exponent priors (gammaPrior, betaPriorLow/High) only stand in until two
+ * shares have been measured, and a move is judged at the end of the beta range least favourable to it.
+ */
 export interface GpucoloOptions {
   /** Controlled latency statistic of each service. */
   metric: LatencyMetric;
-  /** Target = SLO * (1 - marginPct/100): headroom for noise and the one-period reaction lag. */
-  marginPct: number;
   innerPeriodMs: number;
   /**
    * Inner windows merged into the controlled estimate (the current one included): 5 x 200 ms = the 1 s windows
-   * the SLO is scored on. 1 = the last window alone.
+   * the SLO is scored on.
    */
   estimatorWindows: number;
-  /** React at once (violation gain) when the current inner window alone is past its SLO. */
-  fastViolation: boolean;
   outerPeriodMs: number;
   /** Duty-cycle period handed to the training hook: training sleeps duty * dutyPeriodMs every dutyPeriodMs. */
   dutyPeriodMs: number;
-  initialDuty: number;
   initialSharePct: number;
-  /** Largest duty; 1 lets the inner tier pause training outright when inference alone barely meets the SLO (the hook's lease still ends any pause if the runner dies). */
-  maxDuty: number;
-  /** Normalised error band (percent of target) in which the duty holds: stops noise from walking the knob. */
-  deadbandPct: number;
-  /** Duty added per unit normalised error while the metric is above target but within the SLO. */
-  gainUp: number;
-  /** Duty added per unit normalised error once the SLO itself is violated (gain scheduling). */
-  gainUpViolation: number;
-  /** Duty removed per unit normalised error below target: slow, the SLO comes first. */
-  gainDown: number;
-  maxStepUp: number;
-  maxStepDown: number;
-  feedforward: boolean;
-  /** Smallest arrival-rate rise that fires feedforward, percent. */
-  ffThresholdPct: number;
-  /** CUSUM threshold that declares a rise (see feedforward.ts): higher fires later and more rarely on noise. */
-  ffCusumH: number;
-  /** Duty added per unit relative rate rise. */
-  ffGain: number;
-  ffMaxStep: number;
-  /** EWMA weight of each window in the reference rate. */
-  ffRefAlpha: number;
-  /** Duty at or above which the inner tier counts as saturated high. */
-  highBound: number;
-  /** Duty at or below which the inner tier counts as idle (with slack). */
-  lowBound: number;
-  /** Slack: metric <= target * (1 - slackPct/100). */
-  slackPct: number;
-  /** How long the duty must sit high before the share drops. */
-  highDwellMs: number;
-  /** How long the duty must sit low with slack before the share rises. */
-  lowDwellMs: number;
-  /** Minimum time between two MPS changes (each restarts training). */
-  minMpsDwellMs: number;
-  lowerStepPct: number;
-  raiseStepPct: number;
-  minSharePct: number;
-  /** After lowering from share S, raising back to S or above is refused this long: no flip-flop. */
-  ceilingHoldMs: number;
-  /** On a raise, raise the duty so (1-duty)*share is unchanged: the restart does not hit the SLO. */
-  bumplessRaise: boolean;
   /**
-   * 'model': the outer tier moves the share in one step to where the online model (gpucolo-model.ts) says the
-   * inner tier needs no sleep, when the predicted training gain pays for the restart. 'step': the share
-   * walks by lowerStepPct / raiseStepPct when the inner tier sits at a bound (the earlier law).
+   * Duty the training job starts with, before the first window. The first inner period takes the duty to the cap
+   * whatever this is, until inference alone has been read; the model relaxes it from there.
    */
-  outerMode: 'model' | 'step';
-  /** Interference exponent gamma of the pressure x = (1 - duty) * share^gamma. */
-  gamma: number;
-  /** Training throughput exponent beta: throughput ~ (1 - duty) * share^beta. */
-  beta: number;
-  /** The model's share aims at this fraction of the latency room (target - L0): the rest is for noise. */
-  modelSafety: number;
-  /** One raise at most multiplies the pressure by this (latency is convex in pressure near saturation). */
-  maxPressureRaise: number;
-  /** Move the share only when the model predicts at least this much more training, percent. */
+  initialDuty: number;
+  /**
+   * Largest duty, at most MAX_DUTY (0.95): every pacing path (signal pacer, cooperative hook, simulated GPU) caps
+   * a duty there. The hook's lease would end even a full pause if the runner died, but 0.95 leaves every
+   * training process making progress, so the controller never commands more than the hardware paths do.
+   */
+  maxDuty: number;
+  minSharePct: number;
+  /**
+   * While the interference of the share is being read (no model yet), the duty walks down as long as the tail stays
+   * marginPct under the SLO.
+   */
+  marginPct: number;
+  /**
+   * Part of the attainment floor's slack the controller plans to use, percent. The floor is min(0.99, alone -
+   * 0.005); a service may miss what inference alone would miss at its load plus this part of the rest (the other
+   * part is for transients and model error). The price of a miss adapts until the misses fit.
+   */
+  floorSharePct: number;
+  /** Largest duty decrease per inner period (increases are immediate: the SLO comes first). */
+  maxStepDown: number;
+  /** Weight of one 1 s estimate in the model calibration when it reads more than three noise deviations above the model. */
+  calibrationGainFast: number;
+  /** Weight of one 1 s estimate in the model calibration otherwise (noise averages out over about 1/this periods). */
+  calibrationGainSlow: number;
+  /** Budget of MPS changes (each restarts training): at most this many in any hour, and since the start. */
+  restartsPerHour: number;
+  /** Memory of the load forecast (s), and how long a new share is expected to hold when its gain is weighed. */
+  horizonS: number;
+  /**
+   * Move the share for gain only when the predicted training gain over horizonS, after the restart's cost, is at
+   * least this percent times one more than the restarts of the last hour.
+   */
   minGainPct: number;
-  /** Size the margin from the measured noise (else marginPct is fixed). */
-  adaptiveMargin: boolean;
-  marginMinPct: number;
-  marginMaxPct: number;
-  /** Margin percent per unit of relative noise. */
-  noiseGain: number;
-  /** EWMA weight of each window in the noise and alone-latency estimates. */
-  modelAlpha: number;
+  /** Time at a share before the outer tier may move it again (s): the new share is measured first. */
+  settleS: number;
+  /** Restart cost assumed until one restart has been measured (ms): the paper's upper bound. */
+  restartPriorMs: number;
+  /** Exponent of interference against share, I ~ share^gamma, until two shares have been measured. */
+  gammaPrior: number;
+  /**
+   * Range of the exponent of training speed against share assumed until two shares have been measured (public
+   * measurements span about 0.5 to 0.95); a move is judged at the end least favourable to it.
+   */
+  betaPriorLow: number;
+  betaPriorHigh: number;
 }
 
 export const GPUCOLO_DEFAULTS: Readonly<GpucoloOptions> = Object.freeze({
   metric: 'p99',
-  marginPct: 30,
   innerPeriodMs: 200,
   estimatorWindows: 5,
-  fastViolation: true,
   outerPeriodMs: 5_000,
   dutyPeriodMs: 50,
-  initialDuty: 0.5,
   initialSharePct: 15,
-  maxDuty: 1,
-  deadbandPct: 3,
-  gainUp: 0.5,
-  gainUpViolation: 1.0,
-  gainDown: 0.03,
-  maxStepUp: 0.5,
-  maxStepDown: 0.02,
-  feedforward: true,
-  ffThresholdPct: 20,
-  ffCusumH: 4,
-  ffGain: 0.7,
-  ffMaxStep: 0.8,
-  ffRefAlpha: 0.1,
-  highBound: 0.7,
-  lowBound: 0.1,
-  slackPct: 20,
-  highDwellMs: 4_000,
-  lowDwellMs: 30_000,
-  minMpsDwellMs: 30_000,
-  lowerStepPct: 5,
-  raiseStepPct: 5,
+  initialDuty: 0.5,
+  maxDuty: MAX_DUTY,
   minSharePct: 5,
-  ceilingHoldMs: 60_000,
-  bumplessRaise: true,
-  outerMode: 'model',
-  gamma: 1.6,
-  beta: 0.5,
-  modelSafety: 0.85,
+  marginPct: 10,
+  floorSharePct: 60,
+  maxStepDown: 0.05,
+  calibrationGainFast: 0.3,
+  calibrationGainSlow: 0.05,
+  restartsPerHour: 12,
+  horizonS: 600,
   minGainPct: 10,
-  maxPressureRaise: 2.2,
-  adaptiveMargin: true,
-  marginMinPct: 6,
-  marginMaxPct: 30,
-  noiseGain: 1.5,
-  modelAlpha: 0.1,
+  settleS: 60,
+  restartPriorMs: 15_000,
+  gammaPrior: 1.5,
+  betaPriorLow: 0.5,
+  betaPriorHigh: 1,
 });
+
+/** What the controller has identified about one inference service (plain data). */
+export interface ServiceModel {
+  /** Mean batch time alone (ms), measured while training is out of the way; null until then. */
+  s0Ms: number | null;
+  /** Interference of the share in force, as xi = I / (1 + I): weighted sum of per-window readings and its weight. */
+  iSum: number;
+  iWeight: number;
+  /** ln(measured / model) of the controlled tail at the operating point. */
+  lnKappa: number;
+  /** Calibration updates so far. */
+  kappaN: number;
+  /** The same calibration averaged over about 20 s: what the noise is read against. */
+  lnKappaSlow: number | null;
+  /** EWMA of the squared residual of the log 1 s tail around the slow calibration; null until measured. */
+  noiseVar: number | null;
+  /** Evidence (EWMA, 0..1) that the client waits for each reply (closed loop); null before the first reading. */
+  closed: number | null;
+  /** Load forecast: log-binned histogram of 1 s arrival rates, weights decaying with horizonS. */
+  rates: Record<string, number>;
+  /** Price of a missed 1 s window, in awake time at the share in force (the floor's dual variable). */
+  price: number;
+  /** Its log averaged over horizonS: what the outer tier plans with (a share is not replanned on every miss). */
+  lnPriceSlow: number | null;
+  /** 1 s windows scored and missed so far. */
+  scored: number;
+  missed: number;
+  /** Highest 99th-percentile bin the forecast has reached, and since when it holds. */
+  peakBin: number;
+  peakSinceMs: number | null;
+  /** EWMA mean, variance and lag-one covariance of the log 1 s arrival rate, and the last one (predictability). */
+  lnRateMean: number | null;
+  lnRateVar: number | null;
+  lnRateCov: number | null;
+  lastLnRate: number | null;
+  /** The model's chance that inference alone misses a second, averaged (EWMA) over the recent seconds. */
+  aloneMiss: number | null;
+  /** Misses counted as training's (EWMA over the same seconds): what the SLO books say training costs now. */
+  oursMiss: number | null;
+  /** Mean and variance of ln(alone's tail / calibrated model) over seconds with training out of the way. */
+  aloneBias: number | null;
+  aloneVar: number | null;
+  aloneN: number;
+}
+
+/** What was measured at one MPS share (the outer tier fits the exponents across these). */
+export interface ShareRecord {
+  pct: number;
+  /** Interference I at this share (mean of the service driving the decisions) and its weight. */
+  interference: number;
+  iWeight: number;
+  /** Training iterations per second per unit of awake time, and its weight (seconds observed). */
+  trainPerAwake: number;
+  tWeight: number;
+}
 
 /** Plain data, so an actor can persist it and a simulator can copy it. */
 export interface GpucoloState {
-  /** The integrator: in velocity form the duty itself is the integral of the (gained) error. */
   duty: number;
-  /** Per-service arrival-rate detectors; their reference is the rate the current duty was settled at. */
-  rateTrackers: Record<string, RateTracker>;
-  /** Duty in force the last time no detector had evidence of a rise: the base feedforward adds to. */
-  dutyAtRefRate: number | null;
-  /** When the duty first reached highBound in the current run of such windows; null otherwise. */
-  highSinceMs: number | null;
-  /** When the duty first sat at lowBound with slack in the current run; null otherwise. */
-  lowSinceMs: number | null;
-  lastMpsChangeMs: number | null;
   /** The services' windows of the last estimatorWindows - 1 inner periods (oldest first): the 1 s estimator. */
   recent: LatencyWindow[][];
-  /** A share that recently saturated the inner tier high: raises must stay below it until ceilingUntilMs. */
-  ceilingPct: number | null;
-  ceilingUntilMs: number | null;
-  /** Controlled latency with training out of the way (ms), per service: measured while training restarts. */
-  aloneMs?: Record<string, number>;
-  /** Relative noise of the 200 ms tail around the 1 s estimate (EWMA); null until measured. */
-  noise?: number | null;
-  /** Margin (percent) the inner tier is steering with now. */
-  marginPct?: number;
-  /** Highest 1 s estimate of the tightest service's metric since the last outer decision (ms). */
-  peakMs?: number | null;
-  /** Lowest 1 s estimate per service in the current run of windows without training; null while training runs. */
-  aloneRun?: Record<string, number> | null;
+  /** Duty in force during each of those windows. */
+  recentDuty: number[];
+  /** Whether training was active in the windows held in `recent` (the estimator restarts when it flips). */
+  recentActive: boolean;
+  /** Inner periods since the estimator restarted (every estimatorWindows-th closes a scored second). */
+  steps: number;
+  /** Since when training has been running without a break; null while it is not. */
+  activeSinceMs: number | null;
+  /** Per-service arrival-rate trackers (feedforward.ts): the rate level, with fast detection of rises. */
+  rateTrackers: Record<string, RateTracker>;
+  models: Record<string, ServiceModel>;
+  shares: ShareRecord[];
+  /** Duty averaged over the last few seconds (the window training speed is read over). */
+  dutyAvg: number;
+  /** Awake time (1 - duty) summed over the inner periods with training running since the last MPS change. */
+  awakeSum: number;
+  awakeN: number;
+  startMs: number | null;
+  /** Times of the MPS changes in the last hour, and the count since the start. */
+  restartTimesMs: number[];
+  restarts: number;
+  lastMpsChangeMs: number | null;
+  /** Set at an MPS change until training runs again: the restart being measured. */
+  restartSinceMs: number | null;
+  /** Measured restart cost (ms, EWMA); null until one restart has been seen through. */
+  restartMs: number | null;
+  /** Until when a declared load rise keeps misses priced higher; null when none is open. */
+  alertUntilMs: number | null;
 }
 
-/** Defaults overlaid with the caller's options; throws on inconsistent bounds. */
+/** Defaults overlaid with the caller's options; throws on inconsistent values. */
 export function resolveGpucoloOptions(o: Partial<GpucoloOptions> = {}): GpucoloOptions {
   const r: GpucoloOptions = { ...GPUCOLO_DEFAULTS, ...o };
-  if (!(r.maxDuty > 0 && r.maxDuty <= 1)) throw new RangeError('gpucolo: maxDuty must be in (0, 1]');
-  if (!(r.lowBound < r.highBound && r.highBound <= r.maxDuty)) {
-    throw new RangeError('gpucolo: need lowBound < highBound <= maxDuty');
-  }
+  if (!(r.maxDuty > 0 && r.maxDuty <= MAX_DUTY)) throw new RangeError(`gpucolo: maxDuty must be in (0, ${MAX_DUTY}] (the duty cap of every pacing path)`);
   if (!(r.minSharePct >= 1 && r.minSharePct <= 100)) throw new RangeError('gpucolo: minSharePct must be in [1, 100]');
+  if (!(r.initialSharePct >= r.minSharePct && r.initialSharePct <= 100)) throw new RangeError('gpucolo: initialSharePct must be in [minSharePct, 100]');
+  if (!(r.initialDuty >= 0 && r.initialDuty <= r.maxDuty)) throw new RangeError('gpucolo: initialDuty must be in [0, maxDuty]');
   if (!(r.marginPct >= 0 && r.marginPct < 100)) throw new RangeError('gpucolo: marginPct must be in [0, 100)');
+  if (!(r.floorSharePct > 0 && r.floorSharePct <= 100)) throw new RangeError('gpucolo: floorSharePct must be in (0, 100]');
   if (!(r.innerPeriodMs > 0 && r.outerPeriodMs >= r.innerPeriodMs)) {
     throw new RangeError('gpucolo: need 0 < innerPeriodMs <= outerPeriodMs');
   }
+  if (!(r.maxStepDown > 0)) throw new RangeError('gpucolo: maxStepDown must be > 0');
+  if (!(r.restartsPerHour >= 0)) throw new RangeError('gpucolo: restartsPerHour must be >= 0');
+  if (!(r.horizonS > 0)) throw new RangeError('gpucolo: horizonS must be > 0');
   return r;
 }

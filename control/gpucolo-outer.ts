@@ -1,145 +1,282 @@
 /**
- * gpucolo outer tier: the training MPS share, every outerPeriodMs. Each change restarts training (~7 s), so it
- * moves only when the inner tier cannot do the job on its own:
- *   - duty >= highBound for highDwellMs      -> lower the share by lowerStepPct (inference gets more SMs);
- *   - duty <= lowBound with slack for lowDwellMs, and the outer window also shows slack
- *                                            -> raise the share by raiseStepPct (training gets more SMs).
- * Hysteresis: the two bounds are far apart, lowering is quick and raising slow, at least minMpsDwellMs passes
- * between changes, and a share that just saturated the inner tier becomes a ceiling for ceilingHoldMs, so the
- * share cannot flip between two values. Bumpless raise: the duty goes up so that (1 - duty) * share, the
- * training pressure the inner tier had settled on, is unchanged when training comes back at the larger share;
- * the inner tier then walks the duty down into the slack at its own (slow) pace.
+ * gpucolo outer tier: the training MPS share, every outerPeriodMs. Every change restarts training (5-15 s of no
+ * training on the paper's GPU), so the share moves only when the move pays for its restart.
+ *
+ * For each candidate share c (minSharePct to 100 by 5), over the load forecast (the histogram of 1 s arrival
+ * rates over the last horizonS: a repeating load's cycle is in it; a share must hold for the loads it will meet
+ * until the next change):
+ *   expected(c) = T(c) * mean of (1 - the duty the inner tier would buy at c)      (gpucolo-model.ts pickDuty)
+ *   miss(c)     = mean of the chance of a missed second at that duty, the next second's load as unpredictable
+ *                 as the load has been
+ * T(c) is training speed per unit of awake time, measured at the shares visited and carried to other shares as
+ * share^beta; the interference is carried as I(c) = I(now) * (c / now)^gamma; kappa, the noise and the price of a
+ * miss are the inner tier's. beta and gamma are the slopes fitted (log-log) over the shares visited; before a
+ * second share has been measured, gamma is gammaPrior and beta the end of [betaPriorLow, betaPriorHigh] least
+ * favourable to the move.
+ *
+ * A share qualifies when miss(c) is within alone's misses on the same forecast (the same model, so its errors
+ * cancel) plus floorSharePct of the floor's slack, and its forecast peak, met awake at the median load's duty
+ * for the period before the duty answers, stays below saturation. The qualifying share with the most expected
+ * training is taken when
+ *   - expected(c) * (horizonS - restart) - expected(now) * horizonS, as a share of expected(now) * horizonS, is
+ *     at least minGainPct times one more than the restarts of the last hour (each further restart must promise
+ *     more), restart = the measured time from a change until training runs again (restartPriorMs before one
+ *     has been seen) plus the iteration in flight that dies with the process, and the forecast's peak has held
+ *     for PEAK_STABLE_S;
+ *   - or, without that test, as a safety move: the share in force is expected to break the floor itself and the
+ *     misses counted as training's over the last minutes agree, or its peak saturates the server;
+ *   - and the restart budget allows it (outer.budgetLeft): never restartsPerHour in an hour, and since the start
+ *     no more than restartsPerHour per hour of run, at least one (the initial share is a guess); a safety move may
+ *     borrow one ahead of that pace;
+ *   - and the share in force has been measured for settleS since training last started.
+ * The inner tier meanwhile absorbs every transient with the duty.
  */
-import { clamp, decision, hold, roundTo, sharePct, trainingActive } from './common.ts';
-import { currentDuty } from './gpucolo-inner.ts';
-import { dutyForPressure, pressure, shareForPressure, trainingRate } from './gpucolo-model.ts';
-import type { GpucoloOptions, GpucoloState } from './gpucolo-options.ts';
-import { pickTightest } from './tightest.ts';
+import { clamp, decision, hold, sharePct, trainingActive } from './common.ts';
+import { allowedExtra, aloneChance, I_READY, interferenceNow, modelReady, noiseOf, overloaded, overloadShare, quantileBin } from './gpucolo-inner.ts';
+import { binRate, dutyGrid, missRow, pickDuty, slowdown, surpriseOf, tailMs, weightedSlope, xiOf } from './gpucolo-model.ts';
+import type { GpucoloOptions, GpucoloState, ServiceModel, ShareRecord } from './gpucolo-options.ts';
 import type { ControlInput, Decision, Knobs, StepResult } from './types.ts';
+
+const HOUR_MS = 3_600_000;
+/** Forecast mass (s of load seen) before the outer tier trusts it. */
+const FORECAST_READY_S = 60;
+/** The peak a share must serve awake: this quantile of the forecast, among rates alone serves below PEAK_ALONE_MAX utilisation. */
+const PEAK_QUANTILE = 0.99;
+const PEAK_ALONE_MAX = 0.9;
+/** Time at a share (s) before its measured awake time replaces the model's for it. */
+const MEASURED_AFTER_S = 120;
+/** Time the forecast's peak must have held before a share is planned for gain (s). */
+const PEAK_STABLE_S = 60;
+/** Utilisation at the peak, with training awake, above which a share is not planned. */
+const PEAK_LOAD_MAX = 0.95;
+/** Memory of a share's measurements, in weight units (s of awake training; windows of interference). */
+const T_MEMORY = 300;
+const I_MEMORY = 200;
+
+/** Exponent fitted over the shares visited, or null (fewer than two shares far enough apart). */
+function fitExponent(shares: readonly ShareRecord[], value: (r: ShareRecord) => number, weight: (r: ShareRecord) => number): number | null {
+  const pts = shares.filter((r) => value(r) > 0 && weight(r) > 0).map((r) => ({ x: Math.log(r.pct), y: Math.log(value(r)), w: Math.min(1, weight(r) / 20) }));
+  if (pts.length < 2) return null;
+  const xs = pts.map((p) => p.x);
+  if (Math.max(...xs) - Math.min(...xs) < Math.log(1.15)) return null;
+  return weightedSlope(pts);
+}
+
+interface Prediction {
+  /** Expected training, iterations per second. */
+  expected: number;
+  /** Expected share of 1 s windows past the SLO, the share a plan may use (alone's misses plus floorSharePct of the
+   * floor's slack) and the floor itself (alone's misses plus all of the slack). */
+  miss: number;
+  allowed: number;
+  floorMiss: number;
+  meanDuty: number;
+  /** Price of a miss in iterations (the inner tier's price carried from awake time to iterations). */
+  priceIters: number;
+  /** Utilisation at the load's peak with this share awake: above 1, every step up to the peak costs a window. */
+  peakLoad: number;
+}
+
+/**
+ * Expected training and SLO misses of share `c` for one service over its load forecast: at each load the inner
+ * tier sees, the duty it would buy (gpucolo-model.ts pickDuty) and the miss that duty risks over the next second.
+ */
+function predict(o: GpucoloOptions, sm: ServiceModel, sloMs: number, share: number, c: number, gamma: number, trainNow: number, beta: number): Prediction {
+  const iNow = interferenceNow(sm)!;
+  const interference = c === share ? iNow : iNow * (c / share) ** gamma;
+  const kappa = Math.exp(sm.lnKappa);
+  const sigma = noiseOf(sm);
+  const closed = (sm.closed ?? 0) > 0.5;
+  const trainC = trainNow * (c / share) ** beta;
+  const priceIters = (sm.lnPriceSlow === null ? sm.price : Math.exp(sm.lnPriceSlow)) * trainNow;
+  const priceC = trainC > 0 ? priceIters / trainC : sm.price;
+  const grid = dutyGrid(o.maxDuty);
+  const plant = { s0Ms: sm.s0Ms!, interference, periodMs: o.dutyPeriodMs, closed };
+  const surprise = surpriseOf(sm.lnRateVar, sm.lnRateCov, sm.lnRateMean === null ? Infinity : Math.exp(sm.lnRateMean));
+  const bins = Object.entries(sm.rates).map(([bin, weight]) => ({ rateRps: binRate(Number(bin)), weight }));
+  const over = bins.map((b) => overloaded(b.rateRps, plant.s0Ms, closed));
+  const rows = bins.map((b, i) => (over[i] ? grid.map(() => 0) : missRow({ ...plant, rateRps: b.rateRps }, kappa, sloMs, sigma, grid)));
+  const mix = grid.map(() => 0);
+  let mass = 0;
+  bins.forEach((b, i) => { mass += b.weight; for (let k = 0; k < grid.length; k++) mix[k]! += b.weight * rows[i]![k]!; });
+  if (mass > 0) for (let k = 0; k < grid.length; k++) mix[k]! /= mass;
+  const medianRps = binRate(quantileBin(sm.rates, 0.5));
+  let medianDuty = 0, awake = 0, miss = 0, aloneMiss = 0, dutySum = 0;
+  bins.forEach((b, i) => {
+    const k = pickDuty(grid, rows[i]!, mix, surprise, priceC);
+    const duty = grid[k]!;
+    if (b.rateRps === medianRps) medianDuty = duty;
+    awake += b.weight * (1 - duty);
+    dutySum += b.weight * duty;
+    miss += b.weight * ((1 - surprise) * rows[i]![k]! + surprise * mix[k]!);
+    if (!over[i]) aloneMiss += b.weight * aloneChance(sm, kappa * tailMs({ ...plant, interference: 0, duty: 0, rateRps: b.rateRps }), sloMs);
+  });
+  // Allowed: alone's misses on the same forecast (the same model, so its errors cancel) plus training's part.
+  const aloneShare = mass > 0 ? aloneMiss / mass : 0;
+  const allowed = (aloneShare + allowedExtra(o, aloneShare + overloadShare(sm))) * mass;
+  const floorMiss = (aloneShare + allowedExtra(o, aloneShare + overloadShare(sm), 1)) * mass;
+  if (!(mass > 0)) return { expected: 0, miss: 0, allowed: 0, floorMiss: 0, meanDuty: 0, priceIters, peakLoad: 0 };
+  // The load's peak (99th percentile of its 1 s rates, among those inference alone can serve) meets this share
+  // at the duty of the median load for a period before the duty answers: its utilisation then.
+  let peakRps = 0, below = 0;
+  for (const b of [...bins].sort((x, y) => x.rateRps - y.rateRps)) {
+    if ((b.rateRps * sm.s0Ms!) / 1000 >= PEAK_ALONE_MAX) break;
+    below += b.weight;
+    peakRps = b.rateRps;
+    if (below >= PEAK_QUANTILE * mass) break;
+  }
+  const peakLoad = closed ? 0 : (peakRps * sm.s0Ms! * slowdown(interference, medianDuty)) / 1000;
+  return { expected: trainC * (awake / mass), miss: miss / mass, allowed: allowed / mass, floorMiss: floorMiss / mass, meanDuty: dutySum / mass, priceIters, peakLoad };
+}
+
+/**
+ * Restarts the budget still allows now: never restartsPerHour in any hour, and since the start no more than
+ * restartsPerHour per hour of run, at least one (the initial share is a guess). A safety move may borrow one
+ * restart ahead of that pace: a share that misses the SLO is not kept for want of a token.
+ */
+export function budgetLeft(o: GpucoloOptions, s: GpucoloState, now: number, safety = false): number {
+  const inHour = o.restartsPerHour - s.restartTimesMs.length;
+  const earned = Math.max(1, Math.floor((o.restartsPerHour * (now - (s.startMs ?? now))) / HOUR_MS)) + (safety ? 1 : 0);
+  return Math.min(inHour, earned - s.restarts);
+}
 
 /** One outer decision of gpucolo. `input.services` holds windows merged over the outer period. */
 export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: ControlInput): StepResult<GpucoloState> {
   const now = input.nowMs;
-  let s = state;
-  if (s.ceilingUntilMs !== null && now >= s.ceilingUntilMs) s = { ...s, ceilingPct: null, ceilingUntilMs: null };
-  if (!trainingActive(input)) return hold(s, input);
-  if (s.lastMpsChangeMs !== null && now - s.lastMpsChangeMs < o.minMpsDwellMs) return hold(s, input);
-
-  if (o.outerMode === 'model') return modelOuter(o, s, input);
-
+  let s: GpucoloState = { ...state, restartTimesMs: state.restartTimesMs.filter((t) => now - t < HOUR_MS) };
+  if (!trainingActive(input) || s.activeSinceMs === null) return hold(s, input);
   const share = input.knobs.mpsSharePct;
-  const duty = currentDuty(s, input);
-  const pick = pickTightest(input.services, o.metric);
-  const targetMs = pick ? pick.service.sloMs * (1 - (s.marginPct ?? o.marginPct) / 100) : 0;
-  const base = {
-    duty,
-    sharePct: share,
-    measuredMs: pick?.measuredMs ?? 0,
-    targetMs,
-    sloMs: pick?.service.sloMs ?? 0,
-  };
-  const decisions: Decision[] = [];
-  let knobs: Knobs = input.knobs;
+  const runningS = (now - s.activeSinceMs) / 1000;
 
-  const highForMs = s.highSinceMs === null ? 0 : now - s.highSinceMs;
-  const lowForMs = s.lowSinceMs === null ? 0 : now - s.lowSinceMs;
-
-  if (s.highSinceMs !== null && highForMs >= o.highDwellMs && share > o.minSharePct) {
-    const next = sharePct(share - o.lowerStepPct, o.minSharePct);
-    decisions.push(
-      decision('outer', 'mpsSharePct', share, next, `inner saturated high for ${Math.round(highForMs / 1000)}s: lower MPS share`,
-        { ...base, highBound: o.highBound, dwellMs: highForMs, stepPct: next - share }, pick?.service.serviceId),
-    );
-    knobs = { ...knobs, mpsSharePct: next };
-    s = { ...s, ceilingPct: share, ceilingUntilMs: now + o.ceilingHoldMs };
-  } else if (s.lowSinceMs !== null && lowForMs >= o.lowDwellMs && share < 100 && pick) {
-    const slack = pick.measuredMs <= targetMs * (1 - o.slackPct / 100);
-    const next = sharePct(share + o.raiseStepPct, o.minSharePct);
-    const underCeiling = s.ceilingPct === null || next < s.ceilingPct;
-    if (!slack || !underCeiling) return hold(s, input);
-    decisions.push(
-      decision('outer', 'mpsSharePct', share, next, `inner idle with slack for ${Math.round(lowForMs / 1000)}s: raise MPS share`,
-        { ...base, lowBound: o.lowBound, slackPct: o.slackPct, dwellMs: lowForMs, stepPct: next - share }, pick.service.serviceId),
-    );
-    knobs = { ...knobs, mpsSharePct: next };
-    if (o.bumplessRaise) {
-      const handoff = roundTo(clamp(1 - ((1 - duty) * share) / next, 0, o.maxDuty), 4);
-      if (handoff > duty) {
-        decisions.push(
-          decision('outer', 'pacing', duty, handoff, 'bumpless handoff after MPS raise',
-            { ...base, newSharePct: next }, pick.service.serviceId),
-        );
-        knobs = { ...knobs, pacing: { mode: 'duty', duty: handoff, periodMs: o.dutyPeriodMs } };
-        s = { ...s, duty: handoff };
-      }
-    }
-  } else {
-    return hold(s, input);
+  // What this share measures: training per awake time (after the 5 s speed window has filled), interference.
+  const ready = Object.entries(s.models).filter(([, m]) => modelReady(m));
+  let rec: ShareRecord = s.shares.find((r) => r.pct === share) ?? { pct: share, interference: 0, iWeight: 0, trainPerAwake: 0, tWeight: 0 };
+  const awake = 1 - clamp(s.dutyAvg, 0, 1);
+  if (runningS >= 8 && awake >= 0.1 && input.trainings.length > 0) {
+    const ips = input.trainings.reduce((a, t) => a + (t.running ? t.itersPerSec : 0), 0);
+    const dw = awake * (o.outerPeriodMs / 1000);
+    const tWeight = Math.min(T_MEMORY, rec.tWeight + dw);
+    rec = { ...rec, trainPerAwake: (rec.trainPerAwake * (tWeight - dw) + (ips / awake) * dw) / tWeight, tWeight };
   }
-  // The restart invalidates what the dwell timers measured.
-  s = { ...s, lastMpsChangeMs: now, highSinceMs: null, lowSinceMs: null };
-  return { state: s, knobs, decisions };
-}
+  const driver = ready.length > 0 ? ready.reduce((a, b) => (interferenceNow(b[1])! * b[1].s0Ms! > interferenceNow(a[1])! * a[1].s0Ms! ? b : a)) : undefined;
+  if (driver) {
+    const m = driver[1];
+    rec = { ...rec, interference: interferenceNow(m)!, iWeight: Math.min(I_MEMORY, m.iWeight) };
+  }
+  s = { ...s, shares: [...s.shares.filter((r) => r.pct !== share), rec] };
 
-/**
- * Model mode (gpucolo-model.ts): identify k from where the inner tier holds the latency now, L = L0 + k * x,
- * and move the share to where the inner tier would need no sleep, x* = modelSafety * (target - L0) / k, when
- * the predicted training gain is at least minGainPct. The duty is handed over bumplessly (the same pressure
- * at the new share), so the restart does not hit the SLO; the inner tier then walks it down into the room.
- * Lowering never waits for a ceiling; raising stays below a share that recently saturated the inner tier.
- */
-function modelOuter(o: GpucoloOptions, state: GpucoloState, input: ControlInput): StepResult<GpucoloState> {
-  const now = input.nowMs;
-  const peak = state.peakMs ?? null;
-  let s: GpucoloState = { ...state, peakMs: null };
-  const pick = pickTightest(input.services, o.metric);
-  if (!pick || peak === null) return hold(s, input);
-  const share = input.knobs.mpsSharePct;
-  const duty = currentDuty(s, input);
-  const marginPct = s.marginPct ?? o.marginPct;
-  const targetMs = pick.service.sloMs * (1 - marginPct / 100);
-  // What the inner tier steers: the 1 s estimate. While it sleeps training (duty > 0, not pinned), it holds that
-  // estimate at the target, so the target is the latency at this pressure; with no sleep, the highest estimate of
-  // the period is (cautiously) the latency at this pressure.
-  const measured = duty > 0.02 && duty < o.maxDuty ? Math.max(targetMs, Math.min(peak, pick.service.sloMs)) : peak;
-  // Only from a settled inner tier: no rate rise being absorbed, latency within the SLO.
-  if (peak > pick.service.sloMs) return hold(s, input);
-  if (s.dutyAtRefRate !== null && s.dutyAtRefRate < duty - 0.05) return hold(s, input);
-  const x = pressure(duty, share, o.gamma);
-  if (x <= 0) return hold(s, input);
-  const l0Raw = s.aloneMs?.[pick.service.serviceId];
-  // Without a reading of inference alone, attribute all latency to training: the cautious reading.
-  const l0 = Math.min(l0Raw ?? 0, measured * 0.95);
-  const k = (measured - l0) / x;
-  if (!(k > 0) || targetMs <= l0) return hold(s, input);
-  // Latency is convex in pressure (queues), so a line through a low-pressure point overestimates the room:
-  // one move at most multiplies the pressure by maxPressureRaise.
-  const xStar = Math.min((o.modelSafety * (targetMs - l0)) / k, o.maxPressureRaise * x);
-  let next = sharePct(shareForPressure(xStar, o.gamma), o.minSharePct);
-  const raising = next > share;
-  if (raising && s.ceilingPct !== null && next >= s.ceilingPct) next = sharePct(s.ceilingPct - 1, o.minSharePct);
-  if (next === share) return hold(s, input);
-  const nextDuty = roundTo(clamp(dutyForPressure(x, next, o.gamma), 0, o.maxDuty), 4);
-  const dutyAtTarget = clamp(dutyForPressure(xStar, next, o.gamma), 0, o.maxDuty);
-  const gainPct = (trainingRate(dutyAtTarget, next, o.beta) / trainingRate(duty, share, o.beta) - 1) * 100;
-  if (!(gainPct >= o.minGainPct)) return hold(s, input);
-  const terms = {
-    measuredMs: measured, peakMs: peak, targetMs, sloMs: pick.service.sloMs, marginPct, duty, sharePct: share, pressure: x,
-    aloneMs: l0, aloneMeasured: l0Raw === undefined ? 0 : 1, slopeK: k, pressureTarget: xStar, predictedGainPct: gainPct,
+  if (ready.length === 0 || rec.tWeight <= 0) return hold(s, input);
+  if (runningS < o.settleS) return hold(s, input);
+  if (budgetLeft(o, s, now, true) <= 0) return hold(s, input);
+  for (const [, m] of ready) {
+    const seen = Object.values(m.rates).reduce((a, b) => a + b, 0);
+    if (seen < FORECAST_READY_S) return hold(s, input);
+  }
+
+  const gammaFit = fitExponent(s.shares, (r) => r.interference, (r) => r.iWeight);
+  const betaFit = fitExponent(s.shares, (r) => r.trainPerAwake, (r) => r.tWeight);
+  const gamma = gammaFit === null ? o.gammaPrior : clamp(gammaFit, 0.3, 3);
+  // Before two shares have been measured, training's gain from a larger share is read at the low end of its
+  // exponent and its loss from a smaller one at the high end: the first move must pay even if the plant is the
+  // least favourable to it.
+  const betaFor = (c: number) => (betaFit !== null ? clamp(betaFit, 0.1, 1.5) : c > share ? o.betaPriorLow : o.betaPriorHigh);
+  const beta = betaFit === null ? (o.betaPriorLow + o.betaPriorHigh) / 2 : clamp(betaFit, 0.1, 1.5);
+  const trainNow = rec.trainPerAwake;
+  const sloOf = (id: string) => input.services.find((w) => w.serviceId === id)?.sloMs ?? Infinity;
+  const services = ready.filter(([id]) => Number.isFinite(sloOf(id)));
+  if (services.length === 0) return hold(s, input);
+
+  // Every service's prediction. A share is planned when every service expects no more misses than allowed and
+  // its peak is served awake; among those, the most expected training wins. When no share qualifies, the one
+  // with the fewest misses beyond the allowance.
+  const evaluate = (c: number) => {
+    const ps = services.map(([id, m]) => predict(o, m, sloOf(id), share, c, gamma, trainNow, betaFor(c)));
+    const over = Math.max(...ps.map((p) => p.miss - p.allowed));
+    const breach = Math.max(...ps.map((p) => p.miss - p.floorMiss));
+    const peakLoad = Math.max(...ps.map((p) => p.peakLoad));
+    return {
+      expected: Math.min(...ps.map((p) => p.expected)), over, breach, peakLoad, ok: over <= 0 && peakLoad <= PEAK_LOAD_MAX,
+      miss: Math.max(...ps.map((p) => p.miss)), allowed: Math.min(...ps.map((p) => p.allowed)), meanDuty: Math.max(...ps.map((p) => p.meanDuty)),
+    };
   };
-  const decisions: Decision[] = [
-    decision('outer', 'mpsSharePct', share, next, raising ? 'model: room for more training SMs, raise MPS share' : 'model: less sleep at a lower MPS share trains more',
-      terms, pick.service.serviceId),
-  ];
-  let knobs: Knobs = { ...input.knobs, mpsSharePct: next };
-  if (nextDuty !== duty) {
-    decisions.push(decision('outer', 'pacing', duty, nextDuty, 'bumpless handoff: same pressure at the new share', { ...terms, newSharePct: next }, pick.service.serviceId));
-    knobs = { ...knobs, pacing: { mode: 'duty', duty: nextDuty, periodMs: o.dutyPeriodMs } };
+  type Eval = ReturnType<typeof evaluate>;
+  const better = (a: Eval, b: Eval) => (a.ok !== b.ok ? a.ok : a.ok ? a.expected > b.expected : a.over + Math.max(0, a.peakLoad - PEAK_LOAD_MAX) < b.over + Math.max(0, b.peakLoad - PEAK_LOAD_MAX));
+  // The share in force is judged by what it did, not by the model: its measured training per awake time times
+  // the awake time the inner tier actually left it (once a few minutes of it have been seen).
+  const predictedNow = evaluate(share);
+  const measuredAwake = s.awakeN * o.innerPeriodMs >= MEASURED_AFTER_S * 1000 ? s.awakeSum / s.awakeN : null;
+  const now_ = measuredAwake === null ? predictedNow : { ...predictedNow, expected: trainNow * measuredAwake };
+  const candidates = new Set<number>([share]);
+  for (let c = Math.ceil(o.minSharePct / 5) * 5; c <= 100; c += 5) candidates.add(sharePct(c, o.minSharePct));
+  candidates.add(sharePct(o.minSharePct, o.minSharePct));
+  const evals = new Map<number, Eval>([[share, now_]]);
+  let best = share;
+  let bestP = now_;
+  for (const c of candidates) {
+    if (c === share) continue;
+    const p = evaluate(c);
+    evals.set(c, p);
+    if (better(p, bestP)) { best = c; bestP = p; }
+  }
+  if (best === share) return hold(s, input);
+  const restartS = (s.restartMs ?? o.restartPriorMs) / 1000 + (trainNow > 0 ? 0.5 / trainNow : 0);
+  const horizon = o.horizonS;
+  // A safety move pays no gain test: the share in force is expected to break the floor itself (not only the
+  // planned part of it) or to meet its peak saturated, and the new one is planned, or halves the excess.
+  // The books must agree: the misses counted as training's over the last minutes exceed the floor's slack.
+  const booksBreached = services.some(([, m]) => (m.oursMiss ?? 0) > allowedExtra(o, m.aloneMiss ?? 0, 1));
+  const safety = (booksBreached && now_.breach > 0 || now_.peakLoad > 1) && (bestP.ok || bestP.over < now_.over / 2);
+  if (safety && best < share) {
+    // The least step down that qualifies: a safety move fixes the breach, it does not replan on a model that has
+    // just been wrong.
+    for (const [c, p] of [...evals].sort((a, b) => b[0] - a[0])) {
+      if (c < share && c > best && p.ok) { best = c; bestP = p; break; }
+    }
+  }
+  // Otherwise, over the horizon: the training gained after the restart, less the training the restart stops.
+  const gain = (bestP.expected - now_.expected) * Math.max(0, horizon - restartS) - now_.expected * restartS;
+  const gainPct = now_.expected > 0 ? (gain / (now_.expected * horizon)) * 100 : Infinity;
+  // Each further restart within the hour must promise more (minGainPct times one more than the restarts of the
+  // last hour): at a steady load the share settles instead of chasing the noise of its own estimates.
+  const needPct = o.minGainPct * (1 + s.restartTimesMs.length);
+  if (!safety && !(gain > 0 && gainPct >= needPct)) return hold(s, input);
+  const budget = budgetLeft(o, s, now, safety);
+  if (budget <= 0) return hold(s, input);
+  // A share planned for gain waits until the forecast's peak has held for PEAK_STABLE_S: the loads still rising,
+  // the share would be planned on less than it will meet.
+  if (!safety && services.some(([, m]) => m.peakSinceMs === null || now - m.peakSinceMs < PEAK_STABLE_S * 1000)) return hold(s, input);
+
+  const raising = best > share;
+  const terms: Record<string, number> = {
+    sharePct: share, newSharePct: best, expectedNow: now_.expected, expectedNew: bestP.expected, predictedGainPct: gainPct,
+    peakLoadNow: now_.peakLoad, peakLoadNew: bestP.peakLoad, meanDutyNow: now_.meanDuty, meanDutyNew: bestP.meanDuty,
+    missNow: now_.miss, missNew: bestP.miss, missAllowed: now_.allowed,
+    gamma, gammaFitted: gammaFit === null ? 0 : 1, beta, betaFitted: betaFit === null ? 0 : 1,
+    restartS, horizonS: horizon, budgetLeft: budget, trainPerAwake: trainNow, neededGainPct: needPct,
+  };
+  const reason = safety && !raising
+    ? 'model: this share is expected to miss the SLO more than allowed: lower MPS share'
+    : raising ? 'model: more training at a larger MPS share pays for the restart' : 'model: less sleep at a smaller MPS share pays for the restart';
+  const driverId = driver?.[0];
+  const decisions: Decision[] = [decision('outer', 'mpsSharePct', share, best, reason, terms, driverId)];
+  const knobs: Knobs = { ...input.knobs, mpsSharePct: best };
+
+  // The new share starts from the interference the model carries to it; its own readings take over at once.
+  const models: Record<string, ServiceModel> = {};
+  for (const [id, m] of Object.entries(s.models)) {
+    const iNow = interferenceNow(m);
+    // The price of a miss is kept in iterations: in awake time at the new share it scales with the speed.
+    const scale = (best / share) ** betaFor(best);
+    const price = m.price / scale;
+    const lnPriceSlow = m.lnPriceSlow === null ? null : m.lnPriceSlow - Math.log(scale);
+    models[id] = iNow === null
+      ? { ...m, iSum: 0, iWeight: 0, price, lnPriceSlow }
+      : { ...m, iSum: I_READY * xiOf(iNow * (best / share) ** gamma), iWeight: I_READY, price, lnPriceSlow };
   }
   s = {
-    ...s, duty: nextDuty, dutyAtRefRate: null, lastMpsChangeMs: now, highSinceMs: null, lowSinceMs: null,
-    // A share left downwards is a ceiling for a while: raises stay below it, so the share cannot flip-flop.
-    ...(!raising ? { ceilingPct: share, ceilingUntilMs: now + o.ceilingHoldMs } : {}),
+    ...s, models, lastMpsChangeMs: now, restartSinceMs: now, restarts: s.restarts + 1, awakeSum: 0, awakeN: 0,
+    restartTimesMs: [...s.restartTimesMs, now],
   };
   return { state: s, knobs, decisions };
 }
+

@@ -1,3 +1,10 @@
+/**
+ * The largest fraction of time any pacing path pauses training: the signal pacer (gpu/nvidia/pacer.ts), the
+ * cooperative hook (workloads/gpucolo_hook.py, MAX_DUTY) and the simulated GPU (gpu/model) all cap a duty here,
+ * so every paused process still makes progress and no controller can command a pause that hardware would refuse.
+ */
+export const MAX_DUTY = 0.95;
+
 /** How a training job is paced between its iterations. */
 export type Pacing =
   /** Fine-grained duty cycle: every `periodMs`, training sleeps `duty * periodMs` (cooperative hook or SIGSTOP/SIGCONT). */
@@ -13,6 +20,11 @@ export interface Knobs {
   pacing: Pacing;
   /** False when the policy keeps training off this GPU entirely (no-colocation). */
   trainingRunning: boolean;
+  /**
+   * Inference process MPS active-thread percentage, 1..100; absent = 100 (inference uncapped, the paper's setting).
+   * Only GSLICE moves it; changing it restarts the inference process.
+   */
+  inferenceSharePct?: number;
 }
 
 /** Latency summary of one inference service over one inner period. */

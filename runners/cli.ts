@@ -17,6 +17,9 @@ const reportCommand = lazy(async () => (await import('./report-command.ts')).rep
 const benchControlCommand = lazy(async () => (await import('./bench-command.ts')).benchControlCommand);
 const simFleetCommand = lazy(async () => (await import('./sim-command.ts')).simFleetCommand);
 
+/** The bench's common warm-up (bench/control/metrics.ts DEFAULT_WARMUP_S), here so --help loads no simulator. */
+const DEFAULT_WARMUP_S_TEXT = 30;
+
 /** Builds the `gpucolo` command tree. */
 export function program(): Command {
   const p = new Command('gpucolo')
@@ -82,15 +85,19 @@ export function program(): Command {
 
   const bench = p.command('bench').description('benchmarks: control quality of every policy on the same simulated GPU');
   bench.command('control')
-    .description('run control policies side by side on one simulated GPU through a load scenario; print a table, write an SVG chart')
-    .requiredOption('--scenario <name>', 'paper-burst | rate-2x | diurnal')
-    .option('--policy <name>', `all, or one of ${POLICY_NAMES.join(', ')}`, 'all')
-    .option('--profile <name>', 'simulated GPU profile (default: the scenario\'s)')
+    .description('run control policies side by side on one simulated GPU through a load (or a matrix of loads x plants x seeds); print a table, write an SVG chart')
+    .option('--scenario <name>', 'paper-burst | rate-2x | diurnal (required unless --matrix)')
+    .option('--policy <list>', `all, or a comma-separated list of ${['no-colocation', 'simple', 'conservative', 'gslice', 'gslice-tuned', 'gpucolo-paper', 'gpucolo-paper-p99', 'gpucolo-paper-p99-tuned', 'oracle-static', 'oracle-dynamic', 'gpucolo'].join(', ')}`, 'all')
+    .option('--profile <name|file>', 'simulated GPU profile: a built-in name or a JSON profile file (default: the scenario\'s); with --matrix a comma-separated list (default: every built-in)')
     .option('--load <file>', 'CSV with header t_s,rate_rps: Poisson arrivals following it (rates held between rows) instead of the scenario\'s load')
     .option('--mean-rps <r>', 'rescale the load curve to this mean request rate (default: the scenario\'s)')
     .option('--seed <n>', 'random seed (every policy sees the same arrivals)', '1')
+    .option('--seeds <n>', 'run seeds 1..n and report the median and worst of each metric (with --matrix: seeds per cell, default 1)')
+    .option('--matrix [loads]', 'run every load x every profile x seeds in parallel and print one table; loads: a comma-separated list of load names, CSV files or folders (default: the three scenarios, ../shared/data/loads, the GenAI qps cycle, flat 30/60/85% and MMPP 2x/4x/10x)')
+    .option('--workers <n>', 'worker threads for --matrix (default: the CPU count)')
+    .option('--warmup <s>', 'seconds at the start that are scored for no policy (latency and training alike)', String(DEFAULT_WARMUP_S_TEXT))
     .option('--out <dir>', 'directory for the chart control-<scenario>.svg; none = no chart', '.')
-    .option('--json', 'table on stderr; last stdout line {"scenario", "policies": {NAME: {...}}}')
+    .option('--json', 'tables on stderr; last stdout line one JSON object (the scenario, "profile", "policies": {NAME: {...}}; or the matrix)')
     .action(benchControlCommand);
 
   const sim = p.command('sim').description('the fleet trace simulation: how many GPUs co-location saves');

@@ -7,7 +7,7 @@ import { trainingMachine, type TrainingCommandEvent } from '../actors/training.t
 import { StateSaver, type Bus, type CommandBody, type GpuStateRecord, type GpuStateStore, type StoredState } from '../bus/index.ts';
 import { pacingValue } from '../control/index.ts';
 import { POLICY_NAMES, type Knobs, type PolicyName } from '../control/types.ts';
-import { GpuModel, SimGpuDevice, loadProfile } from '../gpu/model/index.ts';
+import { GpuModel, SimGpuDevice, loadProfile, type GpuProfile } from '../gpu/model/index.ts';
 import type { GpuDevice } from '../gpu/types.ts';
 import { GpuTelemetry, type TracedStep } from '../observability/gpu-telemetry.ts';
 import { recordLatencies } from '../observability/metrics.ts';
@@ -77,9 +77,12 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
   const releases: Promise<void>[] = [];
   const savers: StateSaver[] = [];
 
+  // A built-in name or a profile file: read once, shared by every simulated GPU (the model never changes it).
+  let simProfile: GpuProfile | undefined;
   const simDevice = (index: number, gpuId: string, w: ReturnType<typeof workloadFor>, initial: Knobs): GpuDevice => {
+    simProfile ??= loadProfile(o.workloads.profile ?? 'rtx3090-resnet50-wrn101');
     const model = new GpuModel({
-      profile: loadProfile(o.workloads.profile ?? 'rtx3090-resnet50-wrn101'),
+      profile: simProfile,
       seed: (o.seed ?? 1) * 1000 + index,
       startMs: o.clock.now(),
       services: w.services.map((s) => ({ id: s.id, batch: s.batch, rateRps: s.rateRps })),

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { POLICY_NAMES } from '../control/types.ts';
+import { isProfileFile, loadProfile } from '../gpu/model/index.ts';
 import { UsageError } from './errors.ts';
 
 const Id = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
@@ -22,7 +24,7 @@ export const GpuWorkload = Type.Object({
 
 /** What a host runner runs on its simulated GPUs: one workload for every GPU, or one per GPU index. */
 export const WorkloadsFile = Type.Object({
-  profile: Type.Optional(Type.String()),
+  profile: Type.Optional(Type.String({ description: 'simulated GPU profile: a built-in name, or a profile JSON file (relative to the workloads file)' })),
   policy: Type.Optional(Type.Union(POLICY_NAMES.map((n) => Type.Literal(n)))),
   mpsRestartMs: Type.Optional(Type.Number({ minimum: 0 })),
   /** Applied to every GPU (when `gpus` is absent, or for indices past its end). */
@@ -62,7 +64,11 @@ export function parseWorkloads(value: unknown, source = 'workloads'): WorkloadsF
   return value;
 }
 
-/** Reads a workloads JSON file. */
+/**
+ * Reads a workloads JSON file. A `profile` that is a file path (see gpu/model's loadProfile) is resolved against
+ * the workloads file's folder, as the nvidia backend resolves its commands, and checked now: a bad profile is a
+ * usage error at start, not a failure when the first GPU is built.
+ */
 export function loadWorkloads(file: string): WorkloadsFile {
   let text: string;
   try {
@@ -76,7 +82,18 @@ export function loadWorkloads(file: string): WorkloadsFile {
   } catch (err) {
     throw new UsageError(`workloads file ${file} is not JSON: ${(err as Error).message}`);
   }
-  return parseWorkloads(value, `workloads file ${file}`);
+  const workloads = parseWorkloads(value, `workloads file ${file}`);
+  if (workloads.profile !== undefined && isProfileFile(workloads.profile) && !isAbsolute(workloads.profile)) {
+    workloads.profile = resolve(dirname(resolve(file)), workloads.profile);
+  }
+  if (workloads.profile !== undefined) {
+    try {
+      loadProfile(workloads.profile);
+    } catch (err) {
+      throw new UsageError(`workloads file ${file}: profile: ${(err as Error).message}`);
+    }
+  }
+  return workloads;
 }
 
 /** The workload of GPU `index`. */

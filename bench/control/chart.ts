@@ -9,6 +9,7 @@ const MAX_POINTS = 600;
 const COLORS: Record<string, string> = {
   'no-colocation': '#7f7f7f', simple: '#bcbd22', conservative: '#17becf', gslice: '#ff7f0e',
   'gpucolo-paper': '#9467bd', 'gpucolo-paper-p99': '#8c564b', gpucolo: '#1f77b4',
+  'gslice-tuned': '#d62728', 'gpucolo-paper-p99-tuned': '#e377c2', 'oracle-static': '#2ca02c', 'oracle-dynamic': '#98df8a',
 };
 
 interface Panel {

@@ -88,7 +88,7 @@ export interface RateCurve {
 }
 
 /**
- * Reads a CSV with header `t_s,rate_rps` (extra columns ignored; rows sorted by time; blank lines and
+ * Reads a CSV with header `t_s,rate_rps` (or `t_s,qps`; extra columns ignored; rows sorted by time; blank lines and
  * lines starting with # skipped). The last rate is held for the median row spacing (60 s for one row).
  * Throws with the file, line and what is wrong on anything else.
  */
@@ -112,6 +112,7 @@ export function readLoadCsv(file: string): RateCurve {
       header = cells.map((c) => c.toLowerCase().replace(/^"|"$/g, ''));
       ti = header.indexOf('t_s');
       ri = header.indexOf('rate_rps');
+      if (ri < 0) ri = header.indexOf('qps'); // the GenAI trace's name for the same thing
       if (ti < 0 || ri < 0) throw new Error(`${file}:${i + 1}: the header must name columns t_s and rate_rps, got "${line}"`);
       return;
     }

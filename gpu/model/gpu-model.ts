@@ -1,7 +1,7 @@
 import type { Pacing } from '../../control/types.ts';
 import type { Completion, TrainingStatus } from '../types.ts';
 import { GpuModelError } from './errors.ts';
-import { serviceMs, trainingInterference, trainingSpeed } from './physics.ts';
+import { inferenceShareSpeed, serviceMs, tailModel, trainingInterference, trainingSpeed } from './physics.ts';
 import type { GpuProfile } from './profile-schema.ts';
 import { RequestQueue } from './request-queue.ts';
 import { Rng, deriveSeed } from './rng.ts';
@@ -42,6 +42,10 @@ export interface GpuModelOptions {
   mpsRestartMs?: number;
   /** Default: the profile's. */
   sleepChangeMs?: number;
+  /** Inference's own MPS share at start, 1..100 (the process is launched with it: no restart). Default 100. */
+  inferenceSharePct?: number;
+  /** Default: the profile's inferenceRestartMs, else this model's mpsRestartMs. */
+  inferenceRestartMs?: number;
   /** False: no MPS, the GPU time-slices between processes. Default true. */
   mpsEnabled?: boolean;
   /** Waiting requests kept before new arrivals are dropped. Default 1e6. */
@@ -76,20 +80,22 @@ interface Service {
   stats: ServiceStats;
 }
 
-const NONE = 0, ARRIVAL = 1, COMPLETION = 2, TIMED = 3, ITERATION = 4;
+const NONE = 0, ARRIVAL = 1, COMPLETION = 2, TIMED = 3, ITERATION = 4, INFERENCE_RESTARTED = 5;
 
 /**
  * A simulated GPU: per-request discrete-event simulation of inference next to paced training, driven
  * only by advanceTo (no wall clock, no timers). All inference services share one FIFO server in arrival
  * order (their kernels serialize on one GPU); it runs at speed 1 / (1 + I), where I sums the
- * interference of the training jobs awake at that instant. Speeds are piecewise constant between
- * events, so a batch that spans a training phase change finishes its remaining work at the new speed.
+ * interference of the training jobs awake at that instant (times the inference MPS cap's speed, and with
+ * tailFactor x I for a tail batch). Speeds are piecewise constant between events, so a batch that spans a
+ * training phase change finishes its remaining work at the new speed.
  */
 export class GpuModel {
   readonly profile: GpuProfile;
   readonly mpsEnabled: boolean;
   readonly mpsRestartMs: number;
   readonly sleepChangeMs: number;
+  readonly inferenceRestartMs: number;
   private t = 0;
   private readonly services: Service[] = [];
   private readonly serviceIndex = new Map<string, number>();
@@ -103,12 +109,25 @@ export class GpuModel {
   private remainingWorkMs = 0;
   private inferenceSpeed = 1;
   private ratesStale = true;
+  /** Full work of the batch in service (it starts over if inference restarts). */
+  private currentWorkMs = 0;
+  private currentTail = false;
+  private readonly tailProb: number;
+  private readonly tailFactor: number;
+  private infSharePct: number;
+  /** While inference restarts (its MPS share changed): when it serves again; Infinity otherwise. */
+  private inferenceRestartUntilMs = Infinity;
 
   constructor(options: GpuModelOptions) {
     this.profile = options.profile;
     this.mpsEnabled = options.mpsEnabled ?? true;
     this.mpsRestartMs = nonNegative(options.mpsRestartMs ?? options.profile.mpsRestartMs, 'mpsRestartMs');
     this.sleepChangeMs = nonNegative(options.sleepChangeMs ?? options.profile.sleepChangeMs, 'sleepChangeMs');
+    this.inferenceRestartMs = nonNegative(options.inferenceRestartMs ?? options.profile.inferenceRestartMs ?? this.mpsRestartMs, 'inferenceRestartMs');
+    this.infSharePct = checkShare(options.inferenceSharePct ?? 100, 'inferenceSharePct');
+    const tail = tailModel(options.profile);
+    this.tailProb = tail.prob;
+    this.tailFactor = tail.factor;
     this.queue = new RequestQueue(options.queueCapacity ?? 1e6);
     this.completionCap = options.completionBufferCapacity ?? 1e6;
     const seed = options.seed ?? 1;
@@ -138,7 +157,7 @@ export class GpuModel {
         const a = services[i]!.nextArrivalMs;
         if (a < best) { best = a; kind = ARRIVAL; index = i; }
       }
-      if (this.busy) {
+      if (this.busy && this.inferenceSpeed > 0) {
         const c = this.t + this.remainingWorkMs / this.inferenceSpeed;
         if (c < best) { best = c; kind = COMPLETION; }
       }
@@ -149,6 +168,7 @@ export class GpuModel {
         const iter = job.nextSleepStartMs(this.t);
         if (iter < best) { best = iter; kind = ITERATION; index = i; }
       }
+      if (this.inferenceRestartUntilMs < best) { best = this.inferenceRestartUntilMs; kind = INFERENCE_RESTARTED; }
       if (best > tMs) {
         this.flow(tMs - this.t);
         this.t = tMs;
@@ -160,6 +180,7 @@ export class GpuModel {
       else if (kind === COMPLETION) this.onCompletion();
       else if (kind === TIMED) { jobs[index]!.onTimed(this.t); this.ratesStale = true; }
       else if (kind === ITERATION) { jobs[index]!.onIterationDone(this.t); this.ratesStale = true; }
+      else if (kind === INFERENCE_RESTARTED) { this.inferenceRestartUntilMs = Infinity; this.ratesStale = true; }
     }
   }
 
@@ -184,7 +205,10 @@ export class GpuModel {
     this.service(serviceId).batch = checkBatch(batch);
   }
 
-  /** Apply a pacing; it takes effect sleepChangeMs from now. */
+  /**
+   * Apply a pacing; it takes effect sleepChangeMs from now. A duty above MAX_DUTY (control/) acts as MAX_DUTY, and
+   * a per-iteration sleep never exceeds MAX_DUTY of the time, as on hardware; the status reports the pacing as set.
+   */
   setPacing(jobId: string, pacing: Pacing): void {
     this.job(jobId).requestPacing(checkPacing(pacing), this.t + this.sleepChangeMs);
   }
@@ -195,6 +219,30 @@ export class GpuModel {
     job.sharePct = checkShare(mpsSharePct);
     if (job.state !== 'stopped') job.restart(this.t, this.mpsRestartMs);
     this.ratesStale = true;
+  }
+
+  /**
+   * Change inference's own MPS share (1..100; 100 = uncapped). A change restarts the inference process: for
+   * inferenceRestartMs no batch is served (arrivals queue) and the batch in service starts over afterwards.
+   * The same share again changes nothing.
+   */
+  setInferenceShare(inferenceSharePct: number): void {
+    const pct = checkShare(inferenceSharePct, 'inferenceSharePct');
+    if (pct === this.infSharePct) return;
+    this.infSharePct = pct;
+    this.inferenceRestartUntilMs = this.t + this.inferenceRestartMs;
+    if (this.busy) this.remainingWorkMs = this.currentWorkMs; // the process died with the batch
+    this.ratesStale = true;
+  }
+
+  /** Inference's own MPS share now (100 unless a policy capped it). */
+  get inferenceSharePct(): number {
+    return this.infSharePct;
+  }
+
+  /** True while the inference process restarts after a share change (nothing is served). */
+  get inferenceRestarting(): boolean {
+    return this.inferenceRestartUntilMs !== Infinity;
   }
 
   /** Stop a job, or start a stopped one (starting costs mpsRestartMs, like a restart). */
@@ -287,10 +335,12 @@ export class GpuModel {
     s.stats.arrivals++;
     s.arrivalsSinceTake++;
     const workMs = serviceMs(this.profile, s.batch) * s.rng.lognormalUnitMean(this.profile.inference.jitterSigma);
+    // Drawn only when tails are on, so a profile without them keeps its random stream.
+    const tail = this.tailProb > 0 && s.rng.next() < this.tailProb;
     if (!this.busy) {
-      this.startService(this.t, index, workMs);
+      this.startService(this.t, index, workMs, tail);
       s.stats.inSystem++;
-    } else if (this.queue.push(this.t, index, workMs)) {
+    } else if (this.queue.push(this.t, index, workMs, tail)) {
       s.stats.inSystem++;
     } else {
       s.stats.dropped++;
@@ -307,7 +357,7 @@ export class GpuModel {
     this.busy = false;
     if (this.queue.length > 0) {
       const q = this.queue;
-      this.startService(q.frontArrivalMs(), q.frontServiceIndex(), q.frontWorkMs());
+      this.startService(q.frontArrivalMs(), q.frontServiceIndex(), q.frontWorkMs(), q.frontTail());
       q.shift();
     } else {
       this.ratesStale = true; // training speeds up while inference is idle
@@ -315,12 +365,14 @@ export class GpuModel {
     if (s.arrival === 'closed') this.scheduleArrival(s);
   }
 
-  private startService(arrivalMs: number, index: number, workMs: number): void {
-    if (!this.busy) this.ratesStale = true;
+  private startService(arrivalMs: number, index: number, workMs: number, tail: boolean): void {
+    if (!this.busy || tail !== this.currentTail) this.ratesStale = true;
     this.busy = true;
     this.currentArrivalMs = arrivalMs;
     this.currentService = index;
     this.remainingWorkMs = workMs;
+    this.currentWorkMs = workMs;
+    this.currentTail = tail;
   }
 
   /** Let dtMs pass at the current (constant) speeds. */
@@ -339,12 +391,17 @@ export class GpuModel {
       awakeSharePct += job.sharePct;
       interference += trainingInterference(this.profile, job.sharePct, this.mpsEnabled);
     }
-    this.inferenceSpeed = 1 / (1 + interference);
+    const restarting = this.inferenceRestartUntilMs !== Infinity;
+    // A tail batch sees tailFactor x the interference; alone (interference 0) it is like any other.
+    const seen = this.busy && this.currentTail ? interference * this.tailFactor : interference;
+    this.inferenceSpeed = restarting ? 0 : inferenceShareSpeed(this.profile, this.infSharePct) / (1 + seen);
+    // Inference kernels run only while a batch is served (not while its process restarts).
+    const inferring = this.busy && !restarting;
     // Several awake jobs split the GPU: MPS shares beyond 100% in sum slow everyone; time-slicing takes turns.
     const split = this.mpsEnabled ? Math.max(1, awakeSharePct / 100) : Math.max(1, awake);
     for (const job of this.jobs) {
       job.ratePerMs = job.interfering
-        ? trainingSpeed(this.profile, job.sharePct, this.mpsEnabled, this.busy) / split / this.profile.training.iterAloneMs
+        ? trainingSpeed(this.profile, job.sharePct, this.mpsEnabled, inferring) / split / this.profile.training.iterAloneMs
         : 0;
     }
   }
@@ -372,8 +429,8 @@ function checkBatch(batch: number): number {
   return batch;
 }
 
-function checkShare(pct: number): number {
-  if (!Number.isFinite(pct) || pct < 1 || pct > 100) throw new GpuModelError(`mpsSharePct must be in 1..100, got ${pct}`);
+function checkShare(pct: number, name = 'mpsSharePct'): number {
+  if (!Number.isFinite(pct) || pct < 1 || pct > 100) throw new GpuModelError(`${name} must be in 1..100, got ${pct}`);
   return pct;
 }
 

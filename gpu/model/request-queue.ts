@@ -6,6 +6,8 @@ export class RequestQueue {
   private arrivalMs: Float64Array;
   private workMs: Float64Array;
   private serviceIndex: Int32Array;
+  /** 1 for a tail batch (see the profile's interference.tailProb). */
+  private tail: Uint8Array;
   private head = 0;
   private size = 0;
 
@@ -14,6 +16,7 @@ export class RequestQueue {
     this.arrivalMs = new Float64Array(slots);
     this.workMs = new Float64Array(slots);
     this.serviceIndex = new Int32Array(slots);
+    this.tail = new Uint8Array(slots);
   }
 
   /** Requests waiting. */
@@ -22,13 +25,14 @@ export class RequestQueue {
   }
 
   /** Append a request; false (and nothing stored) when the queue is at capacity. */
-  push(arrivalMs: number, serviceIndex: number, workMs: number): boolean {
+  push(arrivalMs: number, serviceIndex: number, workMs: number, tail = false): boolean {
     if (this.size >= this.capacity) return false;
     if (this.size === this.arrivalMs.length) this.grow();
     const slot = (this.head + this.size) % this.arrivalMs.length;
     this.arrivalMs[slot] = arrivalMs;
     this.workMs[slot] = workMs;
     this.serviceIndex[slot] = serviceIndex;
+    this.tail[slot] = tail ? 1 : 0;
     this.size++;
     return true;
   }
@@ -48,6 +52,11 @@ export class RequestQueue {
     return this.serviceIndex[this.head]!;
   }
 
+  /** Whether the oldest request is a tail batch (call only when length > 0). */
+  frontTail(): boolean {
+    return this.tail[this.head] === 1;
+  }
+
   /** Drop the oldest request. */
   shift(): void {
     if (this.size === 0) return;
@@ -60,15 +69,18 @@ export class RequestQueue {
     const arrivalMs = new Float64Array(slots);
     const workMs = new Float64Array(slots);
     const serviceIndex = new Int32Array(slots);
+    const tail = new Uint8Array(slots);
     for (let i = 0; i < this.size; i++) {
       const from = (this.head + i) % this.arrivalMs.length;
       arrivalMs[i] = this.arrivalMs[from]!;
       workMs[i] = this.workMs[from]!;
       serviceIndex[i] = this.serviceIndex[from]!;
+      tail[i] = this.tail[from]!;
     }
     this.arrivalMs = arrivalMs;
     this.workMs = workMs;
     this.serviceIndex = serviceIndex;
+    this.tail = tail;
     this.head = 0;
   }
 }

@@ -126,7 +126,7 @@ export class SimGpuDevice implements GpuDevice {
 }
 
 export interface CreateSimGpuDeviceOptions extends Omit<GpuModelOptions, 'profile'>, SimGpuDeviceIdentity {
-  /** A built-in profile name or a profile object. */
+  /** A built-in profile name, a profile file (see loadProfile), or a profile object. */
   profile: string | GpuProfile;
   clock: ClockMs;
 }

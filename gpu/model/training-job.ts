@@ -1,5 +1,17 @@
-import type { Pacing } from '../../control/types.ts';
+import { MAX_DUTY, type Pacing } from '../../control/types.ts';
 import type { TrainingRunState, TrainingStatus } from '../types.ts';
+
+/**
+ * Hardware never pauses training outright: a duty above MAX_DUTY acts as MAX_DUTY (as the signal pacer and the
+ * hook cap it), and a per-iteration sleep lasts at most MAX_DUTY / (1 - MAX_DUTY) times the iteration before it
+ * (sleep / (sleep + iteration) <= MAX_DUTY, as the signal pacer keeps it).
+ */
+const MAX_SLEEP_PER_AWAKE = MAX_DUTY / (1 - MAX_DUTY);
+
+/** The duty a pacing really gets: never more than MAX_DUTY. */
+function effectiveDuty(p: Pacing & { mode: 'duty' }): number {
+  return Math.min(p.duty, MAX_DUTY);
+}
 
 /** What a training job is doing right now: only an awake job interferes and makes progress. */
 export type TrainingPhase = 'awake' | 'asleep' | 'restarting' | 'stopped';
@@ -22,6 +34,10 @@ export class TrainingJob {
   private sleepStartMs = 0;
   /** duty pacing: when the current period began. */
   private cycleStartMs = 0;
+  /** When the job last woke (or started running). */
+  private awakeSinceMs = 0;
+  /** per-iteration pacing: awake time of the iteration before the current sleep (bounds the sleep). */
+  private lastAwakeMs = Infinity;
 
   constructor(
     readonly id: string,
@@ -58,10 +74,13 @@ export class TrainingJob {
     if (this.state !== 'running') return t;
     const p = this.pacing;
     if (p.mode === 'per-iteration') {
-      if (!this.awake) t = Math.min(t, this.sleepStartMs + p.sleepMs);
-    } else if (p.duty > 0 && p.duty < 1) {
-      const edge = this.awake ? this.cycleStartMs + (1 - p.duty) * p.periodMs : this.cycleStartMs + p.periodMs;
-      t = Math.min(t, edge);
+      if (!this.awake) t = Math.min(t, this.sleepEndMs(p));
+    } else {
+      const duty = effectiveDuty(p);
+      if (duty > 0) {
+        const edge = this.awake ? this.cycleStartMs + (1 - duty) * p.periodMs : this.cycleStartMs + p.periodMs;
+        t = Math.min(t, edge);
+      }
     }
     return t;
   }
@@ -93,15 +112,16 @@ export class TrainingJob {
     if (this.state !== 'running') return;
     const p = this.pacing;
     if (p.mode === 'per-iteration') {
-      if (!this.awake && this.sleepStartMs + p.sleepMs <= nowMs) this.awake = true;
+      if (!this.awake && this.sleepEndMs(p) <= nowMs) this.wake(nowMs);
       return;
     }
-    if (p.duty <= 0 || p.duty >= 1) return;
-    if (this.awake && this.cycleStartMs + (1 - p.duty) * p.periodMs <= nowMs) {
+    const duty = effectiveDuty(p);
+    if (duty <= 0) return;
+    if (this.awake && this.cycleStartMs + (1 - duty) * p.periodMs <= nowMs) {
       this.awake = false;
     } else if (!this.awake && this.cycleStartMs + p.periodMs <= nowMs) {
       this.cycleStartMs += p.periodMs;
-      this.awake = true;
+      this.wake(nowMs);
     }
   }
 
@@ -109,6 +129,7 @@ export class TrainingJob {
   onIterationDone(nowMs: number): void {
     // Called when progress has just reached the next whole iteration, give or take float rounding.
     this.progress = Math.round(this.progress);
+    this.lastAwakeMs = nowMs - this.awakeSinceMs;
     this.awake = false;
     this.sleepStartMs = nowMs;
   }
@@ -135,10 +156,20 @@ export class TrainingJob {
     this.restartUntilMs = Infinity;
   }
 
+  /** Awake first: no pacing keeps a (re)started job asleep (the duty cap). */
   private beginRunning(nowMs: number): void {
-    const p = this.pacing;
     this.cycleStartMs = nowMs;
-    this.awake = p.mode === 'per-iteration' || p.duty < 1;
+    this.wake(nowMs);
+  }
+
+  private wake(nowMs: number): void {
+    this.awake = true;
+    this.awakeSinceMs = nowMs;
+  }
+
+  /** End of the current per-iteration sleep: the setting, bounded by the duty cap. */
+  private sleepEndMs(p: Pacing & { mode: 'per-iteration' }): number {
+    return this.sleepStartMs + Math.min(p.sleepMs, this.lastAwakeMs * MAX_SLEEP_PER_AWAKE);
   }
 
   private applyPacing(next: Pacing, nowMs: number): void {
@@ -147,8 +178,8 @@ export class TrainingJob {
     if (this.state !== 'running') return; // used when the process (re)starts
     if (next.mode === 'duty') {
       this.beginRunning(nowMs); // a new duty period starts, awake first
-    } else if (!this.awake && (old.mode === 'duty' || this.sleepStartMs + next.sleepMs <= nowMs)) {
-      this.awake = true; // the sleep in progress is already long enough under the new setting
+    } else if (!this.awake && (old.mode === 'duty' || this.sleepEndMs(next) <= nowMs)) {
+      this.wake(nowMs); // the sleep in progress is already long enough under the new setting
     }
   }
 }

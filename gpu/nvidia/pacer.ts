@@ -1,5 +1,5 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import type { Pacing } from '../../control/types.ts';
+import { MAX_DUTY, type Pacing } from '../../control/types.ts';
 import type { PauseGuard } from './pause-guard.ts';
 
 /** The inner-tier knob applied to one training job's process. */
@@ -17,8 +17,11 @@ export interface Pacer {
 
 export type PacingMode = 'cooperative' | 'signal';
 
-/** Training never sleeps more than this share of the time under signals: a full pause is never commanded. */
-export const MAX_SIGNAL_DUTY = 0.95;
+/**
+ * Training never sleeps more than this share of the time under signals: a full pause is never commanded.
+ * The same cap as the hook's and the simulated GPU's (control's MAX_DUTY).
+ */
+export const MAX_SIGNAL_DUTY = MAX_DUTY;
 /** Awake time between two pauses when the setting is a per-iteration sleep (signals know no iterations). */
 export const SIGNAL_AWAKE_MS = 200;
 

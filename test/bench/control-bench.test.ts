@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { BENCH_POLICIES } from '../../bench/control/cell.ts';
 import { loadSteps, meanRate, readLoadCsv, rescale, scenario, withLoad } from '../../bench/control/scenarios.ts';
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'gpucolo.mjs');
@@ -28,24 +29,95 @@ test('bench - load CSV: header, rescale to a mean, steps, clear errors', () => {
   assert.throws(() => readLoadCsv(f), /rate_rps must be a number >= 0/);
 });
 
-test('bench - paper-burst, every policy side by side: ours holds the p99 SLO and settles within 2 s', () => {
+test('bench - paper-burst, every policy side by side: ours holds the p99 SLO; oracle-static meets the floor and out-trains every fixed baseline that does', () => {
   const r = run(['bench', 'control', '--scenario', 'paper-burst', '--policy', 'all', '--json', '--out', dir]);
   assert.equal(r.status, 0, r.stderr);
   const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
   assert.equal(last.scenario, 'paper-burst');
-  assert.deepEqual(Object.keys(last.policies), ['no-colocation', 'simple', 'conservative', 'gslice', 'gpucolo-paper', 'gpucolo-paper-p99', 'gpucolo']);
+  assert.equal(last.profile, 'rtx3090-resnet50-wrn101');
+  assert.equal(last.closedLoop, true, 'a closed-loop client: arrivals depend on the policy, and the JSON says so');
+  assert.deepEqual(Object.keys(last.policies), [...BENCH_POLICIES]);
   for (const p of Object.values(last.policies) as Record<string, number>[]) {
     for (const k of ['attainmentP99', 'attainmentMean', 'trainingItersPerSec', 'inferenceRps', 'mpsRestarts', 'settleSecMax', 'gpus']) assert.equal(typeof p[k], 'number', k);
   }
   assert.equal(last.policies['no-colocation'].gpus, 2);
   assert.equal(last.policies.gpucolo.gpus, 1);
-  assert.ok(last.policies.gpucolo.attainmentP99 >= 0.99, JSON.stringify(last.policies.gpucolo));
+  const floor = last.floor;
+  assert.ok(Math.abs(floor - Math.min(0.99, last.policies['no-colocation'].attainmentP99 - 0.005)) < 1e-3, `floor ${floor}`);
+  const oracle = last.policies['oracle-static'];
+  assert.ok(oracle.attainmentP99 >= floor, JSON.stringify(oracle));
+  assert.ok(oracle.setting.mpsSharePct >= 5 && oracle.setting.mpsSharePct <= 100, JSON.stringify(oracle.setting));
+  for (const fixed of ['simple', 'conservative']) {
+    const f = last.policies[fixed];
+    if (f.attainmentP99 >= floor) assert.ok(oracle.trainingItersPerSec >= f.trainingItersPerSec - 1e-9, `${fixed} ${JSON.stringify(f)} beats oracle-static`);
+  }
+  assert.ok(last.policies['oracle-dynamic'].trainingItersPerSec >= oracle.trainingItersPerSec - 1e-9, 'the upper bound is at least the best fixed setting');
+  assert.ok(last.policies['gslice-tuned'].setting.marginPct >= 0, 'the tuned row says which margin it settled on');
+  assert.ok(last.policies.gpucolo.attainmentP99 >= floor, JSON.stringify(last.policies.gpucolo));
   assert.ok(last.policies.gpucolo.settleSecMax <= 2);
   assert.ok(last.policies.simple.attainmentP99 < 0.5, 'a fixed even split breaks the SLO on this load');
-  assert.ok(last.policies.gpucolo.trainingItersPerSec > last.policies['gpucolo-paper-p99'].trainingItersPerSec);
   const svg = readFileSync(join(dir, 'control-paper-burst.svg'), 'utf8');
   assert.match(svg, /^<svg /);
-  assert.equal((svg.match(/<path /g) ?? []).length, 4 * 7, 'four panels, one line per policy');
+  assert.equal((svg.match(/<path /g) ?? []).length, 4 * BENCH_POLICIES.length, 'four panels, one line per policy');
+});
+
+test('bench - --profile FILE: a plant that is not built in runs, and the JSON names it', () => {
+  const profile = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'gpu', 'model', 'profiles', 'rtx3090-resnet50-wrn101.json'), 'utf8'));
+  profile.name = 'held-out-plant';
+  profile.interference.mpsAt100Pct = 5;
+  profile.training.shareExponent = 0.8;
+  profile.mpsRestartMs = 12_000;
+  const f = join(dir, 'held-out.json');
+  writeFileSync(f, JSON.stringify(profile));
+  const r = run(['bench', 'control', '--scenario', 'rate-2x', '--profile', f, '--policy', 'gpucolo,oracle-static,no-colocation', '--json', '--out', 'none']);
+  assert.equal(r.status, 0, r.stderr);
+  const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+  assert.equal(last.profile, 'held-out-plant');
+  assert.deepEqual(Object.keys(last.policies), ['no-colocation', 'oracle-static', 'gpucolo']);
+  assert.ok(last.policies['oracle-static'].attainmentP99 >= last.floor);
+  writeFileSync(f, JSON.stringify({ ...profile, mpsRestartMs: -1 }));
+  const bad = run(['bench', 'control', '--scenario', 'rate-2x', '--profile', f, '--policy', 'gpucolo']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /mpsRestartMs/);
+});
+
+test('bench - --seeds N: median and worst per metric over seeds 1..N', () => {
+  const r = run(['bench', 'control', '--scenario', 'rate-2x', '--policy', 'conservative,no-colocation', '--seeds', '3', '--json', '--out', 'none']);
+  assert.equal(r.status, 0, r.stderr);
+  const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+  assert.deepEqual(last.seeds, [1, 2, 3]);
+  const per = last.perSeed.map((c: { policies: Record<string, { attainmentP99: number; trainingItersPerSec: number }> }) => c.policies.conservative);
+  const att = per.map((p: { attainmentP99: number }) => p.attainmentP99).sort((a: number, b: number) => a - b);
+  assert.equal(last.summary.conservative.attainmentP99.worst, att[0]);
+  assert.equal(last.summary.conservative.attainmentP99.median, att[1]);
+  assert.ok(new Set(att).size > 1, 'seeds draw different arrivals');
+});
+
+test('bench - --matrix: loads x profiles x seeds on worker threads, one row per load x profile', () => {
+  const f = join(dir, 'two-steps.csv');
+  writeFileSync(f, 't_s,rate_rps\n0,100\n60,200\n120,100\n');
+  const r = run(['bench', 'control', '--matrix', `flat-30,${f}`, '--profile', 'rtx3090-resnet50-wrn101', '--seeds', '2', '--workers', '2',
+    '--policy', 'no-colocation,conservative,oracle-static,gpucolo', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+  assert.deepEqual(last.matrix.loads, ['flat-30', 'two-steps']);
+  assert.equal(last.cells.length, 4);
+  assert.equal(last.rows.length, 2);
+  for (const row of last.rows) {
+    const cells = last.cells.filter((c: { scenario: string }) => c.scenario === row.load);
+    assert.equal(cells.length, 2);
+    const atts = cells.map((c: { policies: { gpucolo: { attainmentP99: number } } }) => c.policies.gpucolo.attainmentP99);
+    assert.ok(Math.abs(row.gpucolo.attWorst - Math.min(...atts)) < 1e-3, JSON.stringify(row));
+    assert.equal(row.meetsFloor, cells.every((c: { floor: number; policies: { gpucolo: { attainmentP99: number } } }) => c.policies.gpucolo.attainmentP99 >= c.floor));
+  }
+  assert.equal(typeof last.summary.medianVsOracleStatic, 'number');
+  assert.match(r.stderr, /load +profile +floor/);
+  const bad = run(['bench', 'control', '--matrix', '--scenario', 'rate-2x']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--matrix runs its own loads/);
+  const badLoad = run(['bench', 'control', '--matrix', 'nope']);
+  assert.equal(badLoad.status, 2);
+  assert.match(badLoad.stderr, /neither a load name/);
 });
 
 test('bench - any --load file: ours holds the SLO where inference alone can', () => {
@@ -70,7 +142,10 @@ test('bench - bad flags exit 2 and say what to fix', () => {
   const b = run(['bench', 'control', '--scenario', 'rate-2x', '--load', join(dir, 'missing.csv')]);
   assert.equal(b.status, 2);
   assert.match(b.stderr, /cannot read load file/);
-  const c = run(['bench', 'control', '--scenario', 'paper-burst', '--policy', 'fastest']);
+  const c = run(['bench', 'control', '--scenario', 'paper-burst', '--policy', 'gpucolo,fastest']);
   assert.equal(c.status, 2);
-  assert.match(c.stderr, /--policy must be all or one of/);
+  assert.match(c.stderr, /--policy must be all or a comma-separated list of .*unknown: "fastest"/);
+  const d = run(['bench', 'control', '--policy', 'gpucolo']);
+  assert.equal(d.status, 2);
+  assert.match(d.stderr, /--scenario must be one of/);
 });

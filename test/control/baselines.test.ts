@@ -27,37 +27,53 @@ test('control - createPolicy builds every named policy', () => {
   assert.throws(() => createPolicy('nope' as never), RangeError);
 });
 
-test('control - gslice moves only the MPS share, only on its 25 s period', () => {
+test('control - gslice moves only the MPS shares (inference\'s, training gets the rest), only on its 25 s period', () => {
   const spec = defaultPlant({ seed: 2, services: [{ id: 'svc', sloMs: 90, baseMs: 25, loadCoef: 0.5, rate: (t) => (t < 150_000 ? 100 : 180) }] });
   const p = createPolicy('gslice');
   assert.equal(p.outerPeriodMs, 25_000);
+  assert.deepEqual(p.initialKnobs(), { mpsSharePct: 50, inferenceSharePct: 50, pacing: { mode: 'per-iteration', sleepMs: 0 }, trainingRunning: true });
   const r = simulate(p, spec, { durationMs: 400_000 });
   assert.ok(r.timeline.length >= 2, 'it does adapt');
   for (const { tMs, d } of r.timeline) {
     assert.equal(d.tier, 'outer');
     assert.equal(d.knob, 'mpsSharePct');
     assert.equal(tMs % 25_000, 0, `decision at ${tMs}`);
+    assert.equal(d.newValue + d.terms['inferenceSharePct']!, 100, 'training gets what inference leaves');
   }
   assert.ok(r.ticks.every((t) => t.knobs.pacing.mode === 'per-iteration' && t.knobs.pacing.sleepMs === 0), 'never sleeps');
-  // After the load rises it gives training less.
-  const shareBefore = r.ticks.find((t) => t.tMs === 150_000)!.knobs.mpsSharePct;
-  assert.ok(r.finalKnobs.mpsSharePct < shareBefore, `${shareBefore} -> ${r.finalKnobs.mpsSharePct}`);
+  assert.ok(r.ticks.every((t) => t.knobs.mpsSharePct + t.knobs.inferenceSharePct! === 100), 'the shares always add up to 100');
+  // After the load rises it gives inference more and training less.
+  const before = r.ticks.find((t) => t.tMs === 150_000)!.knobs;
+  assert.ok(r.finalKnobs.inferenceSharePct! > before.inferenceSharePct!, `${before.inferenceSharePct} -> ${r.finalKnobs.inferenceSharePct}`);
+  assert.ok(r.finalKnobs.mpsSharePct < before.mpsSharePct, `${before.mpsSharePct} -> ${r.finalKnobs.mpsSharePct}`);
 });
 
-test('control - gslice rule: step proportional to the error, with a deadband', () => {
+test('control - gslice rule: inference share steps proportional to the error, with a deadband; training gets the rest', () => {
   const p = createGslice();
-  const k: Knobs = { mpsSharePct: 50, pacing: { mode: 'per-iteration', sleepMs: 0 }, trainingRunning: true };
+  const k: Knobs = { mpsSharePct: 50, inferenceSharePct: 50, pacing: { mode: 'per-iteration', sleepMs: 0 }, trainingRunning: true };
+  const shares = (knobs: Knobs) => [knobs.inferenceSharePct, knobs.mpsSharePct];
   assert.deepEqual(p.inner({}, input(merged(200), k)).decisions, [], 'inner never acts');
   assert.deepEqual(p.outer({}, input(merged(87), k)).decisions, [], '3% under the SLO: deadband');
   assert.deepEqual(p.outer({}, input(merged(94), k)).decisions, [], '4% over: deadband');
   const small = p.outer({}, input(merged(99), k)); // 10% over
   const big = p.outer({}, input(merged(108), k)); // 20% over
-  assert.equal(small.knobs.mpsSharePct, 40);
-  assert.equal(big.knobs.mpsSharePct, 30);
-  assert.equal(small.decisions[0]!.reason, 'p99 above target: lower MPS share');
-  assert.equal(p.outer({}, input(merged(45), k)).knobs.mpsSharePct, 75, 'capped at maxStepPct');
-  assert.equal(p.outer({}, input(merged(500), { ...k, mpsSharePct: 3 })).knobs.mpsSharePct, 1, 'floor 1%');
+  assert.equal(p.options.gainPct, 50);
+  assert.deepEqual(shares(small.knobs), [55, 45]);
+  assert.deepEqual(shares(big.knobs), [60, 40]);
+  assert.equal(small.decisions[0]!.reason, 'p99 above target: raise inference MPS share, training gets the rest');
+  assert.deepEqual(small.decisions.map((d) => [d.knob, d.oldValue, d.newValue, d.terms['inferenceSharePct'], d.terms['oldInferenceSharePct']]), [['mpsSharePct', 50, 45, 55, 50]]);
+  const slack = p.outer({}, input(merged(20), k)); // 78% under: the smallest share that meets the target is lower
+  assert.deepEqual(shares(slack.knobs), [25, 75], 'capped at maxStepPct');
+  assert.equal(slack.decisions[0]!.reason, 'p99 below target: lower inference MPS share, training gets the rest');
+  assert.deepEqual(shares(p.outer({}, input(merged(500), { ...k, inferenceSharePct: 97, mpsSharePct: 3 })).knobs), [99, 1], 'training keeps at least 1%');
+  assert.deepEqual(shares(p.outer({}, input(merged(10), { ...k, inferenceSharePct: 5, mpsSharePct: 95 })).knobs), [1, 99], 'inference at least 1%');
+  // Knobs without an inference share (uncapped inference) start from 100.
+  assert.deepEqual(shares(p.outer({}, input(merged(45), { ...k, inferenceSharePct: undefined })).knobs), [75, 25]);
   assert.deepEqual(p.outer({}, input(merged(200), k, false)).decisions, [], 'holds while training restarts');
+  const margin = createGslice({ marginPct: 10, initialInferenceSharePct: 70 });
+  assert.deepEqual(shares(margin.initialKnobs()), [70, 30]);
+  assert.deepEqual(margin.outer({}, input(merged(85), k)).decisions, [], 'target 81 ms: 85 ms is within the deadband');
+  assert.deepEqual(shares(margin.outer({}, input(merged(90), k)).knobs), [56, 44], 'target 81 ms: 90 ms is 11% late');
 });
 
 test('control - fixed baselines never move and restore their setting', () => {

@@ -174,20 +174,7 @@ export function between(ticks: Tick[], fromMs: number, toMs: number): Tick[] {
 }
 
 /**
- * gpucolo as it was before the 1 s estimator and the retuned defaults: the last 200 ms window alone, a 10%
- * margin, start at 50% / duty 0.3, the slower feedforward and the sluggish outer tier. The mechanism tests
- * (gains, feedforward, anti-windup, dwell, hysteresis) pin their bounds against these values, so they keep
- * testing the same laws whatever the shipped defaults are tuned to.
+ * Options the control tests build gpucolo with: none, the shipped defaults (GPUCOLO_DEFAULTS). Kept as a named
+ * constant so every test that runs gpucolo against this plant says so in one place.
  */
-/**
- * The step law of the outer tier, a fixed margin and the earlier duty bound and feedforward gain: the laws the
- * unit tests below pin down one by one (the defaults add the online model on top; bench/ measures them).
- */
-export const STEP_LAW = { outerMode: 'step', adaptiveMargin: false, maxDuty: 0.95, ffGain: 1.5 } as const;
-
-export const PER_WINDOW_GPUCOLO = {
-  ...STEP_LAW,
-  marginPct: 10, estimatorWindows: 1, fastViolation: false, initialDuty: 0.3, initialSharePct: 50,
-  gainDown: 0.1, maxStepDown: 0.05, ffThresholdPct: 25, ffCusumH: 8, ffGain: 0.4, ffMaxStep: 0.3,
-  highBound: 0.85, highDwellMs: 10_000, lowerStepPct: 10, minSharePct: 10, ceilingHoldMs: 300_000,
-} as const;
+export const PER_WINDOW_GPUCOLO = {} as const;

@@ -50,9 +50,9 @@ test('control - the tighter SLO drives the duty when two services share a GPU', 
   const loose = settled.map((t) => t.windows.find((w) => w.serviceId === 'loose')!);
   const tightOk = tight.filter((w) => w.p99Ms <= 50).length / tight.length;
   assert.ok(tightOk >= 0.97, `tight SLO met in ${tightOk}`);
-  // The tight service sits near its own target (45 ms), so it is what binds, not the loose one.
-  const tightMean = tight.reduce((s, w) => s + w.p99Ms, 0) / tight.length;
-  assert.ok(tightMean > 0.85 * 45 && tightMean <= 45, `tight p99 averages ${tightMean}`);
+  // The tight service is the one closer to its SLO, so it is what binds, not the loose one.
+  const ratioMean = (ws: { p99Ms: number; sloMs: number }[]) => ws.reduce((s, w) => s + w.p99Ms / w.sloMs, 0) / ws.length;
+  assert.ok(ratioMean(tight) > 1.5 * ratioMean(loose), `p99/SLO: tight ${ratioMean(tight)}, loose ${ratioMean(loose)}`);
   assert.ok(loose.every((w) => w.p99Ms < 0.8 * 200), 'loose service has plenty of slack');
   // With only the loose service the duty would be far lower: the tight one is the reason it is high.
   const alone = simulate(createGpucolo({ ...PER_WINDOW_GPUCOLO, initialSharePct: 100, initialDuty: 0 }), { ...spec, services: [spec.services[0]!] }, {

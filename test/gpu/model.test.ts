@@ -13,6 +13,7 @@ import {
   type GpuModelOptions,
   type GpuProfile,
 } from '../../gpu/model/index.ts';
+import { MAX_DUTY } from '../../control/index.ts';
 
 const PROFILE = 'rtx3090-resnet50-wrn101';
 
@@ -64,13 +65,17 @@ test('gpu model - same seed gives identical results, another seed differs', () =
 test('gpu model - a batch spanning a training phase change finishes its remaining work at the new speed', () => {
   const m = new GpuModel({
     profile: exactProfile(),
-    services: [{ id: 'inf', batch: 1, rateRps: 0.001, arrival: 'closed' }], // one batch at t=0
-    trainings: [{ id: 'train', mpsSharePct: 80, pacing: { mode: 'duty', duty: 1, periodMs: 100 } }], // asleep
+    services: [{ id: 'inf', batch: 1, rateRps: 0, arrival: 'closed' }],
+    // The most sleep hardware allows: awake 0-50 ms, asleep 50-1000 ms.
+    trainings: [{ id: 'train', mpsSharePct: 80, pacing: { mode: 'duty', duty: 0.95, periodMs: 1000 } }],
   });
-  m.advanceTo(4);
-  m.setPacing('train', { mode: 'duty', duty: 0, periodMs: 100 }); // awake from t=6 (2 ms sleep change)
-  const slowdown = 1 / m.currentInferenceSpeed();
   m.advanceTo(100);
+  assert.equal(m.trainingPhase('train'), 'asleep');
+  m.setArrivalRate('inf', 0.001); // one batch at t=100
+  m.advanceTo(104);
+  m.setPacing('train', { mode: 'duty', duty: 0, periodMs: 100 }); // awake from t=106 (2 ms sleep change)
+  const slowdown = 1 / m.currentInferenceSpeed();
+  m.advanceTo(200);
   const [done] = m.takeCompletions('inf').completions;
   // 6 ms alone (6 of 10 ms of work), then the remaining 4 ms at 1 / (1 + I).
   const awakeSlowdown = 1 / m.currentInferenceSpeed();
@@ -109,21 +114,53 @@ test('gpu model - an MPS change restarts training for mpsRestartMs: no iteration
 });
 
 test('gpu model - a sleep change takes effect after about 2 ms', () => {
-  const m = lightLoadModel({ trainings: [{ id: 'train', mpsSharePct: 80, pacing: { mode: 'duty', duty: 0, periodMs: 100 } }] });
-  m.advanceTo(1_000);
-  m.setPacing('train', { mode: 'duty', duty: 1, periodMs: 100 });
-  m.advanceTo(1_001.9);
-  assert.equal(m.trainingPhase('train'), 'awake');
-  m.advanceTo(1_002);
+  // Asleep 5-100 ms of every 100 ms period (duty 0.95: the most sleep hardware allows); at 1_010 it sleeps.
+  const m = lightLoadModel({ trainings: [{ id: 'train', mpsSharePct: 80, pacing: { mode: 'duty', duty: 0.95, periodMs: 100 } }] });
+  m.advanceTo(1_010);
   assert.equal(m.trainingPhase('train'), 'asleep');
-  assert.deepEqual(m.trainingStatus('train').pacing, { mode: 'duty', duty: 1, periodMs: 100 });
-  const slow = lightLoadModel({ sleepChangeMs: 50, trainings: [{ id: 'train', pacing: { mode: 'duty', duty: 0, periodMs: 100 } }] });
-  slow.advanceTo(1_000);
-  slow.setPacing('train', { mode: 'duty', duty: 1, periodMs: 100 });
-  slow.advanceTo(1_049);
-  assert.equal(slow.trainingPhase('train'), 'awake', 'sleepChangeMs is configurable');
-  slow.advanceTo(1_050);
-  assert.equal(slow.trainingPhase('train'), 'asleep');
+  m.setPacing('train', { mode: 'duty', duty: 0, periodMs: 100 });
+  m.advanceTo(1_011.9);
+  assert.equal(m.trainingPhase('train'), 'asleep');
+  m.advanceTo(1_012);
+  assert.equal(m.trainingPhase('train'), 'awake');
+  assert.deepEqual(m.trainingStatus('train').pacing, { mode: 'duty', duty: 0, periodMs: 100 });
+  const slow = lightLoadModel({ sleepChangeMs: 50, trainings: [{ id: 'train', pacing: { mode: 'duty', duty: 0.95, periodMs: 100 } }] });
+  slow.advanceTo(1_010);
+  slow.setPacing('train', { mode: 'duty', duty: 0, periodMs: 100 });
+  slow.advanceTo(1_059);
+  assert.equal(slow.trainingPhase('train'), 'asleep', 'sleepChangeMs is configurable');
+  slow.advanceTo(1_060);
+  assert.equal(slow.trainingPhase('train'), 'awake');
+});
+
+test('gpu model - a duty above MAX_DUTY acts as MAX_DUTY: training is never paused outright', () => {
+  assert.equal(MAX_DUTY, 0.95);
+  const run = (duty: number) => {
+    const m = lightLoadModel({ trainings: [{ id: 'train', mpsSharePct: 80, pacing: { mode: 'duty', duty, periodMs: 100 } }] });
+    m.advanceTo(60_000);
+    return { progress: m.trainingProgress('train'), latencies: m.takeCompletions('inf').completions.map((c) => c.latencyMs) };
+  };
+  const capped = run(1);
+  assert.deepEqual(capped, run(MAX_DUTY), 'duty 1 runs exactly as duty 0.95');
+  assert.ok(capped.progress > 0, 'training still makes progress');
+  const m = lightLoadModel({ trainings: [{ id: 'train', mpsSharePct: 80, pacing: { mode: 'duty', duty: 1, periodMs: 100 } }] });
+  assert.deepEqual(m.trainingStatus('train').pacing, { mode: 'duty', duty: 1, periodMs: 100 }, 'the status reports the pacing as set');
+});
+
+test('gpu model - a per-iteration sleep lasts at most MAX_DUTY of the time', () => {
+  const model = (sleepMs: number) => new GpuModel({
+    profile: loadProfile(PROFILE),
+    services: [{ id: 'inf', batch: 6, rateRps: 1000, arrival: 'closed' }],
+    trainings: [{ id: 'train', mpsSharePct: 80, pacing: { mode: 'per-iteration', sleepMs } }],
+  });
+  // 400 ms iterations: a 60 s sleep is cut to 19 x 400 = 7.6 s (sleep / (sleep + iteration) = 0.95).
+  const long = model(60_000);
+  long.advanceTo(80_000);
+  assert.equal(long.trainingStatus('train').iterations, 10);
+  const cap = (400 * MAX_DUTY) / (1 - MAX_DUTY);
+  const exact = model(cap);
+  exact.advanceTo(80_000);
+  assert.equal(exact.trainingStatus('train').iterations, 10, 'the same as a sleep of exactly the cap');
 });
 
 test('gpu model - per-iteration sleep follows each iteration', () => {
@@ -253,8 +290,8 @@ test('gpu model - SimGpuDevice advances the model to an injected clock', async (
   assert.ok(arrivals > 300 && completions.length > 300 && arrivals - completions.length < 20, `${arrivals} ${completions.length}`);
   assert.ok(completions.every((c) => c.tMs > 1_000 && c.tMs <= 11_000));
   assert.ok(device.trainingStatus('train').iterations >= 20);
-  device.setPacing('train', { mode: 'duty', duty: 1, periodMs: 100 });
-  clock.advance(3);
+  device.setPacing('train', { mode: 'duty', duty: 0.95, periodMs: 100 });
+  clock.advance(8); // applied 2 ms after the call, awake 5 ms, then asleep
   device.now(); // the model moves only when the device is called
   assert.equal(device.model.trainingPhase('train'), 'asleep');
   device.setMpsShare('train', 30);
@@ -263,7 +300,88 @@ test('gpu model - SimGpuDevice advances the model to an injected clock', async (
   assert.equal(device.trainingStatus('train').state, 'stopped');
   device.setBatch('inf', 110);
   device.setArrivalRate('inf', 5);
-  assert.equal(device.now(), 11_003);
+  assert.equal(device.now(), 11_008);
   await device.close();
   await device.close(); // idempotent
+});
+
+test('gpu model - inference under its own MPS cap runs at (share/100)^exponent of full speed', () => {
+  const p = exactProfile(); // 10 ms batches, no jitter
+  const alone = (inferenceSharePct: number) => {
+    const m = new GpuModel({ profile: p, inferenceSharePct, services: [{ id: 'inf', batch: 1, rateRps: 10, arrival: 'closed' }], trainings: [] });
+    assert.equal(m.inferenceSharePct, inferenceSharePct);
+    assert.equal(m.inferenceRestarting, false, 'a share given at start costs no restart');
+    m.advanceTo(2_000);
+    return m.takeCompletions('inf').completions.map((c) => c.latencyMs);
+  };
+  assert.ok(alone(100).every((ms) => Math.abs(ms - 10) < 1e-9));
+  assert.ok(alone(50).every((ms) => Math.abs(ms - 10 / Math.pow(0.5, 0.85)) < 1e-9), 'the default exponent 0.85');
+  p.inference.mpsShareExponent = 0.3;
+  assert.ok(alone(20).every((ms) => Math.abs(ms - 10 / Math.pow(0.2, 0.3)) < 1e-9), 'the profile\'s exponent');
+  // Next to awake training the cap and the interference multiply.
+  const m = new GpuModel({ profile: exactProfile(), inferenceSharePct: 60, services: [], trainings: [{ id: 'train', mpsSharePct: 40 }] });
+  const i40 = 3.075 * Math.pow(0.4, 1.597);
+  assert.ok(Math.abs(m.currentInferenceSpeed() - Math.pow(0.6, 0.85) / (1 + i40)) < 1e-12);
+  assert.throws(() => m.setInferenceShare(0), (e: unknown) => e instanceof GpuModelError && /inferenceSharePct must be in 1\.\.100/.test(e.message));
+});
+
+test('gpu model - a change of inference\'s share restarts it: nothing is served meanwhile, the batch in service starts over', () => {
+  const m = new GpuModel({
+    profile: exactProfile(), inferenceRestartMs: 3_000,
+    services: [{ id: 'inf', batch: 1, rateRps: 50 }],
+    trainings: [{ id: 'train', mpsSharePct: 50, pacing: { mode: 'per-iteration', sleepMs: 0 } }],
+  });
+  // A closed-loop probe would wait; an open load queues. Find a moment with a batch in service.
+  let t = 1_000;
+  m.advanceTo(t);
+  while (m.serviceStats('inf').inSystem === 0) m.advanceTo(++t);
+  m.takeCompletions('inf');
+  const itersBefore = m.trainingProgress('train');
+  m.setInferenceShare(80);
+  assert.equal(m.inferenceRestarting, true);
+  assert.equal(m.currentInferenceSpeed(), 0);
+  m.advanceTo(t + 2_999);
+  assert.equal(m.takeCompletions('inf').completions.length, 0, 'no batch is served while inference restarts');
+  assert.ok(m.serviceStats('inf').inSystem > 100, 'arrivals queue');
+  // Training keeps running, and faster: no inference kernels run beside it.
+  const restartIters = m.trainingProgress('train') - itersBefore;
+  const speedAlone = Math.pow(0.5, 0.5) / 330, speedBusy = speedAlone / 1.0842;
+  assert.ok(Math.abs(restartIters - 2_999 * speedAlone) < 0.01, `${restartIters} iterations while inference restarts`);
+  m.advanceTo(t + 3_000);
+  assert.equal(m.inferenceRestarting, false);
+  assert.equal(m.inferenceSharePct, 80);
+  m.advanceTo(t + 3_100);
+  const [first] = m.takeCompletions('inf').completions;
+  // The batch that was in service runs its full 10 ms again after the restart (at the new share, next to training).
+  const i50 = 3.075 * Math.pow(0.5, 1.597);
+  assert.ok(first!.tMs > t + 3_000 + 10 / (Math.pow(0.8, 0.85) / (1 + i50)) - 1e-6, `first completion at ${first!.tMs}`);
+  assert.ok(first!.latencyMs > 3_000);
+  assert.ok(speedBusy < speedAlone);
+  // The same share again is no change: no restart.
+  m.setInferenceShare(80);
+  assert.equal(m.inferenceRestarting, false);
+});
+
+test('gpu model - tail batches see tailFactor x the interference, only while training is awake', () => {
+  const p = exactProfile();
+  p.interference.tailProb = 1; // every batch a tail batch: exact times
+  p.interference.tailFactor = 4;
+  const latency = (running: boolean) => {
+    const m = new GpuModel({ profile: p, services: [{ id: 'inf', batch: 1, rateRps: 5, arrival: 'closed' }], trainings: [{ id: 'train', mpsSharePct: 50, running }] });
+    m.advanceTo(2_000);
+    return m.takeCompletions('inf').completions.map((c) => c.latencyMs);
+  };
+  const i50 = 3.075 * Math.pow(0.5, 1.597);
+  assert.ok(latency(true).every((ms) => Math.abs(ms - 10 * (1 + 4 * i50)) < 1e-9), 'next to training: 1 + tailFactor * I');
+  assert.ok(latency(false).every((ms) => Math.abs(ms - 10) < 1e-9), 'alone: as any other batch');
+  // Tails drawn with their probability; the means move only by the tails' extra interference.
+  const mixed = loadProfile(PROFILE);
+  mixed.interference.tailProb = 0.1;
+  mixed.interference.tailFactor = 5;
+  const m = new GpuModel({ profile: mixed, seed: 3, services: [{ id: 'inf', batch: 6, rateRps: 20, arrival: 'closed' }], trainings: [{ id: 'train', mpsSharePct: 50 }] });
+  m.advanceTo(300_000);
+  const lat = m.takeCompletions('inf').completions.map((c) => c.latencyMs);
+  const work = serviceMs(mixed, 6);
+  const tails = lat.filter((ms) => ms > work * (1 + 3 * i50)).length / lat.length;
+  assert.ok(Math.abs(tails - 0.1) < 0.015, `tail fraction ${tails}`);
 });

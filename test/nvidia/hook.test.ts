@@ -4,10 +4,20 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, tempDir } from './helpers.ts';
+import { MAX_DUTY } from '../../control/index.ts';
+import { MAX_SIGNAL_DUTY } from '../../gpu/nvidia/pacer.ts';
 
 const python = spawnSync('python3', ['--version']).status === 0 ? 'python3' : undefined;
 const skip = python ? false : 'python3 is not installed';
 const WORKLOADS = join(ROOT, 'workloads');
+
+test('hook - one duty cap: the hook\'s MAX_DUTY is control\'s, as the signal pacer\'s is', () => {
+  const source = readFileSync(join(WORKLOADS, 'gpucolo_hook.py'), 'utf8');
+  const m = /^MAX_DUTY\s*=\s*([0-9.]+)\s*$/m.exec(source);
+  assert.ok(m, 'gpucolo_hook.py sets MAX_DUTY at top level');
+  assert.equal(Number(m[1]), MAX_DUTY);
+  assert.equal(MAX_SIGNAL_DUTY, MAX_DUTY);
+});
 
 test('workloads - every Python program compiles', { skip }, () => {
   const files = readdirSync(WORKLOADS).filter((f) => f.endsWith('.py'));
