@@ -7,6 +7,7 @@ import { chartSvg } from '../bench/control/chart.ts';
 import { matrixLoads } from '../bench/control/loads.ts';
 import { matrixRows, matrixSummary, matrixTable, runMatrix } from '../bench/control/matrix.ts';
 import { DEFAULT_WARMUP_S, type PolicyScore } from '../bench/control/metrics.ts';
+import { alignTable } from '../bench/control/table.ts';
 import { scenario, SCENARIO_NAMES, withLoad, withMeanRps, type Scenario, type ScenarioName } from '../bench/control/scenarios.ts';
 import { UsageError, numberFlag } from './errors.ts';
 
@@ -67,6 +68,8 @@ export function benchPolicies(spec: string): string[] {
 }
 
 const f3 = (x: number) => x.toFixed(3);
+/** Names first and free text last read left-aligned; the numbers between, right-aligned. */
+const textAtEnds = (i: number, count: number) => i === 0 || i === count - 1;
 
 /** One cell as a fixed-width table. */
 export function benchTable(r: Pick<CellResult, 'policies'>): string {
@@ -76,7 +79,7 @@ export function benchTable(r: Pick<CellResult, 'policies'>): string {
     s.inferenceRps.toFixed(1), f3(s.trainingItersPerSec), String(s.mpsRestarts), s.settleSecMax.toFixed(1), String(s.gpus),
     settingText(s.setting),
   ]);
-  return alignTable(head, rows);
+  return alignTable(head, rows, textAtEnds);
 }
 
 function settingText(setting: CellScore['setting']): string {
@@ -89,11 +92,6 @@ function settingText(setting: CellScore['setting']): string {
   return Object.entries(setting).map(([k, v]) => `${k}=${v}`).join(' ');
 }
 
-function alignTable(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
-  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
 
 /** Ratios the issues' targets are stated in (training of one policy over another's). */
 export function comparisons(r: Pick<CellResult, 'policies'>): Record<string, number> {
@@ -148,7 +146,7 @@ function seedTable(cells: readonly CellResult[]): string {
     f3(m.attainmentP99!.median), f3(m.attainmentP99!.worst), f3(m.trainingItersPerSec!.median), f3(m.trainingItersPerSec!.worst),
     String(m.mpsRestarts!.median), String(m.mpsRestarts!.worst), m.settleSecMax!.worst.toFixed(1), '',
   ]);
-  return alignTable([...head, ''], rows);
+  return alignTable([...head, ''], rows, textAtEnds);
 }
 
 /** `gpucolo bench control`. */

@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { loadProfile } from '../../gpu/model/index.ts';
 import { BASELINES, medianWorst, runCell, type CellResult } from './cell.ts';
 import type { MatrixLoad } from './loads.ts';
+import { alignTable } from './table.ts';
 import type { Scenario } from './scenarios.ts';
 
 export interface CellJob {
@@ -207,7 +208,5 @@ export function matrixTable(rows: readonly MatrixRow[]): string {
     r.bestBaseline ? `${r.bestBaseline.name} (${f3(r.bestBaseline.trainMedian)})` : 'none meets the floor',
     `${r.meetsFloor ? 'F' : '-'}${r.meets90 ? '9' : '-'}${r.meetsRestarts ? 'R' : '-'}`,
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+  return alignTable(head, body, (i) => i < 2);
 }
