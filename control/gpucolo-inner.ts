@@ -4,9 +4,10 @@
  * The duty trades awake time against the chance of a 1 s window past the SLO, at a price (gpucolo-model.ts
  * pickDuty): maximise (1 - duty) - price * P(miss | duty) over the next second. P(miss) is the calibrated model's
  * tail, kappa * model(p99), read as log-normal with the measured noise sigma, at the load the rate tracker sees,
- * mixed with its average over the load forecast as far as the last second fails to predict the next (1 - rho^2,
- * rho the lag-one correlation of the log 1 s rates: independent bursts keep a duty that covers them, a slowly
- * moving load is followed). Where sleep barely moves the tail (a small interference, or a load inference alone
+ * mixed with its average over the load forecast (every load in it, those inference alone barely serves included;
+ * computed once a second) as far as the last second fails to predict the next (1 - rho^2, rho the lag-one
+ * correlation of the log 1 s rates: independent bursts keep a duty that covers them, a slowly moving load is
+ * followed), and never below the chance at the load seen now (gpucolo-model.ts missOf). Where sleep barely moves the tail (a small interference, or a load inference alone
  * barely serves) no sleep is bought; where it moves it steeply, sleep is bought up to the price.
  *
  * The price is a dual variable that holds the attainment floor: every 1 s window multiplies it by
@@ -27,10 +28,12 @@
  *     saturation or holding a backlog (the model describes neither);
  *   - sigma: the spread of the log 1 s tail around a slow (20 s) calibration, and alone's own bias and spread
  *     (from seconds with training out of the way) for the chances inference alone would have missed;
- *   - whether the client waits for its replies (closed loop: no queue);
- *   - the load: what the server carries (arrivals, or completions while a queue drains), at least the
- *     arrival-rate level of feedforward.ts's Poisson CUSUM (a rise is taken at once, a fall over about 2 s): a
- *     rate step moves the duty in the same period.
+ *   - whether the client waits for its replies (closed loop: no queue), read while training is out of the way
+ *     (awake training's stretched batches would make a closed loop look queued);
+ *   - the load the duty is picked for: the arrival-rate level of feedforward.ts's Poisson CUSUM (a rise is
+ *     taken at once, a fall over about 2 s), not one 200 ms window's count, whose Poisson noise would swing the
+ *     duty on a flat load; what the server carries (arrivals, or completions while a queue drains) is what the
+ *     readings of s0, I and kappa are taken against.
  * The 1 s tail is read as the SLO is scored: nearest rank, so with 100 requests or fewer the slowest one.
  * For ALERT_MS after the rate tracker declares a rise, a miss is priced up to ALERT_FACTOR times (in full for a
  * load whose seconds predict each other): right after a change the model is least right, and a miss then leaves
@@ -45,7 +48,7 @@
 import { clamp, decision, roundTo, trainingActive } from './common.ts';
 import { feedforward, type FeedforwardOptions } from './feedforward.ts';
 import {
-  binRate, dutyGrid, ewma, interferenceFromStretch, interferenceFromTail, interferenceOf, looksClosed, meanSlowdown, missChance, missRow, normalQuantile, pickDuty,
+  binRate, dutyGrid, ewma, interferenceFromStretch, interferenceFromTail, interferenceOf, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty,
   rateBin, serviceFromMean, slowdown, surpriseOf, tailMs, xiOf, type PlantPoint,
 } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
@@ -90,8 +93,8 @@ const ALONE_READY = 10;
 const OVERLOAD = 0.95;
 /** Utilisation (model) above which a second does not calibrate kappa. */
 const CALIBRATION_MAX_LOAD = 0.85;
-/** A declared rise of at least this much (percent) sends the duty to the cap at once. */
-const JUMP_PCT = 150;
+/** A declared rise of at least this much (percent; a doubling is 100) sends the duty to the cap at once. */
+const JUMP_PCT = 60;
 /** After a declared load rise: how long, and how much more a miss counts. */
 const ALERT_MS = 12_000;
 const ALERT_FACTOR = 4;
@@ -99,17 +102,16 @@ const ALERT_FACTOR = 4;
 const BACKLOG_FACTOR = 2;
 
 /**
- * Chance of a miss at each duty of the grid, averaged over the load forecast (overloaded loads count as no
- * miss of training's: alone misses them too): what the next second holds when the last one does not predict it.
+ * Chance of a miss at each duty of the grid, averaged over the load forecast (every load in it: where inference
+ * alone misses anyway, every duty shares that chance and the choice is not moved): what the next second holds
+ * when the last one does not predict it.
  */
 export function forecastMix(sm: ServiceModel, plant: Omit<PlantPoint, 'duty' | 'rateRps'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[]): number[] {
   const mix = grid.map(() => 0);
   let mass = 0;
   for (const [bin, weight] of Object.entries(sm.rates)) {
     mass += weight;
-    const rateRps = binRate(Number(bin));
-    if (overloaded(rateRps, plant.s0Ms, plant.closed)) continue;
-    const row = missRow({ ...plant, rateRps }, kappa, sloMs, sigma, grid);
+    const row = missRow({ ...plant, rateRps: binRate(Number(bin)) }, kappa, sloMs, sigma, grid);
     for (let k = 0; k < grid.length; k++) mix[k]! += weight * row[k]!;
   }
   return mass > 0 ? mix.map((x) => x / mass) : mix;
@@ -121,6 +123,7 @@ export function emptyModel(): ServiceModel {
     s0Ms: null, iSum: 0, iWeight: 0, lnKappa: 0, lnKappaSlow: null, kappaN: 0, noiseVar: null, closed: null, rates: {},
     price: INITIAL_PRICE, lnPriceSlow: null, scored: 0, missed: 0, peakBin: -1, peakSinceMs: null,
     lnRateMean: null, lnRateVar: null, lnRateCov: null, lastLnRate: null, aloneMiss: null, oursMiss: null, aloneBias: null, aloneVar: null, aloneN: 0,
+    mix: null,
   };
 }
 
@@ -193,21 +196,10 @@ export function noiseOf(m: ServiceModel): number {
 
 /**
  * A load inference alone cannot serve within a second (utilisation of its alone batch time at or above
- * OVERLOAD): those seconds are alone's misses whatever training does, so they are left out of the miss books.
+ * OVERLOAD): such a second says nothing of how the model reads inference alone.
  */
 export function overloaded(rateRps: number, s0Ms: number, closed: boolean): boolean {
   return !closed && (rateRps * s0Ms) / 1000 >= OVERLOAD;
-}
-
-/** Share of the forecast's mass at loads inference alone cannot serve. */
-export function overloadShare(sm: ServiceModel): number {
-  if (sm.s0Ms === null) return 0;
-  let mass = 0, over = 0;
-  for (const [bin, w] of Object.entries(sm.rates)) {
-    mass += w;
-    if (overloaded(binRate(Number(bin)), sm.s0Ms, (sm.closed ?? 0) > 0.5)) over += w;
-  }
-  return mass > 0 ? over / mass : 0;
 }
 
 /**
@@ -271,7 +263,10 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     // The forecast's peak (99th percentile bin): the outer tier waits for it to hold before it plans a share.
     const peak = quantileBin(rates, 0.99);
     if (peak > sm.peakBin) { sm.peakBin = peak; sm.peakSinceMs = now; }
-    if (m.count >= 3) sm.closed = ewma(sm.closed, looksClosed(m.rateRps, m.meanMs, m.p50Ms, m.p99Ms) ? 1 : 0, 0.1);
+    // Whether the client waits for its replies is the client's, not the plant's: it is read while training is out
+    // of the way (restarting, or sleeping at the cap), where a closed loop's latencies are the batches' own spread;
+    // awake training stretches some batches far more than others and would make a closed loop look queued.
+    if (m.count >= 3 && (!active || dutyEff >= o.maxDuty - 1e-9)) sm.closed = ewma(sm.closed, looksClosed(m.rateRps, m.meanMs, m.p50Ms, m.p99Ms) ? 1 : 0, 0.1);
     const closed = (sm.closed ?? 0) > 0.5;
     // The load the server carries: what arrives, or what it completes while a queue drains (after a burst the
     // arrivals fall at once, the work does not).
@@ -340,7 +335,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
         if (sm.kappaN > 5) sm.noiseVar = ewma(sm.noiseVar, rLong * rLong, Math.max(NOISE_ALPHA, 1 / (sm.kappaN - 5)));
       }
     }
-    const rateRps = Math.max(ff.trackers[id]?.refRps ?? 0, loadRps);
+    const rateRps = ff.trackers[id]?.refRps ?? loadRps;
     const kappa = Math.exp(sm.lnKappa);
     const aloneMs = sm.s0Ms === null ? 0 : kappa * tailMs({ s0Ms: sm.s0Ms, interference: 0, duty: 0, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed });
     // How the calibrated model reads inference alone: its bias and spread, from seconds with training out of the
@@ -411,7 +406,12 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       const grid = dutyGrid(o.maxDuty);
       const row = missRow({ ...plant, rateRps }, kappa, m.sloMs, sigma, grid);
       const surprise = surpriseOf(sm.lnRateVar, sm.lnRateCov, sm.lnRateMean === null ? Infinity : Math.exp(sm.lnRateMean));
-      const mix = surprise > 0.02 ? forecastMix(sm, plant, kappa, m.sloMs, sigma, grid) : row;
+      // The forecast moves slowly: its mix is computed once a second (on the estimator's whole seconds) and kept.
+      if (surprise > 0.02 && (sm.mix === null || sm.mix.length !== grid.length || steps % keep === 0)) {
+        sm.mix = forecastMix(sm, plant, kappa, m.sloMs, sigma, grid);
+        models[id] = sm;
+      }
+      const mix = surprise > 0.02 && sm.mix !== null ? sm.mix : row;
       // Just after the load rose, a miss counts up to ALERT_FACTOR times: a change is when the model is least
       // right, and a window missed then leaves the load unsettled. In full for a load whose seconds predict each
       // other (a step is news), not at all for independent bursts (the forecast mix already covers them).
@@ -422,7 +422,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       next = grid[k]!;
       reason = 'model: awake time against the chance of a miss at this load';
       Object.assign(terms, {
-        s0Ms: sm.s0Ms, interference: iNow!, kappa, closedLoop: closed ? 1 : 0, missChance: (1 - surprise) * row[k]! + surprise * mix[k]!,
+        s0Ms: sm.s0Ms, interference: iNow!, kappa, closedLoop: closed ? 1 : 0, missChance: missOf(row[k]!, mix[k]!, surprise),
         surprise, aloneMissChance: aloneChance(sm, aloneMs, m.sloMs), modelMs: kappa * tailMs({ ...plant, rateRps, duty: next }),
         aloneModelMs: aloneMs,
       });

@@ -242,14 +242,23 @@ export function missRow(p: Omit<PlantPoint, 'duty'>, kappa: number, sloMs: numbe
 }
 
 /**
+ * Chance of a miss in the next second: the load seen now (`row`), blended with the forecast (`mix`) as far as the
+ * last second does not predict the next, and never below what the load seen now gives on its own (the forecast
+ * adds caution for what the next second may bring; it does not discount a load that is here).
+ */
+export function missOf(row: number, mix: number, surprise: number): number {
+  return Math.max(row, (1 - surprise) * row + surprise * mix);
+}
+
+/**
  * The duty the inner tier buys at a load: the grid index that maximises (1 - duty) - price * P(miss), where
- * P(miss) = (1 - surprise) * row + surprise * mix: `row` the chances at the load it sees, `mix` the chances
- * averaged over the forecast (the next second's load, as far as the last one does not predict it).
+ * P(miss) = missOf(row, mix, surprise): `row` the chances at the load it sees, `mix` the chances averaged over the
+ * forecast (the next second's load, as far as the last one does not predict it).
  */
 export function pickDuty(grid: readonly number[], row: readonly number[], mix: readonly number[], surprise: number, price: number): number {
   let best = 0, bestValue = -Infinity;
   for (let k = 0; k < grid.length; k++) {
-    const miss = (1 - surprise) * row[k]! + surprise * mix[k]!;
+    const miss = missOf(row[k]!, mix[k]!, surprise);
     const value = 1 - grid[k]! - price * miss;
     if (value > bestValue + 1e-12) { best = k; bestValue = value; }
   }

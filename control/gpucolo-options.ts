@@ -6,7 +6,7 @@ import type { LatencyMetric } from './window.ts';
 /**
  * Every option is about the controller, none about a GPU: the plant (alone batch time, interference of a share
  * and how it grows with the share, training speed against the share, restart cost, noise) is identified online
- * (gpucolo-model.ts, gpucolo-inner.ts). The exponent priors (gammaPrior, betaPriorLow/High) only stand in until two
+ * (gpucolo-model.ts, gpucolo-inner.ts). The exponent priors (gammaPriorLow/High, betaPriorLow/High) only stand in until two
  * shares have been measured, and a move is judged at the end of the beta range least favourable to it.
  */
 export interface GpucoloOptions {
@@ -64,8 +64,13 @@ export interface GpucoloOptions {
   settleS: number;
   /** Restart cost assumed until one restart has been measured (ms): the paper's upper bound. */
   restartPriorMs: number;
-  /** Exponent of interference against share, I ~ share^gamma, until two shares have been measured. */
-  gammaPrior: number;
+  /**
+   * Range of the exponent of interference against share, I ~ share^gamma, assumed until two shares have been
+   * measured (the calibrated RTX 3090 reads 1.6; steeper plants reach past 2); a move is judged at the end least
+   * favourable to it: a larger share at the high end, a smaller one at the low end.
+   */
+  gammaPriorLow: number;
+  gammaPriorHigh: number;
   /**
    * Range of the exponent of training speed against share assumed until two shares have been measured (public
    * measurements span about 0.5 to 0.95); a move is judged at the end least favourable to it.
@@ -85,8 +90,8 @@ export const GPUCOLO_DEFAULTS: Readonly<GpucoloOptions> = Object.freeze({
   maxDuty: MAX_DUTY,
   minSharePct: 5,
   marginPct: 10,
-  floorSharePct: 60,
-  maxStepDown: 0.05,
+  floorSharePct: 30,
+  maxStepDown: 0.15,
   calibrationGainFast: 0.3,
   calibrationGainSlow: 0.05,
   restartsPerHour: 12,
@@ -94,7 +99,8 @@ export const GPUCOLO_DEFAULTS: Readonly<GpucoloOptions> = Object.freeze({
   minGainPct: 10,
   settleS: 60,
   restartPriorMs: 15_000,
-  gammaPrior: 1.5,
+  gammaPriorLow: 1,
+  gammaPriorHigh: 2.5,
   betaPriorLow: 0.5,
   betaPriorHigh: 1,
 });
@@ -141,6 +147,8 @@ export interface ServiceModel {
   aloneBias: number | null;
   aloneVar: number | null;
   aloneN: number;
+  /** Chance of a miss at each duty of the grid averaged over the load forecast, as last computed (once a second). */
+  mix: number[] | null;
 }
 
 /** What was measured at one MPS share (the outer tier fits the exponents across these). */
@@ -204,5 +212,7 @@ export function resolveGpucoloOptions(o: Partial<GpucoloOptions> = {}): GpucoloO
   if (!(r.maxStepDown > 0)) throw new RangeError('gpucolo: maxStepDown must be > 0');
   if (!(r.restartsPerHour >= 0)) throw new RangeError('gpucolo: restartsPerHour must be >= 0');
   if (!(r.horizonS > 0)) throw new RangeError('gpucolo: horizonS must be > 0');
+  if (!(r.gammaPriorLow > 0 && r.gammaPriorLow <= r.gammaPriorHigh)) throw new RangeError('gpucolo: need 0 < gammaPriorLow <= gammaPriorHigh');
+  if (!(r.betaPriorLow > 0 && r.betaPriorLow <= r.betaPriorHigh)) throw new RangeError('gpucolo: need 0 < betaPriorLow <= betaPriorHigh');
   return r;
 }

@@ -10,9 +10,13 @@
  *                 as the load has been
  * T(c) is training speed per unit of awake time, measured at the shares visited and carried to other shares as
  * share^beta; the interference is carried as I(c) = I(now) * (c / now)^gamma; kappa, the noise and the price of a
- * miss are the inner tier's. beta and gamma are the slopes fitted (log-log) over the shares visited; before a
- * second share has been measured, gamma is gammaPrior and beta the end of [betaPriorLow, betaPriorHigh] least
- * favourable to the move.
+ * miss are the inner tier's; every load of the forecast counts, those inference alone barely serves included
+ * (there training's part is what it adds to alone's chance of a miss). beta and gamma are the slopes fitted
+ * (log-log) over the shares visited; before a second share has been measured they are ranges ([gammaPriorLow,
+ * gammaPriorHigh], [betaPriorLow, betaPriorHigh]): expected(c) is averaged over them, a move's misses judged at
+ * the middle of gamma's range for a larger share and at its flat end for a smaller one. A larger share is planned
+ * only at duties up to RAISE_MAX_DUTY (the model is least sure where a large interference is held back by much
+ * sleep) and resumes training at the duty cap, with its interference read afresh by the inner tier.
  *
  * A share qualifies when miss(c) is within alone's misses on the same forecast (the same model, so its errors
  * cancel) plus floorSharePct of the floor's slack, and its forecast peak, met awake at the median load's duty
@@ -26,14 +30,14 @@
  *   - or, without that test, as a safety move: the share in force is expected to break the floor itself and the
  *     misses counted as training's over the last minutes agree, or its peak saturates the server;
  *   - and the restart budget allows it (outer.budgetLeft): never restartsPerHour in an hour, and since the start
- *     no more than restartsPerHour per hour of run, at least one (the initial share is a guess); a safety move may
- *     borrow one ahead of that pace;
+ *     no more than restartsPerHour per hour of run, at least one (the initial share is a guess), a safety move
+ *     included (until its token comes, the inner tier's duty holds the SLO);
  *   - and the share in force has been measured for settleS since training last started.
  * The inner tier meanwhile absorbs every transient with the duty.
  */
 import { clamp, decision, hold, sharePct, trainingActive } from './common.ts';
-import { allowedExtra, aloneChance, I_READY, interferenceNow, modelReady, noiseOf, overloaded, overloadShare, quantileBin } from './gpucolo-inner.ts';
-import { binRate, dutyGrid, missRow, pickDuty, slowdown, surpriseOf, tailMs, weightedSlope, xiOf } from './gpucolo-model.ts';
+import { allowedExtra, aloneChance, I_READY, interferenceNow, modelReady, noiseOf, quantileBin } from './gpucolo-inner.ts';
+import { binRate, dutyGrid, missOf, missRow, pickDuty, slowdown, surpriseOf, tailMs, weightedSlope, xiOf } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel, ShareRecord } from './gpucolo-options.ts';
 import type { ControlInput, Decision, Knobs, StepResult } from './types.ts';
 
@@ -51,6 +55,8 @@ const PEAK_STABLE_S = 60;
 const PEAK_LOAD_MAX = 0.95;
 /** Memory of a share's measurements, in weight units (s of awake training; windows of interference). */
 const T_MEMORY = 300;
+/** Largest duty a larger share may be planned at. */
+const RAISE_MAX_DUTY = 0.25;
 const I_MEMORY = 200;
 
 /** Exponent fitted over the shares visited, or null (fewer than two shares far enough apart). */
@@ -90,12 +96,16 @@ function predict(o: GpucoloOptions, sm: ServiceModel, sloMs: number, share: numb
   const trainC = trainNow * (c / share) ** beta;
   const priceIters = (sm.lnPriceSlow === null ? sm.price : Math.exp(sm.lnPriceSlow)) * trainNow;
   const priceC = trainC > 0 ? priceIters / trainC : sm.price;
-  const grid = dutyGrid(o.maxDuty);
+  // A larger share is planned only where the model says it runs with little sleep: the model is least sure of a
+  // plant it has not measured, and most wrong where a large interference is held back by much sleep.
+  const grid = c > share ? dutyGrid(o.maxDuty).filter((d) => d <= RAISE_MAX_DUTY + 1e-9) : dutyGrid(o.maxDuty);
   const plant = { s0Ms: sm.s0Ms!, interference, periodMs: o.dutyPeriodMs, closed };
   const surprise = surpriseOf(sm.lnRateVar, sm.lnRateCov, sm.lnRateMean === null ? Infinity : Math.exp(sm.lnRateMean));
   const bins = Object.entries(sm.rates).map(([bin, weight]) => ({ rateRps: binRate(Number(bin)), weight }));
-  const over = bins.map((b) => overloaded(b.rateRps, plant.s0Ms, closed));
-  const rows = bins.map((b, i) => (over[i] ? grid.map(() => 0) : missRow({ ...plant, rateRps: b.rateRps }, kappa, sloMs, sigma, grid)));
+  // Every load counts, those inference alone barely serves included: there training's part is what it adds to
+  // alone's chance of a miss (nothing where alone misses anyway, much where alone just makes it).
+  const alones = bins.map((b) => aloneChance(sm, kappa * tailMs({ ...plant, interference: 0, duty: 0, rateRps: b.rateRps }), sloMs));
+  const rows = bins.map((b, i) => missRow({ ...plant, rateRps: b.rateRps }, kappa, sloMs, sigma, grid).map((p) => Math.max(p, alones[i]!)));
   const mix = grid.map(() => 0);
   let mass = 0;
   bins.forEach((b, i) => { mass += b.weight; for (let k = 0; k < grid.length; k++) mix[k]! += b.weight * rows[i]![k]!; });
@@ -108,13 +118,13 @@ function predict(o: GpucoloOptions, sm: ServiceModel, sloMs: number, share: numb
     if (b.rateRps === medianRps) medianDuty = duty;
     awake += b.weight * (1 - duty);
     dutySum += b.weight * duty;
-    miss += b.weight * ((1 - surprise) * rows[i]![k]! + surprise * mix[k]!);
-    if (!over[i]) aloneMiss += b.weight * aloneChance(sm, kappa * tailMs({ ...plant, interference: 0, duty: 0, rateRps: b.rateRps }), sloMs);
+    miss += b.weight * missOf(rows[i]![k]!, mix[k]!, surprise);
+    aloneMiss += b.weight * alones[i]!;
   });
   // Allowed: alone's misses on the same forecast (the same model, so its errors cancel) plus training's part.
   const aloneShare = mass > 0 ? aloneMiss / mass : 0;
-  const allowed = (aloneShare + allowedExtra(o, aloneShare + overloadShare(sm))) * mass;
-  const floorMiss = (aloneShare + allowedExtra(o, aloneShare + overloadShare(sm), 1)) * mass;
+  const allowed = (aloneShare + allowedExtra(o, aloneShare)) * mass;
+  const floorMiss = (aloneShare + allowedExtra(o, aloneShare, 1)) * mass;
   if (!(mass > 0)) return { expected: 0, miss: 0, allowed: 0, floorMiss: 0, meanDuty: 0, priceIters, peakLoad: 0 };
   // The load's peak (99th percentile of its 1 s rates, among those inference alone can serve) meets this share
   // at the duty of the median load for a period before the duty answers: its utilisation then.
@@ -131,12 +141,13 @@ function predict(o: GpucoloOptions, sm: ServiceModel, sloMs: number, share: numb
 
 /**
  * Restarts the budget still allows now: never restartsPerHour in any hour, and since the start no more than
- * restartsPerHour per hour of run, at least one (the initial share is a guess). A safety move may borrow one
- * restart ahead of that pace: a share that misses the SLO is not kept for want of a token.
+ * restartsPerHour per hour of run, at least one (the initial share is a guess). A safety move waits for its token
+ * like any other: until then the inner tier holds the SLO with the duty (up to the cap), so that the restart
+ * rate is bounded on every load, however short the run.
  */
-export function budgetLeft(o: GpucoloOptions, s: GpucoloState, now: number, safety = false): number {
+export function budgetLeft(o: GpucoloOptions, s: GpucoloState, now: number): number {
   const inHour = o.restartsPerHour - s.restartTimesMs.length;
-  const earned = Math.max(1, Math.floor((o.restartsPerHour * (now - (s.startMs ?? now))) / HOUR_MS)) + (safety ? 1 : 0);
+  const earned = Math.max(1, Math.floor((o.restartsPerHour * (now - (s.startMs ?? now))) / HOUR_MS));
   return Math.min(inHour, earned - s.restarts);
 }
 
@@ -167,7 +178,7 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
 
   if (ready.length === 0 || rec.tWeight <= 0) return hold(s, input);
   if (runningS < o.settleS) return hold(s, input);
-  if (budgetLeft(o, s, now, true) <= 0) return hold(s, input);
+  if (budgetLeft(o, s, now) <= 0) return hold(s, input);
   for (const [, m] of ready) {
     const seen = Object.values(m.rates).reduce((a, b) => a + b, 0);
     if (seen < FORECAST_READY_S) return hold(s, input);
@@ -175,12 +186,17 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
 
   const gammaFit = fitExponent(s.shares, (r) => r.interference, (r) => r.iWeight);
   const betaFit = fitExponent(s.shares, (r) => r.trainPerAwake, (r) => r.tWeight);
-  const gamma = gammaFit === null ? o.gammaPrior : clamp(gammaFit, 0.3, 3);
-  // Before two shares have been measured, training's gain from a larger share is read at the low end of its
-  // exponent and its loss from a smaller one at the high end: the first move must pay even if the plant is the
-  // least favourable to it.
-  const betaFor = (c: number) => (betaFit !== null ? clamp(betaFit, 0.1, 1.5) : c > share ? o.betaPriorLow : o.betaPriorHigh);
-  const beta = betaFit === null ? (o.betaPriorLow + o.betaPriorHigh) / 2 : clamp(betaFit, 0.1, 1.5);
+  // Until two shares have been measured the exponents are ranges. A move's risk (its misses, its peak) is judged
+  // at the middle of gamma's range for a larger share (which is planned only at little sleep, RAISE_MAX_DUTY, and
+  // resumes at the duty cap: the inner tier covers a plant steeper than that) and at the flat end for a smaller
+  // one (the least relief); its expected training is averaged over both ranges, so that no plant in them is
+  // favoured.
+  const gammaFitted = gammaFit === null ? null : clamp(gammaFit, 0.3, 3);
+  const betaFitted = betaFit === null ? null : clamp(betaFit, 0.1, 1.5);
+  const gammaMid = (o.gammaPriorLow + o.gammaPriorHigh) / 2;
+  const betaMid = (o.betaPriorLow + o.betaPriorHigh) / 2;
+  const gammaRisk = (c: number) => gammaFitted ?? (c > share ? gammaMid : o.gammaPriorLow);
+  const beta = betaFitted ?? betaMid;
   const trainNow = rec.trainPerAwake;
   const sloOf = (id: string) => input.services.find((w) => w.serviceId === id)?.sloMs ?? Infinity;
   const services = ready.filter(([id]) => Number.isFinite(sloOf(id)));
@@ -189,13 +205,21 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
   // Every service's prediction. A share is planned when every service expects no more misses than allowed and
   // its peak is served awake; among those, the most expected training wins. When no share qualifies, the one
   // with the fewest misses beyond the allowance.
+  const priorGammas = [o.gammaPriorLow, gammaMid, o.gammaPriorHigh];
+  const priorBetas = [o.betaPriorLow, betaMid, o.betaPriorHigh];
   const evaluate = (c: number) => {
-    const ps = services.map(([id, m]) => predict(o, m, sloOf(id), share, c, gamma, trainNow, betaFor(c)));
+    // Every service's prediction at each exponent still open (one when fitted, or for the share in force).
+    const gs = c !== share && gammaFitted === null ? priorGammas : [gammaRisk(c)];
+    const byGamma = new Map(gs.map((g) => [g, services.map(([id, m]) => predict(o, m, sloOf(id), share, c, g, trainNow, beta))]));
+    const ps = byGamma.get(gammaRisk(c)) ?? services.map(([id, m]) => predict(o, m, sloOf(id), share, c, gammaRisk(c), trainNow, beta));
     const over = Math.max(...ps.map((p) => p.miss - p.allowed));
     const breach = Math.max(...ps.map((p) => p.miss - p.floorMiss));
     const peakLoad = Math.max(...ps.map((p) => p.peakLoad));
+    // Expected training over the prior ranges still open (the speed's exponent scales it directly).
+    const speedRatio = c !== share && betaFitted === null ? priorBetas.reduce((a, b) => a + (c / share) ** b, 0) / priorBetas.length / (c / share) ** betaMid : 1;
+    const expected = ([...byGamma.values()].reduce((a, qs) => a + Math.min(...qs.map((p) => p.expected)), 0) / byGamma.size) * speedRatio;
     return {
-      expected: Math.min(...ps.map((p) => p.expected)), over, breach, peakLoad, ok: over <= 0 && peakLoad <= PEAK_LOAD_MAX,
+      expected, over, breach, peakLoad, ok: over <= 0 && peakLoad <= PEAK_LOAD_MAX,
       miss: Math.max(...ps.map((p) => p.miss)), allowed: Math.min(...ps.map((p) => p.allowed)), meanDuty: Math.max(...ps.map((p) => p.meanDuty)),
     };
   };
@@ -206,6 +230,15 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
   const predictedNow = evaluate(share);
   const measuredAwake = s.awakeN * o.innerPeriodMs >= MEASURED_AFTER_S * 1000 ? s.awakeSum / s.awakeN : null;
   const now_ = measuredAwake === null ? predictedNow : { ...predictedNow, expected: trainNow * measuredAwake };
+  // A safety move pays no gain test: the share in force is expected to break the floor itself (not only the
+  // planned part of it) or to meet its peak saturated. The books must agree: the misses counted as training's
+  // over the last minutes exceed the floor's slack.
+  const booksBreached = services.some(([, m]) => (m.oursMiss ?? 0) > allowedExtra(o, m.aloneMiss ?? 0, 1));
+  const unsafe = (booksBreached && now_.breach > 0) || now_.peakLoad > 1;
+  // Without a safety reason, a move for gain needs a forecast peak that has held for PEAK_STABLE_S (the loads
+  // still rising, a share would be planned on less than it will meet): until then there is nothing to weigh.
+  const peakUnstable = services.some(([, m]) => m.peakSinceMs === null || now - m.peakSinceMs < PEAK_STABLE_S * 1000);
+  if (!unsafe && peakUnstable) return hold(s, input);
   const candidates = new Set<number>([share]);
   for (let c = Math.ceil(o.minSharePct / 5) * 5; c <= 100; c += 5) candidates.add(sharePct(c, o.minSharePct));
   candidates.add(sharePct(o.minSharePct, o.minSharePct));
@@ -221,11 +254,8 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
   if (best === share) return hold(s, input);
   const restartS = (s.restartMs ?? o.restartPriorMs) / 1000 + (trainNow > 0 ? 0.5 / trainNow : 0);
   const horizon = o.horizonS;
-  // A safety move pays no gain test: the share in force is expected to break the floor itself (not only the
-  // planned part of it) or to meet its peak saturated, and the new one is planned, or halves the excess.
-  // The books must agree: the misses counted as training's over the last minutes exceed the floor's slack.
-  const booksBreached = services.some(([, m]) => (m.oursMiss ?? 0) > allowedExtra(o, m.aloneMiss ?? 0, 1));
-  const safety = (booksBreached && now_.breach > 0 || now_.peakLoad > 1) && (bestP.ok || bestP.over < now_.over / 2);
+  // A safety move goes to a share that is planned, or halves the excess.
+  const safety = unsafe && (bestP.ok || bestP.over < now_.over / 2);
   if (safety && best < share) {
     // The least step down that qualifies: a safety move fixes the breach, it does not replan on a model that has
     // just been wrong.
@@ -240,18 +270,16 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
   // last hour): at a steady load the share settles instead of chasing the noise of its own estimates.
   const needPct = o.minGainPct * (1 + s.restartTimesMs.length);
   if (!safety && !(gain > 0 && gainPct >= needPct)) return hold(s, input);
-  const budget = budgetLeft(o, s, now, safety);
+  const budget = budgetLeft(o, s, now);
   if (budget <= 0) return hold(s, input);
-  // A share planned for gain waits until the forecast's peak has held for PEAK_STABLE_S: the loads still rising,
-  // the share would be planned on less than it will meet.
-  if (!safety && services.some(([, m]) => m.peakSinceMs === null || now - m.peakSinceMs < PEAK_STABLE_S * 1000)) return hold(s, input);
+  if (!safety && peakUnstable) return hold(s, input);
 
   const raising = best > share;
   const terms: Record<string, number> = {
     sharePct: share, newSharePct: best, expectedNow: now_.expected, expectedNew: bestP.expected, predictedGainPct: gainPct,
     peakLoadNow: now_.peakLoad, peakLoadNew: bestP.peakLoad, meanDutyNow: now_.meanDuty, meanDutyNew: bestP.meanDuty,
     missNow: now_.miss, missNew: bestP.miss, missAllowed: now_.allowed,
-    gamma, gammaFitted: gammaFit === null ? 0 : 1, beta, betaFitted: betaFit === null ? 0 : 1,
+    gamma: gammaRisk(best), gammaFitted: gammaFit === null ? 0 : 1, beta, betaFitted: betaFit === null ? 0 : 1,
     restartS, horizonS: horizon, budgetLeft: budget, trainPerAwake: trainNow, neededGainPct: needPct,
   };
   const reason = safety && !raising
@@ -259,22 +287,26 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
     : raising ? 'model: more training at a larger MPS share pays for the restart' : 'model: less sleep at a smaller MPS share pays for the restart';
   const driverId = driver?.[0];
   const decisions: Decision[] = [decision('outer', 'mpsSharePct', share, best, reason, terms, driverId)];
-  const knobs: Knobs = { ...input.knobs, mpsSharePct: best };
+  // A larger share resumes training with the duty at the cap: its interference is not known yet, and the
+  // inner tier walks the duty down from there as it reads it.
+  const dutyAfter = raising ? o.maxDuty : s.duty;
+  const knobs: Knobs = raising
+    ? { ...input.knobs, mpsSharePct: best, pacing: { mode: 'duty', duty: dutyAfter, periodMs: o.dutyPeriodMs } }
+    : { ...input.knobs, mpsSharePct: best };
 
-  // The new share starts from the interference the model carries to it; its own readings take over at once.
+  // The new share's interference is read afresh (the inner tier identifies it, walking the duty down while the
+  // tail allows): a value carried from the old share by an exponent not yet measured would be read as measured,
+  // and a pessimistic one would hold the duty where no reading can correct it.
   const models: Record<string, ServiceModel> = {};
   for (const [id, m] of Object.entries(s.models)) {
-    const iNow = interferenceNow(m);
     // The price of a miss is kept in iterations: in awake time at the new share it scales with the speed.
-    const scale = (best / share) ** betaFor(best);
+    const scale = (best / share) ** beta;
     const price = m.price / scale;
     const lnPriceSlow = m.lnPriceSlow === null ? null : m.lnPriceSlow - Math.log(scale);
-    models[id] = iNow === null
-      ? { ...m, iSum: 0, iWeight: 0, price, lnPriceSlow }
-      : { ...m, iSum: I_READY * xiOf(iNow * (best / share) ** gamma), iWeight: I_READY, price, lnPriceSlow };
+    models[id] = { ...m, iSum: 0, iWeight: 0, price, lnPriceSlow };
   }
   s = {
-    ...s, models, lastMpsChangeMs: now, restartSinceMs: now, restarts: s.restarts + 1, awakeSum: 0, awakeN: 0,
+    ...s, duty: dutyAfter, models, lastMpsChangeMs: now, restartSinceMs: now, restarts: s.restarts + 1, awakeSum: 0, awakeN: 0,
     restartTimesMs: [...s.restartTimesMs, now],
   };
   return { state: s, knobs, decisions };

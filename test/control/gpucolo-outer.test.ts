@@ -13,17 +13,16 @@ const input = (nowMs: number, services: LatencyWindow[], knobs: Knobs, running =
   nowMs, services, trainings: [{ jobId: 't', itersPerSec: running ? 1 : 0, running }], knobs,
 });
 
-test('control - gpucolo outer: the restart budget allows the first move at once, then 12 an hour, one borrowed for safety', () => {
+test('control - gpucolo outer: the restart budget allows the first move at once, then 12 an hour, a safety move included', () => {
   const p = createGpucolo();
   const o = p.options;
   const s: GpucoloState = { ...p.initialState(), startMs: 0 };
   assert.equal(budgetLeft(o, s, 60_000), 1, 'the initial share is a guess: one move at once');
   const once = { ...s, restarts: 1, restartTimesMs: [60_000] };
   assert.equal(budgetLeft(o, once, 120_000), 0, 'then none before 12 per hour of run allow a second');
-  assert.equal(budgetLeft(o, once, 120_000, true), 1, 'a safety move borrows one');
   assert.equal(budgetLeft(o, once, 600_000), 1, '10 minutes in: two in all');
   const busy = { ...s, restarts: 12, restartTimesMs: Array.from({ length: 12 }, (_, i) => 3 * HOUR + i * 60_000) };
-  assert.equal(budgetLeft(o, busy, 3 * HOUR + 30 * 60_000, true), 0, 'never a 13th in any hour, safety or not');
+  assert.equal(budgetLeft(o, busy, 3 * HOUR + 30 * 60_000), 0, 'never a 13th in any hour');
   assert.equal(budgetLeft(o, { ...busy, restartTimesMs: [] }, 3 * HOUR + 30 * 60_000), 12, 'restarts saved up never exceed one hour of budget');
 });
 

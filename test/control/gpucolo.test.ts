@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { createGpucolo, createPolicy, GPUCOLO_DEFAULTS, MAX_DUTY, summarize } from '../../control/index.ts';
 import type { ControlInput, GpucoloState, Knobs, LatencyWindow } from '../../control/index.ts';
 import {
-  dutyGrid, interferenceFromStretch, looksClosed, meanSlowdown, missChance, missRow, normalQuantile, pickDuty, serviceFromMean,
+  dutyGrid, interferenceFromStretch, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty, serviceFromMean,
   surpriseOf, tailMs,
 } from '../../control/gpucolo-model.ts';
 import { secondTail, serverLoad } from '../../control/gpucolo-inner.ts';
@@ -99,10 +99,37 @@ test('control - gpucolo model: sleep is bought where it moves the tail, not wher
   const light = missRow(point(0.8, 30), 0.8, 25, 0.2, grid);
   assert.equal(grid[pickDuty(grid, light, light, 0, 25)], 0);
   assert.ok(grid[pickDuty(grid, light, steep, 0.9, 25)]! > 0);
+  // The forecast adds caution for the next second; it never discounts the load that is here: a step up right after a
+  // calm spell (whose seconds read as unpredictable) is met at the load seen now.
+  const busy = missRow(point(0.8, 200), 0.8, 25, 0.2, grid);
+  assert.equal(missOf(0.3, 0.1, 0.9), 0.3);
+  assert.equal(missOf(0.1, 0.3, 0.5), 0.2);
+  assert.equal(pickDuty(grid, busy, light, 0.95, 25), pickDuty(grid, busy, busy, 0, 25), 'a light forecast does not lower the duty a busy second needs');
   assert.equal(surpriseOf(0.5, 0.5), 0, 'a load the last second predicts');
   assert.equal(surpriseOf(0.5, 0), 1, 'independent seconds');
   assert.equal(surpriseOf(null, null), 0);
   assert.equal(surpriseOf(0.011, 0, 100), 0, 'at 100 req/s, a spread of 1/100 is counting, not load');
+});
+
+test('control - gpucolo inner: a closed-loop client is read while training is out of the way, not from awake training\'s spread', () => {
+  const p = createGpucolo();
+  let s: GpucoloState = p.initialState();
+  let k = p.initialKnobs();
+  // A client that sends its next request when the last returns: rate x mean latency = 1, latencies the batches' own.
+  const closedWin = (ms: number, spread: number) => {
+    const n = Math.round(200 / ms);
+    return summarize('svc', 90, Array.from({ length: n }, (_, i) => ms * (1 - spread / 2 + (spread * i) / Math.max(1, n - 1))), n, 200);
+  };
+  // Training held at the cap (the knobs in force are what the tier reads).
+  k = { ...k, pacing: { mode: 'duty', duty: MAX_DUTY, periodMs: 50 } };
+  for (let t = 200; t <= 2_000; t += 200) s = p.inner(s, input(t, [closedWin(10, 0.1)], k)).state;
+  assert.ok(s.models.svc!.closed! > 0.5, `closed-loop evidence ${s.models.svc!.closed}`);
+  // Training awake stretches some batches far more than others (p99/p50 well past 1.6): not evidence of a queue.
+  const closedBefore = s.models.svc!.closed!;
+  k = { ...k, pacing: { mode: 'duty', duty: 0.2, periodMs: 50 } };
+  assert.equal(looksClosed(closedWin(12, 1.6).rateRps, closedWin(12, 1.6).meanMs, closedWin(12, 1.6).p50Ms, closedWin(12, 1.6).p99Ms), false, 'such a window alone reads as a queue');
+  for (let t = 2_200; t <= 8_000; t += 200) s = p.inner(s, input(t, [closedWin(12, 1.6)], k)).state;
+  assert.equal(s.models.svc!.closed, closedBefore, 'awake windows leave the closed-loop reading alone');
 });
 
 test('control - gpucolo reads a second the way the SLO is scored on it', () => {

