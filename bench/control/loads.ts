@@ -3,8 +3,10 @@
  * service's capacity on that plant) and of the seed (a bursty load's on/off times are drawn from it; every
  * policy of a cell sees the same ones).
  *
- *   paper-burst, rate-2x, diurnal   the three named scenarios (paper-burst is a closed-loop client: its
+ *   paper-burst, rate-2x            two of the named scenarios (paper-burst is a closed-loop client: its
  *                                   arrivals depend on the policy, so policies do not see the same arrivals)
+ *   diurnal-20min                   the diurnal scenario's curve (ServeGen m-large, 14 days, mean 100 req/s)
+ *                                   compressed into 20 minutes instead of its hour
  *   <curve>                         every CSV in ../shared/data/loads (or a folder given), Poisson arrivals
  *                                   at rate-2x's service (batch 2, SLO 25 ms), mean 150 req/s; a curve
  *                                   longer than 20 minutes is compressed into 20 minutes
@@ -17,7 +19,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng, deriveSeed, serviceMs, type GpuProfile } from '../../gpu/model/index.ts';
-import { compress, readLoadCsv, rescale, scenario, SCENARIO_NAMES, type Scenario, type ScenarioName } from './scenarios.ts';
+import { compress, readLoadCsv, rescale, scenario, SCENARIO_NAMES, SERVEGEN_RATE_FILE, type Scenario, type ScenarioName } from './scenarios.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The public load curves beside the project (shared/data/loads). */
@@ -112,7 +114,9 @@ export function curvesIn(dir: string): string[] {
 
 /** The default matrix's loads (curves from `loadsDir`, when it exists). */
 export function defaultMatrixLoads(loadsDir = SHARED_LOADS_DIR): MatrixLoad[] {
-  const loads: MatrixLoad[] = SCENARIO_NAMES.map(namedLoad);
+  // The diurnal scenario's curve (14 days) in 20 minutes like every long curve; its full hour is
+  // `--scenario diurnal`.
+  const loads: MatrixLoad[] = SCENARIO_NAMES.map((n) => (n === 'diurnal' ? curveLoad(SERVEGEN_RATE_FILE, 100, 'diurnal-20min') : namedLoad(n)));
   if (existsSync(loadsDir)) for (const f of curvesIn(loadsDir)) loads.push(curveLoad(f));
   loads.push(curveLoad(GENAI_QPS_FILE, 150, 'genai-qps-cycle'));
   loads.push(flatLoad(30), flatLoad(60), flatLoad(85));
