@@ -4,21 +4,29 @@
  * (replicaCapacity; the same rule for every policy), surplus replicas stop; the inference load of every GPU
  * is summed from its replicas' shares; arrivals (new services, missing replicas, jobs) are placed by the
  * policy (first fit on utilisation and memory over the GPUs in slot order, answered by the FirstFit index;
- * a new GPU when nothing fits); every GPU in use is settled by its policy's control law (settle.ts) on the
- * per-GPU physics (physics.ts); a replica counts its share of a violation for the step when its GPU's p99
- * exceeds the SLO; training jobs progress at their settled speed. A GPU with nothing on it is off and not
- * counted.
+ * a new GPU, the next switched-off slot in the run's slot order, when nothing fits); every GPU in use is
+ * settled (settle.ts: control/'s law in closed loop on gpu/model where training shares the GPU, the fluid
+ * physics of physics.ts where inference is alone); a replica counts its share of a violation for the step
+ * when its GPU's p99 exceeds the SLO; training jobs progress at their settled speed; gpucolo's planner then
+ * moves replicas (priced: a start-up on both GPUs). A GPU with nothing on it is off and not counted.
  */
 import { loadProfile } from '../gpu/model/index.ts';
 import { FirstFit } from './firstfit.ts';
 import { DEMAND_GRID, RHO_GRID, Settler, type SettleLaw } from './settle.ts';
 import { INFERENCE, type Workload } from './workload.ts';
 
-export const FLEET_POLICIES = ['no-colocation', 'separate-5-1', 'gslice', 'gpucolo-paper', 'gpucolo'] as const;
+export const FLEET_POLICIES = ['no-colocation', 'separate-5-1', 'gslice', 'gpucolo-paper', 'gpucolo-no-moves', 'gpucolo'] as const;
 export type FleetPolicy = (typeof FLEET_POLICIES)[number];
 
 export interface FleetResult {
   policy: FleetPolicy;
+  /** Which switched-off GPU a new workload powers on (the same for every policy of a run). */
+  slotOrder: SlotOrder;
+  /**
+   * The policy's packing line: gslice and gpucolo - the fraction of the SLO a GPU's p99 alone may reach at
+   * the load it is filled to; gpucolo-paper - its utilisation cap; null where nothing is packed.
+   */
+  packLine: number | null;
   /** GPUs in use at each step. */
   gpus: Float64Array;
   gpusDailyMean: number[];
@@ -43,8 +51,16 @@ export interface FleetResult {
   jobs: number;
   /** GPU slots ever opened beyond the v2020 inventory. */
   overflowGpus: number;
-  /** Inference instances moved by the planner (relief and consolidation). */
+  /** Inference replicas moved by the planner (relief and consolidation). */
   inferenceMoves: number;
+  /** The same per service per day alive (service-days: service-steps x step / 1 day). */
+  inferenceMovesPerServiceDay: number;
+  /** Largest number of moves of one service in one day. */
+  inferenceMovesMaxPerServiceDay: number;
+  /** Start-up time charged per move, s (the replica is held on both GPUs for it). */
+  moveStartupS: number;
+  /** GPUs counted only because a move's start-up held them (a source the moves emptied), mean over the steps. */
+  gpusHeldByMovesMean: number;
   wallMs: number;
 }
 
@@ -65,37 +81,62 @@ interface Placement {
    * there, drain here); training never moves.
    */
   rebalance: boolean;
-  /**
-   * Which switched-off GPU a new workload powers on: 'trace' takes the slots in the trace's (seeded random)
-   * order; 'fastest-first' takes the fastest type with a slot left (by speed, then memory; within a type
-   * in trace order), so first fit fills fast GPUs before slow ones.
-   */
-  slotOrder: SlotOrder;
+  /** Replicas count for their recent peak (workload.ts appRecentPeak) on their GPU, not their current load. */
+  packByPeak: boolean;
 }
 
-/** Packing line and relief line of the planner, as fractions of the SLO the alone p99 may reach. */
-export const PACK_SLO_FRACTION = 0.7;
-export const RELIEF_SLO_FRACTION = 0.85;
+/**
+ * Packing line and relief line of the planner, as fractions of the SLO the alone p99 may reach at a GPU's
+ * packing figure (its replicas' recent peaks). 0.95 / 0.98: the fewest GPUs at violations under 0.1% of
+ * the lines tried (0.7 / 0.85 to 0.95 / 0.98, bench/sim-fleet.ts --sweep).
+ */
+export const PACK_SLO_FRACTION = 0.95;
+export const RELIEF_SLO_FRACTION = 0.98;
 /** Consolidation runs every this many steps (1 h) and empties at most this fraction of the GPUs in use. */
 const CONSOLIDATE_EVERY = 6;
 const CONSOLIDATE_MAX_FRACTION = 0.05;
+/**
+ * gpucolo's co-location floor: a training job joins inference (or a replica a GPU with training) only
+ * where the law settles the training at >= this fraction of its speed alone. 0.3: lower changes little
+ * (bench/sim-fleet.ts --sweep: 0.2 saves 1 GPU of 1,636 at the same JCT; 0.5 costs 15 and trains faster).
+ */
+export const TRAINING_MIN_SPEED = 0.3;
+/** A replica's start-up time on its new GPU, s: the replica is held on both GPUs for it (default of --move-startup-s). */
+export const MOVE_STARTUP_S = 60;
+/** Consolidation does not move a replica that moved less than this long ago, s; relief may (latency first). */
+export const MOVE_DWELL_S = 6 * 3600;
 
 const PLACEMENT: Record<Exclude<FleetPolicy, 'separate-5-1'>, Placement> = {
-  'no-colocation': { law: 'alone', shareInference: false, colocateTraining: false, inferenceUtil: 'current', trainingMinSpeed: 0, rebalance: false, slotOrder: 'trace' },
-  gslice: { law: 'alone', shareInference: true, colocateTraining: false, inferenceUtil: 'current', trainingMinSpeed: 0, rebalance: false, slotOrder: 'trace' },
-  'gpucolo-paper': { law: 'gpucolo-paper', shareInference: true, colocateTraining: true, inferenceUtil: 'mean', trainingMinSpeed: 0, rebalance: false, slotOrder: 'trace' },
-  gpucolo: { law: 'gpucolo', shareInference: true, colocateTraining: true, inferenceUtil: 'current', trainingMinSpeed: 0.5, rebalance: true, slotOrder: 'fastest-first' },
+  'no-colocation': { law: 'alone', shareInference: false, colocateTraining: false, inferenceUtil: 'current', trainingMinSpeed: 0, rebalance: false, packByPeak: false },
+  gslice: { law: 'alone', shareInference: true, colocateTraining: false, inferenceUtil: 'current', trainingMinSpeed: 0, rebalance: false, packByPeak: false },
+  'gpucolo-paper': { law: 'gpucolo-paper', shareInference: true, colocateTraining: true, inferenceUtil: 'mean', trainingMinSpeed: 0, rebalance: false, packByPeak: false },
+  'gpucolo-no-moves': { law: 'gpucolo', shareInference: true, colocateTraining: true, inferenceUtil: 'current', trainingMinSpeed: TRAINING_MIN_SPEED, rebalance: false, packByPeak: true },
+  gpucolo: { law: 'gpucolo', shareInference: true, colocateTraining: true, inferenceUtil: 'current', trainingMinSpeed: TRAINING_MIN_SPEED, rebalance: true, packByPeak: true },
 };
+/** Each policy's own packing line (see FleetResult.packLine). */
+export const DEFAULT_PACK_LINE: Record<'gslice' | 'gpucolo-paper' | 'gpucolo' | 'gpucolo-no-moves', number> = {
+  gslice: 1, 'gpucolo-paper': 1, gpucolo: PACK_SLO_FRACTION, 'gpucolo-no-moves': PACK_SLO_FRACTION,
+};
+export const SLOT_ORDERS = ['fastest-first', 'trace'] as const;
 
-export type SlotOrder = 'trace' | 'fastest-first';
+export type SlotOrder = (typeof SLOT_ORDERS)[number];
 
 export interface SimulateOptions {
-  /** Overrides the policy's slot order (for comparisons: gslice on the fastest GPUs first). */
+  /**
+   * Which switched-off GPU a new workload powers on, for every policy alike: 'fastest-first' (default) the
+   * fastest type with a slot left (by speed, then memory; within a type in trace order), so first fit fills
+   * fast GPUs before slow ones; 'trace' the trace's (seeded random) slot order.
+   */
   slotOrder?: SlotOrder;
+  /** Overrides the policy's packing line (FleetResult.packLine): the matched-violation sweeps. */
+  packLine?: number;
+  /** Start-up time of a moved replica, s (default MOVE_STARTUP_S). */
+  moveStartupS?: number;
+  /** Least time between two consolidation moves of one replica, s (default MOVE_DWELL_S). */
+  moveDwellS?: number;
   /** Overrides the policy's trainingMinSpeed (gpucolo: the speed below which training does not join inference). */
   trainingMinSpeed?: number;
-  /** Overrides the planner's packing and relief lines (fractions of the SLO the alone p99 may reach). */
-  packSloFraction?: number;
+  /** Overrides the planner's relief line (fraction of the SLO the alone p99 may reach). */
   reliefSloFraction?: number;
   /** Called now and then with the fraction done. */
   onProgress?: (fraction: number) => void;
@@ -105,41 +146,54 @@ export interface SimulateOptions {
 export function simulateFleet(w: Workload, policy: FleetPolicy, options: SimulateOptions = {}): FleetResult {
   if (policy === 'separate-5-1') {
     const t0 = Date.now();
-    const r = separate(w, noColocation.get(w) ?? simulateFleetRaw(w, 'no-colocation', options));
+    const order = options.slotOrder ?? 'fastest-first';
+    const r = separate(w, noColocation.get(w)?.get(order) ?? simulateFleetRaw(w, 'no-colocation', options));
     return { ...r, wallMs: Date.now() - t0 };
   }
   const raw = simulateFleetRaw(w, policy, options);
-  if (policy === 'no-colocation' && !overrides(options)) noColocation.set(w, raw);
+  if (policy === 'no-colocation' && options.trainingMinSpeed === undefined) {
+    let m = noColocation.get(w);
+    if (!m) noColocation.set(w, (m = new Map()));
+    m.set(options.slotOrder ?? 'fastest-first', raw);
+  }
   return raw.result;
 }
 
-/** True when the options change what a policy does (such a run is not the policy's own: not kept). */
-const overrides = (o: SimulateOptions) => o.slotOrder !== undefined || o.trainingMinSpeed !== undefined || o.packSloFraction !== undefined || o.reliefSloFraction !== undefined;
-
-/** separate-5-1 is derived from the no-colocation run of the same workload: kept, not run twice. */
-const noColocation = new WeakMap<Workload, Raw>();
+/** separate-5-1 is derived from the no-colocation run of the same workload and slot order: kept, not run twice. */
+const noColocation = new WeakMap<Workload, Map<SlotOrder, Raw>>();
 
 interface Raw { result: FleetResult; infGpus: Float64Array; trainGpus: Float64Array }
 
 function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-1'>, options: SimulateOptions): Raw {
   const t0 = Date.now();
-  const place = { ...PLACEMENT[policy], ...(options.slotOrder ? { slotOrder: options.slotOrder } : {}), ...(options.trainingMinSpeed !== undefined ? { trainingMinSpeed: options.trainingMinSpeed } : {}) };
+  const place = { ...PLACEMENT[policy], ...(options.trainingMinSpeed !== undefined ? { trainingMinSpeed: options.trainingMinSpeed } : {}) };
+  const slotOrder: SlotOrder = options.slotOrder ?? 'fastest-first';
+  if (!(SLOT_ORDERS as readonly string[]).includes(slotOrder)) throw new RangeError(`slot order must be one of ${SLOT_ORDERS.join(', ')}, got ${JSON.stringify(slotOrder)}`);
+  const packLine = policy === 'no-colocation' ? null : options.packLine ?? DEFAULT_PACK_LINE[policy];
+  if (packLine !== null && !(packLine > 0 && packLine <= 1)) throw new RangeError(`packing line must be in (0, 1], got ${packLine}`);
+  const startupS = options.moveStartupS ?? MOVE_STARTUP_S;
+  if (!(startupS >= 0 && startupS <= w.stepS)) throw new RangeError(`move start-up must be 0..${w.stepS} s (one step), got ${startupS}`);
+  const startupF = startupS / w.stepS;
+  const dwellSteps = Math.ceil((options.moveDwellS ?? MOVE_DWELL_S) / w.stepS);
   const profile = loadProfile('rtx3090-resnet50-wrn101');
   const speeds = w.types.map((t) => t.speed);
   const settler = new Settler(place.law, { profile, sloMs: INFERENCE.sloMs, batch: INFERENCE.batch }, speeds);
   const aloneSettler = new Settler('alone', { profile, sloMs: INFERENCE.sloMs, batch: INFERENCE.batch }, speeds);
-  // Inference packing capacity per type: p99 alone at the law's target (gslice: the SLO itself).
-  const target = place.rebalance ? INFERENCE.sloMs * (options.packSloFraction ?? PACK_SLO_FRACTION) : INFERENCE.sloMs;
+  // Inference packing capacity per type: the load at which p99 alone reaches the packing line x the SLO
+  // (gslice, gpucolo); gpucolo-paper packs by utilisation (utilCap).
+  const utilCap = place.inferenceUtil === 'mean' ? packLine ?? 1 : 1;
+  const target = INFERENCE.sloMs * (place.inferenceUtil === 'mean' ? 1 : packLine ?? 1);
   const capByType = speeds.map((_, i) => settler.aloneCapacity(i, target));
   const reliefByType = speeds.map((_, i) => settler.aloneCapacity(i, INFERENCE.sloMs * (options.reliefSloFraction ?? RELIEF_SLO_FRACTION)));
   const replicaLoad = replicaCapacity(aloneSettler, speeds);
-  let moves = 0;
+  let moves = 0, held = 0;
 
-  const slotType = place.slotOrder === 'fastest-first' ? fastestFirst(w) : w.slotType;
+  const slotType = slotOrder === 'fastest-first' ? fastestFirst(w) : w.slotType;
   const nSlots = slotType.length;
   let cap = 1024;
   let gType = new Uint8Array(cap), gSpeed = new Float64Array(cap), gMem = new Float64Array(cap), gMemUsed = new Float64Array(cap);
   let gUtil = new Float64Array(cap), gInf = new Int32Array(cap), gTrain = new Int32Array(cap), gDemand = new Float64Array(cap);
+  let gPreBad = new Float64Array(cap), gPreSpeed = new Float64Array(cap);
   let gBad = new Uint8Array(cap), gRho = new Float64Array(cap), gPeak = new Float64Array(cap), gTrainSpeed = new Float64Array(cap), gMeanLoad = new Float64Array(cap);
   let opened = 0;
   const grow = () => {
@@ -148,6 +202,7 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
     const b8 = new Uint8Array(c2); b8.set(gBad); gBad = b8;
     const re = (a: Float64Array) => { const b = new Float64Array(c2); b.set(a); return b; };
     const ri = (a: Int32Array) => { const b = new Int32Array(c2); b.set(a); return b; };
+    gPreBad = re(gPreBad); gPreSpeed = re(gPreSpeed);
     gSpeed = re(gSpeed); gMem = re(gMem); gMemUsed = re(gMemUsed); gUtil = re(gUtil); gDemand = re(gDemand); gRho = re(gRho); gPeak = re(gPeak); gMeanLoad = re(gMeanLoad); gTrainSpeed = re(gTrainSpeed);
     gInf = ri(gInf); gTrain = ri(gTrain);
     cap = c2;
@@ -208,8 +263,8 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
     out[1] = gMem[g]! - gMemUsed[g]!;
     if (!place.shareInference || (!place.colocateTraining && gTrain[g]! > 0)) { out[0] = -Infinity; return; }
     out[2] = trainingRoom(g);
-    if (place.rebalance) out[0] = (capByType[gType[g]!]! - gPeak[g]!) * gSpeed[g]!;
-    else if (place.inferenceUtil === 'mean') out[0] = (1 - gUtil[g]!) * gSpeed[g]!;
+    if (place.packByPeak) out[0] = (capByType[gType[g]!]! - gPeak[g]!) * gSpeed[g]!;
+    else if (place.inferenceUtil === 'mean') out[0] = (utilCap - gUtil[g]!) * gSpeed[g]!;
     else out[0] = (capByType[gType[g]!]! - gRho[g]!) * gSpeed[g]!;
   };
   const jobKey = (g: number, out: Float64Array) => {
@@ -218,7 +273,7 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
     out[1] = gMem[g]! - gMemUsed[g]!;
     if (!place.colocateTraining) { out[0] = -Infinity; return; }
     let a = 1 - gDemand[g]!;
-    if (place.inferenceUtil === 'mean') a = Math.min(a, 1 - gUtil[g]!);
+    if (place.inferenceUtil === 'mean') a = Math.min(a, utilCap - gUtil[g]!);
     if (place.trainingMinSpeed > 0 && gInf[g]! > 0) a = Math.min(a, okTotalDemand(gType[g]!, gMeanLoad[g]!) - gDemand[g]!);
     out[0] = a;
   };
@@ -286,7 +341,7 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
     gUtil[g]! += uUtil[u]!; gMeanLoad[g]! += uMean[u]!;
     gMemUsed[g]! += w.serviceMemGiB; gInf[g]!++;
     gRho[g]! += loadOf(u, t) / gSpeed[g]!;
-    if (place.rebalance) gPeak[g]! += peakOf(u, t) / gSpeed[g]!;
+    if (place.packByPeak) gPeak[g]! += peakOf(u, t) / gSpeed[g]!;
     touch(g);
   };
   const detach = (u: number, t: number) => {
@@ -294,7 +349,7 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
     gUtil[g]! -= uUtil[u]!; gMeanLoad[g]! -= uMean[u]!;
     gMemUsed[g]! -= w.serviceMemGiB; gInf[g]!--;
     gRho[g]! -= loadOf(u, t) / gSpeed[g]!;
-    if (place.rebalance) gPeak[g]! -= peakOf(u, t) / gSpeed[g]!;
+    if (place.packByPeak) gPeak[g]! -= peakOf(u, t) / gSpeed[g]!;
     if (gInf[g] === 0) { gUtil[g] = place.inferenceUtil === 'mean' ? gDemand[g]! : 0; gMeanLoad[g] = 0; gRho[g] = 0; gPeak[g] = 0; }
     uGpu[u] = -1;
     touch(g);
@@ -310,7 +365,7 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
     let g: number;
     if (!place.shareInference) g = firstEmpty();
     else {
-      const need = place.rebalance ? peakOf(u, t) : utilOf(u, t);
+      const need = place.packByPeak ? peakOf(u, t) : utilOf(u, t);
       // gpucolo: a replica joins a GPU with training only if the law still settles the training there at
       // >= trainingMinSpeed at the GPU's mean load with the replica (the job rule, seen from the other side).
       g = infFit.find(need, w.serviceMemGiB, keepsTraining(meanOf(u), -1), meanOf(u));
@@ -360,7 +415,22 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
   };
 
   /** Moves unit u from its GPU to g. */
-  const move = (u: number, g: number, t: number) => { detach(u, t); attach(u, g, t); };
+  // A move is decided at the end of step t on the load just measured and starts with step t + 1: for the
+  // start-up time the replica is held on both GPUs (its old GPU keeps serving it; the new one holds its
+  // memory and is powered), so the old GPU carries it for startupF of step t + 1 (its load, its violations,
+  // training beside it, and the GPU counted if the move emptied it).
+  const uFrom = new Int32Array(nU).fill(-1), uMovedAt = new Int32Array(nU).fill(-1e9);
+  let movedNow: number[] = [];
+  const sMoves = new Map<number, number>(); // service * 65536 + day -> moves (for the per-day maximum)
+  const move = (u: number, g: number, t: number) => {
+    if (uFrom[u] < 0) movedNow.push(u);
+    if (uFrom[u] < 0) uFrom[u] = uGpu[u]!;
+    uMovedAt[u] = t;
+    const key = uSvc[u]! * 65536 + Math.floor((t * w.stepS) / 86400);
+    sMoves.set(key, (sMoves.get(key) ?? 0) + 1);
+    detach(u, t); attach(u, g, t);
+  };
+  const dwelling = (u: number, t: number) => t - uMovedAt[u]! < dwellSteps;
   /** A GPU (other than `not`) with inference on it that takes a replica of this recent peak under fill x the packing line; -1 when none. */
   const roomFor = (u: number, peak: number, not: number, fill: 1 | 0.8) =>
     (fill === 1 ? room1 : room08).find(peak, w.serviceMemGiB, keepsTraining(meanOf(u), not), meanOf(u));
@@ -387,10 +457,14 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
     // under the packing line.
     for (const g of over) {
       const list = byGpu.get(g) ?? [];
-      list.sort((a, b) => pk(b) - pk(a));
+      // Largest first, replicas that moved within the dwell last (latency first: they may still move).
+      list.sort((a, b) => Number(dwelling(a, t)) - Number(dwelling(b, t)) || pk(b) - pk(a));
       for (const u of list) {
         if (gPeak[g]! <= capByType[gType[g]!]! || gInf[g]! <= 1) break;
-        let to = roomFor(u, pk(u), g, 1);
+        // A target below 80% of its packing line first (one that takes it with room to spare does not pass
+        // its own relief line at the next rise), then any under the line, then a switched-off GPU.
+        let to = roomFor(u, pk(u), g, 0.8);
+        if (to < 0) to = roomFor(u, pk(u), g, 1);
         if (to < 0) to = firstEmpty();
         if (to === g) continue;
         move(u, to, t);
@@ -405,7 +479,7 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
     for (const g of sources) {
       if (emptied >= budget) break;
       const list = (byGpu.get(g) ?? []).filter((u) => uGpu[u] === g);
-      if (list.length === 0 || gInf[g] !== list.length) continue;
+      if (list.length === 0 || gInf[g] !== list.length || list.some((u) => dwelling(u, t))) continue;
       // Targets only below 80% of the packing line: a GPU just filled is not a source of the next relief.
       const plan: [number, number][] = [];
       const saved: [number, number, number][] = [];
@@ -454,11 +528,11 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
     // Current inference load (and recent peak) per GPU.
     gRho.fill(0, 0, opened);
     for (const u of activeU) gRho[uGpu[u]!]! += loadOf(u, t) / gSpeed[uGpu[u]!]!;
-    if (place.rebalance) {
+    if (place.packByPeak) {
       gPeak.fill(0, 0, opened);
       for (const u of activeU) gPeak[uGpu[u]!]! += peakOf(u, t) / gSpeed[uGpu[u]!]!;
     }
-    if (place.shareInference && (place.rebalance || place.inferenceUtil === 'current')) infFit.rebuild(opened, infKey);
+    if (place.shareInference && (place.packByPeak || place.inferenceUtil === 'current')) infFit.rebuild(opened, infKey);
     if (place.rebalance) { room1.rebuild(opened, room1Key); room08.rebuild(opened, room08Key); }
     // Arrivals: missing replicas of running services, new services, training jobs.
     for (const s of multi) fillReplicas(s, t);
@@ -471,8 +545,20 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
       fillReplicas(s, t);
     }
     while (nextT < nT && T.arrival[jobOrder[nextT]!]! <= t) placeTraining(jobOrder[nextT++]!);
+    // Moves started at this step: the old GPUs' state for the start-up (their load with the moved replicas).
+    const pre = new Map<number, number>(); // old GPU -> extra load (busy fraction on it)
+    for (const u of movedNow) {
+      const from = uFrom[u]!;
+      if (uGpu[u]! >= 0 && from >= 0 && from !== uGpu[u]) pre.set(from, (pre.get(from) ?? 0) + loadOf(u, t) / gSpeed[from]!);
+    }
+    for (const [g, extra] of pre) {
+      const r = settler.settle(gType[g]!, gRho[g]! + extra, gTrain[g]! > 0 ? Math.min(1, gDemand[g]!) : 0);
+      gPreBad[g] = r.p99Ms > INFERENCE.sloMs ? 1 : 0;
+      gPreSpeed[g] = gTrain[g]! > 0 ? r.trainingSpeed : 1;
+    }
     // Settle every GPU in use.
     let used = 0, inf = 0, train = 0;
+    for (const g of pre.keys()) if (gInf[g] === 0 && gTrain[g] === 0) { used += startupF; held += startupF; }
     for (let g = 0; g < opened; g++) {
       if (gInf[g] === 0 && gTrain[g] === 0) continue;
       used++;
@@ -481,6 +567,7 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
         ? { p99Ms: 0, meanMs: 0, trainingSpeed: 1 }
         : settler.settle(gType[g]!, gRho[g]!, gInf[g]! > 0 ? Math.min(1, gDemand[g]!) : 0);
       gTrainSpeed[g] = gInf[g] === 0 ? 1 : r.trainingSpeed;
+      if (pre.has(g) && gTrain[g]! > 0) gTrainSpeed[g] = startupF * gPreSpeed[g]! + (1 - startupF) * gTrainSpeed[g]!;
       gBad[g] = gInf[g]! > 0 && r.p99Ms > INFERENCE.sloMs ? 1 : 0;
       if (gInf[g]! > 0 && r.meanMs > INFERENCE.sloMs) gBad[g]! |= 2;
     }
@@ -493,11 +580,16 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
       replicaSteps++;
       if (inBurst) burstSteps += share;
       if (gBad[g]! & 2) violatedMean += share;
-      if (!(gBad[g]! & 1)) continue;
-      violated += share;
-      if (inBurst) violatedBurst += share;
-      if (aloneSettler.settle(gType[g]!, loadOf(u, t) / gSpeed[g]!, 0).p99Ms <= INFERENCE.sloMs) violatedBeyond += share;
+      // Where the replica served during the start-up of a move: its old GPU (moved) or its own with the moved ones still on it.
+      const at = uFrom[u]! >= 0 && uFrom[u] !== g && pre.has(uFrom[u]!) ? uFrom[u]! : pre.has(g) ? g : -1;
+      const bad = at >= 0 ? startupF * gPreBad[at]! + (1 - startupF) * (gBad[g]! & 1) : gBad[g]! & 1;
+      if (bad === 0) continue;
+      violated += share * bad;
+      if (inBurst) violatedBurst += share * bad;
+      if (aloneSettler.settle(gType[g]!, loadOf(u, t) / gSpeed[g]!, 0).p99Ms <= INFERENCE.sloMs) violatedBeyond += share * bad;
     }
+    for (const u of movedNow) uFrom[u] = -1;
+    movedNow = [];
     // Training progress (work in reference-GPU seconds).
     for (const j of activeT) {
       const g = tGpu[j]!;
@@ -533,6 +625,12 @@ function simulateFleetRaw(w: Workload, policy: Exclude<FleetPolicy, 'separate-5-
     jobs,
     overflowGpus: Math.max(0, opened - nSlots),
     inferenceMoves: moves,
+    inferenceMovesPerServiceDay: serviceSteps > 0 ? moves / (serviceSteps * w.stepS / 86400) : 0,
+    inferenceMovesMaxPerServiceDay: [...sMoves.values()].reduce((a, b) => Math.max(a, b), 0),
+    moveStartupS: place.rebalance ? startupS : 0,
+    gpusHeldByMovesMean: held / Math.max(1, w.steps),
+    slotOrder,
+    packLine,
     wallMs: Date.now() - t0,
   });
   return { result, infGpus, trainGpus };

@@ -1,18 +1,20 @@
 /**
- * Where each policy's control laws settle one GPU under a load held for a step. The laws in control/ are
- * integral controllers (zero steady-state error) running every 0.2-4 s; a fleet step is 10 minutes, so the
- * simulator takes their fixed point instead of stepping them: the knob values at which the law's controlled
- * metric sits on the law's own target (its options' defaults), or the knob bound where it saturates.
- *   gpucolo       - p99 held at SLO * (1 - marginPct/100) by the sleep duty (duty period dutyPeriodMs); the
- *                   outer tier's model mode moves the MPS share to where training trains most (GPUCOLO_DEFAULTS).
- *   gpucolo-paper - MEAN latency held at the SLO by the per-iteration sleep (0..maxSleepMs); the outer loop
- *                   lowers the share only when the sleep is saturated, raises it when there is slack (PAPER_DEFAULTS).
- *   alone         - inference with no training on its GPU (no-colocation, separate, gslice).
+ * Where each policy's control law settles one GPU under a load held for a step (10 minutes).
+ *   gpucolo, gpucolo-paper - the law itself: control/'s policy of that name (createPolicy, the code the host
+ *                   runner ships) run in closed loop on gpu/model's per-request simulation (closed-loop.ts):
+ *                   CL_WARMUP_S of warm-up, then CL_MEASURE_S measured; the p99 and mean of the requests
+ *                   finished in the measured stretch and the training progress over it, relative to alone.
+ *                   One run per cell of a coarse grid (load rounded UP to CL_RHO_GRID, total training demand
+ *                   rounded UP to CL_DEMAND_GRID), shared by every run in the process. A GPU whose inference
+ *                   alone is past OVERLOAD_RHO busy is overloaded whatever the law does: alone's fluid
+ *                   latency, no training progress.
+ *   alone         - inference with no training on its GPU (no-colocation, gslice): the fluid physics (physics.ts).
  * Results are memoised on (GPU type, training demand, load) with the load rounded UP to a grid, so a cached
  * answer is never more optimistic than the exact one.
  */
-import { GPUCOLO_DEFAULTS, PAPER_DEFAULTS } from '../control/index.ts';
+import type { PolicyName } from '../control/index.ts';
 import { serviceMs, type GpuProfile } from '../gpu/model/index.ts';
+import { closedLoop, type ClosedLoopCase } from './closed-loop.ts';
 import { fluidGpu, type FluidPacing } from './physics.ts';
 
 export type SettleLaw = 'gpucolo' | 'gpucolo-paper' | 'alone';
@@ -30,7 +32,6 @@ export const DEMAND_GRID = 0.05;
 /** Memo table: demand 0..1 in DEMAND_GRID steps, load 0..RHO_SLOTS x RHO_GRID (beyond: the last slot, overloaded anyway). */
 const DEMAND_SLOTS = 21;
 const RHO_SLOTS = 4096;
-const SHARE_SCALES = [1, 0.6, 0.35, 0.2];
 
 export interface SettleContext {
   profile: GpuProfile;
@@ -41,8 +42,6 @@ export interface SettleContext {
 /** A memoising settler for one law. */
 export class Settler {
   private table = new Float64Array(3 * DEMAND_SLOTS * RHO_SLOTS).fill(NaN);
-  private readonly o = GPUCOLO_DEFAULTS;
-  private readonly paper = PAPER_DEFAULTS;
   evaluations = 0;
 
   constructor(readonly law: SettleLaw, readonly ctx: SettleContext, readonly speeds: readonly number[]) {}
@@ -90,7 +89,7 @@ export class Settler {
     this.evaluations++;
     const speed = this.speeds[type]!;
     const trainings = demand > 0 && !(pacing.mode === 'duty' && pacing.duty >= 1)
-      ? [{ sharePct: Math.max(this.o.minSharePct, Math.min(100, scale * 100 * demand)), demand }]
+      ? [{ sharePct: Math.max(1, Math.min(100, scale * 100 * demand)), demand }]
       : [];
     const r = fluidGpu({ profile: this.ctx.profile, rho, serviceMs: serviceMs(this.ctx.profile, this.ctx.batch) / speed, trainings, pacing });
     return { p99: r.p99Ms, mean: r.meanMs, speed: r.trainingSpeed[0] ?? 0 };
@@ -99,58 +98,44 @@ export class Settler {
   private compute(type: number, rho: number, demand: number): Settled {
     const alone = this.eval(type, rho, 0, 1, { mode: 'duty', duty: 1, periodMs: 50 });
     if (this.law === 'alone' || demand === 0) return { p99Ms: alone.p99, meanMs: alone.mean, trainingSpeed: 0 };
-    if (this.law === 'gpucolo') return this.gpucolo(type, rho, demand, alone);
-    return this.paperLaw(type, rho, demand);
+    if (!(rho < OVERLOAD_RHO) || !Number.isFinite(alone.p99)) return { p99Ms: alone.p99, meanMs: alone.mean, trainingSpeed: 0 };
+    return closedLoopCell(this.law, this.ctx, this.speeds[type]!, rho, demand);
   }
+}
 
-  private gpucolo(type: number, rho: number, demand: number, alone: { p99: number; mean: number }): Settled {
-    const aloneP99 = alone.p99;
-    const o = this.o;
-    const target = this.ctx.sloMs * (1 - o.marginPct / 100);
-    const duty = (d: number): FluidPacing => ({ mode: 'duty', duty: d, periodMs: o.dutyPeriodMs });
-    let best: Settled = { p99Ms: aloneP99, meanMs: alone.mean, trainingSpeed: 0 };
-    for (const k of SHARE_SCALES) {
-      const free = this.eval(type, rho, demand, k, duty(0));
-      let p99 = free.p99, mean = free.mean, speed = free.speed;
-      if (free.p99 > target) {
-        // The inner tier raises the duty until the tail is back on target (bisection on its fixed point).
-        let lo = 0, hi = o.maxDuty;
-        let at = { p99: aloneP99, mean: alone.mean, speed: 0 };
-        for (let i = 0; i < 8; i++) {
-          const mid = (lo + hi) / 2;
-          const r = this.eval(type, rho, demand, k, duty(mid));
-          if (r.p99 <= target) { hi = mid; at = r; } else lo = mid;
-        }
-        if (hi >= o.maxDuty) at = { p99: aloneP99, mean: alone.mean, speed: 0 };
-        p99 = at.p99;
-        mean = at.mean;
-        speed = at.speed;
-      }
-      if (speed > best.trainingSpeed * (1 + o.minGainPct / 100) || best.trainingSpeed === 0 && speed > 0) best = { p99Ms: p99, meanMs: mean, trainingSpeed: speed };
-    }
-    return best;
-  }
+/** Closed-loop grid (see the file comment). */
+export const CL_RHO_GRID = 0.05;
+export const CL_DEMAND_GRID = 0.1;
+export const CL_WARMUP_S = 120;
+export const CL_MEASURE_S = 120;
+/** Inference busy fraction alone past which a GPU counts as overloaded (no closed-loop run). */
+export const OVERLOAD_RHO = 0.95;
 
-  private paperLaw(type: number, rho: number, demand: number): Settled {
-    const o = this.paper;
-    const lref = this.ctx.sloMs * (1 - o.marginPct / 100);
-    const sleep = (s: number): FluidPacing => ({ mode: 'per-iteration', sleepMs: s });
-    // The outer loop raises the share while the sleep sits at 0 with slack, lowers it while the sleep is
-    // saturated and the mean still above Lref: settle at the largest share whose range contains Lref.
-    for (const k of SHARE_SCALES) {
-      const free = this.eval(type, rho, demand, k, sleep(0));
-      if (free.mean <= lref) return { p99Ms: free.p99, meanMs: free.mean, trainingSpeed: free.speed };
-      const held = this.eval(type, rho, demand, k, sleep(o.maxSleepMs));
-      if (held.mean > lref) continue;
-      let lo = 0, hi = o.maxSleepMs, at = held;
-      for (let i = 0; i < 10; i++) {
-        const mid = (lo + hi) / 2;
-        const r = this.eval(type, rho, demand, k, sleep(mid));
-        if (r.mean <= lref) { hi = mid; at = r; } else lo = mid;
-      }
-      return { p99Ms: at.p99, meanMs: at.mean, trainingSpeed: at.speed };
-    }
-    const last = this.eval(type, rho, demand, SHARE_SCALES[SHARE_SCALES.length - 1]!, sleep(o.maxSleepMs));
-    return { p99Ms: last.p99, meanMs: last.mean, trainingSpeed: last.speed };
+const cells = new Map<string, Settled>();
+/** Closed-loop runs so far in this process (every cell once). */
+export const closedLoopStats = { runs: 0, ms: 0 };
+
+/** The closed-loop run behind the settled state of (law, GPU speed, load, demand): the grid cell the point rounds UP to. */
+export function closedLoopCase(law: Exclude<SettleLaw, 'alone'>, ctx: SettleContext, speed: number, rho: number, demand: number): ClosedLoopCase {
+  const rq = Math.ceil(rho / CL_RHO_GRID - 1e-9), dq = Math.max(1, Math.ceil(Math.min(1, demand) / CL_DEMAND_GRID - 1e-9));
+  return {
+    profile: ctx.profile, policy: law as PolicyName, sloMs: ctx.sloMs, batch: ctx.batch, speed,
+    rho: Math.min(OVERLOAD_RHO, rq * CL_RHO_GRID), demand: Math.min(1, dq * CL_DEMAND_GRID),
+    seed: 1 + rq * 131 + dq * 7919 + Math.round(speed * 1000) * 31, warmupS: CL_WARMUP_S, measureS: CL_MEASURE_S,
+  };
+}
+
+function closedLoopCell(law: Exclude<SettleLaw, 'alone'>, ctx: SettleContext, speed: number, rho: number, demand: number): Settled {
+  const c = closedLoopCase(law, ctx, speed, rho, demand);
+  const key = `${law}|${ctx.profile.name}|${ctx.sloMs}|${ctx.batch}|${speed}|${c.rho}|${c.demand}`;
+  let v = cells.get(key);
+  if (v === undefined) {
+    const t0 = Date.now();
+    const r = closedLoop(c);
+    closedLoopStats.runs++;
+    closedLoopStats.ms += Date.now() - t0;
+    v = { p99Ms: r.p99Ms, meanMs: r.meanMs, trainingSpeed: r.trainingSpeed };
+    cells.set(key, v);
   }
+  return v;
 }
