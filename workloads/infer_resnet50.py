@@ -1,8 +1,9 @@
 """Inference workload for a real GPU: ResNet-50 under a Poisson load, one JSON line per request.
 
-Requests (each a batch of --batch images) arrive as a Poisson process at --rate per second; they are
-served first come, first served; each line is {"latencyMs": completion - arrival} (queueing included),
-the latency source ``stdout`` of the workloads file. Weights start random (no download). Exits on SIGTERM.
+Requests (each a batch of --batch images) arrive as a Poisson process at --rate per second (with --closed:
+the next is sent when the last returns, at most --rate per second); they are served first come, first
+served; each line is {"latencyMs": completion - arrival} (queueing included), the latency source
+``stdout`` of the workloads file. Weights start random (no download). Exits on SIGTERM.
 
     python3 workloads/infer_resnet50.py --rate 150 --batch 2
 """
@@ -28,6 +29,9 @@ def main():
     ap.add_argument("--batch", type=int, default=2, help="images per request")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--duration", type=float, default=0.0, help="seconds to run (0: until SIGTERM)")
+    ap.add_argument("--closed", action="store_true",
+                    help="closed loop: the next request is sent when the last returns, at most --rate per second "
+                         "(--rate 0: no cap); latency is then service time (gpucolo calibrate)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, on_sigterm)
 
@@ -49,7 +53,10 @@ def main():
     out = sys.stdout
     with torch.inference_mode():
         while not stop and (args.duration <= 0 or time.perf_counter() - start < args.duration):
-            next_arrival += rng.expovariate(args.rate)
+            if args.closed:
+                next_arrival = max(time.perf_counter(), next_arrival + (1.0 / args.rate if args.rate > 0 else 0.0))
+            else:
+                next_arrival += rng.expovariate(args.rate)
             now = time.perf_counter()
             if next_arrival > now:
                 time.sleep(next_arrival - now)
