@@ -4,9 +4,9 @@ NODE ?= node
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 TESTS := $(shell find test -name '*.test.ts' | sort)
 
-.PHONY: install deps nats-server chromium demo test typecheck clean
+.PHONY: install deps nats-server chromium deploy-tools demo test typecheck clean
 
-install: deps nats-server chromium
+install: deps nats-server chromium deploy-tools
 
 # npm ci only when node_modules is missing or older than the lock file.
 deps: node_modules/.gpucolo-installed
@@ -30,6 +30,17 @@ chromium:
 	else \
 	  echo "installing chromium from Debian"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+
+# The checkers of deploy/ (test/deploy): promtool (Debian's prometheus package) and systemd-analyze (systemd),
+# from Debian when missing. kubectl is not in Debian: where it is absent, the kustomize check says it is skipped.
+deploy-tools:
+	@missing=""; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	if [ -z "$$missing" ]; then echo "deploy checkers: promtool, systemd-analyze"; else \
+	  echo "installing from Debian:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 demo: deps nats-server

@@ -17,6 +17,11 @@ export interface GpuActorInput {
   statusPeriodMs?: number;
   /** Knobs to start from instead of the policy's initial ones (a restarted runner's stored state). */
   knobs?: Knobs;
+  /**
+   * The MPS share is fixed (a training job that cannot checkpoint): no tier moves it, and the outer tier,
+   * whose knob it is, does not run; the inner tier paces training as ever.
+   */
+  mpsShareFixed?: boolean;
 }
 
 export interface ServiceView {
@@ -56,6 +61,9 @@ export interface GpuContext {
   stallMs?: number;
   /** True while the safe setting is in force. */
   safe: boolean;
+  /** Services whose workload is down (its process died, not yet back), with why: each keeps the safe setting. */
+  downServices: Record<string, string>;
+  mpsShareFixed: boolean;
   /** The controller's knobs when the safe setting took over: restored when telemetry returns. */
   preSafeKnobs?: Knobs;
   /** Device time of the last inner decision (ms). */
@@ -76,7 +84,10 @@ export type GpuEvent =
   | { type: 'SET_POLICY'; policy: PolicyName }
   | { type: 'CLOCK'; tMs: number }
   /** `silent`: the services that finished nothing for too long (empty: no window came at all). */
-  | { type: 'TELEMETRY_LOST'; silent: string[] }
+  | { type: 'TELEMETRY_LOST'; silent: string[]; detail?: string }
+  /** A service's workload died (its process exited), or came back. */
+  | { type: 'WORKLOAD_DOWN'; serviceId: string; detail: string }
+  | { type: 'WORKLOAD_UP'; serviceId: string }
   | { type: 'TELEMETRY_RESTORED' }
   /** The fleet moved a service or a training job off this GPU: forget it. */
   | { type: 'SERVICE_REMOVED'; serviceId: string }
@@ -159,7 +170,7 @@ export const gpuMachine = setup({
     return {
       host: input.host, gpu: input.gpu, policyName: input.policy, policyOptions: input.policyOptions ?? {},
       policyState: policy.initialState(), knobs: input.knobs ?? policy.initialKnobs(), services: {}, trainings: {},
-      staleAfterMs: input.staleAfterMs ?? 2000, lastWindowTMs: 0, safe: false, lastInnerTMs: Number.NEGATIVE_INFINITY, safeDuty: input.safeDuty ?? 0.9,
+      staleAfterMs: input.staleAfterMs ?? 2000, lastWindowTMs: 0, safe: false, downServices: {}, mpsShareFixed: input.mpsShareFixed ?? false, lastInnerTMs: Number.NEGATIVE_INFINITY, safeDuty: input.safeDuty ?? 0.9,
       statusPeriodMs: input.statusPeriodMs ?? 1000, tMs: 0, mpsChanges: 0, sleepChanges: 0, decisions: 0,
     };
   },
@@ -194,7 +205,7 @@ export const gpuMachine = setup({
             enqueueActions(({ context, enqueue }) => {
               const silent = silentServices(context, context.tMs);
               if (context.safe) {
-                if (silent.length === 0) enqueue(raise({ type: 'TELEMETRY_RESTORED' }));
+                if (silent.length === 0 && !anyDown(context)) enqueue(raise({ type: 'TELEMETRY_RESTORED' }));
                 return;
               }
               if (silent.length > 0) {
@@ -229,7 +240,7 @@ export const gpuMachine = setup({
         SET_POLICY: {
           actions: enqueueActions(({ context, event, enqueue }) => {
             const policy = policyFor(event.policy, {});
-            const knobs = policy.initialKnobs();
+            const knobs = context.mpsShareFixed ? { ...policy.initialKnobs(), mpsSharePct: context.knobs.mpsSharePct } : policy.initialKnobs();
             const [mps, sleep] = changes(context.knobs, knobs);
             enqueue({ type: 'actuate', params: { tier: 'start', old: context.knobs, knobs, decisions: [] } });
             enqueue.assign({
@@ -241,7 +252,26 @@ export const gpuMachine = setup({
         SERVICE_REMOVED: {
           actions: assign(({ context, event }) => {
             const { [event.serviceId]: _gone, ...services } = context.services;
-            return { services };
+            const { [event.serviceId]: _down, ...downServices } = context.downServices;
+            return { services, downServices };
+          }),
+        },
+        WORKLOAD_DOWN: {
+          actions: enqueueActions(({ context, event, enqueue }) => {
+            enqueue.assign({ downServices: { ...context.downServices, [event.serviceId]: event.detail } });
+            if (context.safe) {
+              // Already safe for another cause: this one is said too, and keeps the setting until it clears.
+              enqueue({ type: 'publishSafety', params: { condition: 'telemetry-lost', detail: `${event.detail}: training sleep duty held at ${context.safeDuty}` } });
+              return;
+            }
+            enqueue(raise({ type: 'TELEMETRY_LOST', silent: [event.serviceId], detail: `${event.detail}: training sleep duty held at ${context.safeDuty}` }));
+          }),
+        },
+        WORKLOAD_UP: {
+          // Back in the running; control resumes once its latency comes again (the next served window).
+          actions: assign(({ context, event }) => {
+            const { [event.serviceId]: _up, ...downServices } = context.downServices;
+            return { downServices };
           }),
         },
         TRAINING_REMOVED: {
@@ -276,7 +306,7 @@ export const gpuMachine = setup({
             safe: {
               entry: [
                 // The detail says what the decision saw (the watchdog's clock, not the last window's time).
-                { type: 'publishSafety', params: ({ context, event }) => ({ condition: 'telemetry-lost' as const, detail: lostDetail(context, event.type === 'TELEMETRY_LOST' ? event.silent : silentServices(context, context.tMs)) }) },
+                { type: 'publishSafety', params: ({ context, event }) => ({ condition: 'telemetry-lost' as const, detail: event.type === 'TELEMETRY_LOST' && event.detail ? event.detail : lostDetail(context, event.type === 'TELEMETRY_LOST' ? event.silent : silentServices(context, context.tMs)) }) },
                 enqueueActions(({ context, enqueue }) => {
                   const knobs: Knobs = { ...context.knobs, pacing: { mode: 'duty', duty: context.safeDuty, periodMs: context.knobs.pacing.mode === 'duty' ? context.knobs.pacing.periodMs : 50 } };
                   overrideKnobs(context, knobs, 'telemetry lost: safe sleep duty', { lastWindowTMs: context.lastWindowTMs, staleAfterMs: context.staleAfterMs }, enqueue);
@@ -322,7 +352,7 @@ export const gpuMachine = setup({
                   reenter: true,
                   actions: enqueueActions(({ context, enqueue }) => {
                     const got = Object.values(context.services).some((s) => s.outerWindows.length > 0);
-                    if (got && !context.safe) stepPolicy(context, 'outer', enqueue);
+                    if (got && !context.safe && !context.mpsShareFixed) stepPolicy(context, 'outer', enqueue);
                     enqueue.assign(({ context: c }) => ({
                       services: Object.fromEntries(Object.entries(c.services).map(([id, s]) => [id, { ...s, outerWindows: [] }])),
                     }));
@@ -355,6 +385,11 @@ export function silentServices(context: GpuContext, nowMs: number): string[] {
     .map(([id]) => id);
 }
 
+/** True while a service's workload is down. */
+function anyDown(context: GpuContext): boolean {
+  return Object.keys(context.downServices).length > 0;
+}
+
 function lostDetail(context: GpuContext, silent: readonly string[]): string {
   const why = silent.length
     ? `service ${silent.join(', ')} finished no request for over ${context.staleAfterMs} ms (its workload died, hung or stopped reporting)`
@@ -381,7 +416,11 @@ function watchdogPeriodMs(context: GpuContext): number {
 function stepPolicy(context: GpuContext, tier: 'inner' | 'outer', enqueue: Enqueue): void {
   const policy = policyFor(context.policyName, context.policyOptions);
   const input = controlInput(context, tier);
-  const out = tier === 'inner' ? policy.inner(context.policyState, input) : policy.outer(context.policyState, input);
+  const proposed = tier === 'inner' ? policy.inner(context.policyState, input) : policy.outer(context.policyState, input);
+  // A fixed share is the hardware's fact: whatever a policy proposes for it, it stays.
+  const out = context.mpsShareFixed && proposed.knobs.mpsSharePct !== context.knobs.mpsSharePct
+    ? { ...proposed, knobs: { ...proposed.knobs, mpsSharePct: context.knobs.mpsSharePct }, decisions: proposed.decisions.filter((d) => d.knob !== 'mpsSharePct') }
+    : proposed;
   const [mps, sleep] = changes(context.knobs, out.knobs);
   if (mps || sleep || out.knobs.trainingRunning !== context.knobs.trainingRunning || out.decisions.length) {
     enqueue({ type: 'actuate', params: { tier, old: context.knobs, knobs: out.knobs, decisions: out.decisions } });

@@ -3,14 +3,14 @@ import { context as otelContext, type Context } from '@opentelemetry/api';
 import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
-  SCHEMA_VERSION, subjects, typeForSubject, validatorFor,
+  SCHEMA_VERSION, isPublishedEvent, knownFieldsOf, knownFieldsValidatorFor, subjects, typeForSubject, validatorFor,
   type BusRejectedEvent, type CommandReply, type MessageOf, type MessageType,
 } from '../schemas/index.ts';
 import { extractTraceContext, injectTraceContext } from '../observability/tracing.ts';
 import { recordRejected } from '../observability/metrics.ts';
 import { withHandleSpan } from '../observability/spans.ts';
 import { decode, encode } from './codec.ts';
-import { authFromEnv, connectionAuth, describeAuth, hasAuth, type BusAuth } from './auth.ts';
+import { authFromEnv, BusAuthError, connectionAuth, describeAuth, hasAuth, type BusAuth } from './auth.ts';
 import { BusUnavailableError, CommandError, NoRespondersError, OutgoingSchemaError } from './errors.ts';
 import { startLocalNatsServer, type LocalNatsServer } from './server.ts';
 
@@ -31,6 +31,21 @@ export interface BusOptions {
   auth?: BusAuth;
   /** How long the first connection may take (default 5000 ms). */
   connectTimeoutMs?: number;
+  /**
+   * Prefix of every reply subject of this connection (our commands' replies, JetStream and KV requests):
+   * default NATS_INBOX_PREFIX, else `_INBOX.<host>`. A server can then let each user subscribe to its own
+   * replies only (`_INBOX.host-a.>`), so no host reads the replies meant for another (deploy/nats).
+   */
+  inboxPrefix?: string;
+}
+
+/** The reply-subject prefix a connection uses (see BusOptions.inboxPrefix); refused when it is no subject prefix. */
+export function inboxPrefixFor(options: Pick<BusOptions, 'inboxPrefix' | 'host'>, env: NodeJS.ProcessEnv = process.env): string {
+  const prefix = options.inboxPrefix ?? env.NATS_INBOX_PREFIX ?? `_INBOX.${options.host}`;
+  if (!/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/.test(prefix)) {
+    throw new BusAuthError(`inbox prefix ${JSON.stringify(prefix)} must be subject tokens (letters, digits, _ $ -) separated by dots, no wildcards`);
+  }
+  return prefix;
 }
 
 /** A message that passed the edge, with the trace context it carried. */
@@ -83,6 +98,8 @@ export class Bus {
     rejectedByReason: { oversize: 0, decode: 0, schema: 0, 'unknown-subject': 0, version: 0 },
   };
   private readonly maxPayloadBytes: number;
+  /** Prefix of this connection's reply subjects (BusOptions.inboxPrefix). */
+  readonly inboxPrefix: string;
   private readonly subs: Subscription[] = [];
   private rejectWindowStartMs = 0;
   private rejectEventsInWindow = 0;
@@ -114,6 +131,7 @@ export class Bus {
     private readonly server?: LocalNatsServer,
   ) {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.inboxPrefix = inboxPrefixFor(options);
     void this.watchStatus();
   }
 
@@ -140,12 +158,13 @@ export class Bus {
     // The embedded default is private to this process on loopback: it takes no credentials.
     const auth = url ? options.auth ?? authFromEnv() : {};
     const authOptions = connectionAuth(auth);
+    const inboxPrefix = inboxPrefixFor(options);
     const server = url ? undefined : await startLocalNatsServer();
     const target = url ?? server!.url;
     try {
       // NATS_URL may list several servers of a cluster, comma-separated (as the NATS tools read it).
       const servers = target.split(',').map((u) => u.trim()).filter(Boolean);
-      const nc = await connect({ servers, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: options.connectTimeoutMs ?? 5000, ...authOptions });
+      const nc = await connect({ servers, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: options.connectTimeoutMs ?? 5000, inboxPrefix, ...authOptions });
       return new Bus(nc, target, options, server);
     } catch (err) {
       await server?.stop();
@@ -262,7 +281,7 @@ export class Bus {
   private sendForReply(subject: string, bytes: Uint8Array, timeoutMs: number, headers: ReturnType<Bus['traceHeaders']>): Promise<Msg> {
     if (this.closed) return Promise.reject(new Error('bus closed'));
     if (!this.replyInbox) {
-      const inbox = createInbox();
+      const inbox = createInbox(this.inboxPrefix);
       this.nc.subscribe(`${inbox}.*`, {
         callback: (err, msg) => {
           if (err) return;
@@ -334,7 +353,8 @@ export class Bus {
   private encodeChecked(subject: string, message: unknown): Uint8Array {
     const type = typeForSubject(subject);
     if (!type) throw new OutgoingSchemaError(`subject ${subject} is outside the gpucolo subject tree`);
-    const check = validatorFor(type);
+    // What we send carries only the fields this version defines (a misspelt field fails here, not downstream).
+    const check = knownFieldsValidatorFor(type);
     if (!check.Check(message)) {
       const first = check.Errors(message).First();
       throw new OutgoingSchemaError(`outgoing ${type} on ${subject} fails its schema: ${first?.path ?? ''} ${first?.message ?? ''}`);
@@ -372,10 +392,15 @@ export class Bus {
     if (typeof message === 'object' && message !== null && v !== SCHEMA_VERSION) {
       return this.reject(subject, 'version', `schema version ${JSON.stringify(v)}, expected ${SCHEMA_VERSION}`, bytes);
     }
-    const check = validatorFor(type);
-    if (!check.Check(message)) {
-      const first = check.Errors(message).First();
-      return this.reject(subject, 'schema', `${type}: ${first?.path || '/'} ${first?.message ?? 'invalid'}`.slice(0, 200), bytes);
+    // Fields this version knows only, the fast path. An event from a newer v1 producer may carry more
+    // (published events are open to additions): valid, and its unknown fields never reach an actor.
+    if (!knownFieldsValidatorFor(type).Check(message)) {
+      const check = validatorFor(type);
+      if (!isPublishedEvent(type) || !check.Check(message)) {
+        const first = check.Errors(message).First();
+        return this.reject(subject, 'schema', `${type}: ${first?.path || '/'} ${first?.message ?? 'invalid'}`.slice(0, 200), bytes);
+      }
+      message = knownFieldsOf(type, message);
     }
     this.stats.received++;
     const traceContext = extractTraceContext((k) => headers?.get(k) || undefined);

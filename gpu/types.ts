@@ -62,7 +62,25 @@ export interface GpuDevice {
    * faulty or healthy again, so the host runner can publish it. The simulated GPU never faults.
    */
   onHealth?(listener: (health: DeviceHealth) => void): void;
+  /**
+   * Optional: tells the listener when an inference service goes down (its process died, or its latency
+   * endpoint does not answer) and when it is up again (a real GPU's workloads are processes of their own).
+   * On registration the listener hears of every service down now.
+   */
+  onWorkload?(listener: (event: WorkloadHealth) => void): void;
+  /**
+   * Optional: the MPS share training is held at for good (a job that cannot checkpoint is never restarted
+   * to change it); undefined when the share may change.
+   */
+  readonly fixedMpsSharePct?: number;
   close(): Promise<void>;
+}
+
+/** An inference service went down (its process exited, its latency endpoint went silent) or came back. */
+export interface WorkloadHealth {
+  serviceId: string;
+  state: 'down' | 'up';
+  detail: string;
 }
 
 /** A change in a device's health: `ok`, or what is wrong (fault, hung, no-daemon, missing, failed). */

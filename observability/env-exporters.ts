@@ -66,12 +66,25 @@ const intervalMs = (env: Env, key: string, fallback: number): number => {
   return env[key] !== undefined && Number.isFinite(n) && n > 0 ? n : fallback;
 };
 
+/** Where the Prometheus exporter serves: OTEL_EXPORTER_PROMETHEUS_HOST (default 0.0.0.0) and _PORT (default 9464). */
+export function prometheusEndpoint(env: Env, warn: (m: string) => void = () => {}): { host: string; port: number } {
+  const host = (env.OTEL_EXPORTER_PROMETHEUS_HOST ?? '').trim() || '0.0.0.0';
+  const raw = (env.OTEL_EXPORTER_PROMETHEUS_PORT ?? '').trim();
+  const port = Number(raw);
+  if (raw === '') return { host, port: 9464 };
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    warn(`OTEL_EXPORTER_PROMETHEUS_PORT must be a port number 1-65535, got ${JSON.stringify(raw)}: using 9464`);
+    return { host, port: 9464 };
+  }
+  return { host, port };
+}
+
 /**
  * Metric readers for OTEL_METRICS_EXPORTER (otlp, prometheus, console, none). Push readers export every
  * OTEL_METRIC_EXPORT_INTERVAL ms (default 60000); prometheus serves OTEL_EXPORTER_PROMETHEUS_HOST:PORT
- * (default 0.0.0.0:9464) /metrics.
+ * (default 0.0.0.0:9464) /metrics and says where on `info` once it listens.
  */
-export function metricReadersFromEnv(env: Env, warn: (m: string) => void = () => {}): MetricReader[] {
+export function metricReadersFromEnv(env: Env, warn: (m: string) => void = () => {}, info: (line: string) => void = () => {}): MetricReader[] {
   const out: MetricReader[] = [];
   const exportIntervalMillis = intervalMs(env, 'OTEL_METRIC_EXPORT_INTERVAL', 60_000);
   const exportTimeoutMillis = Math.min(exportIntervalMillis, intervalMs(env, 'OTEL_METRIC_EXPORT_TIMEOUT', 30_000));
@@ -82,8 +95,10 @@ export function metricReadersFromEnv(env: Env, warn: (m: string) => void = () =>
       out.push(new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter(), exportIntervalMillis, exportTimeoutMillis }));
     } else if (name === 'prometheus') {
       const { PrometheusExporter } = load('@opentelemetry/exporter-prometheus') as typeof import('@opentelemetry/exporter-prometheus');
-      out.push(new PrometheusExporter({}, (err) => {
-        if (err) warn(`prometheus exporter could not serve metrics: ${(err as Error).message ?? err}`);
+      const { host, port } = prometheusEndpoint(env, warn);
+      out.push(new PrometheusExporter({ host, port }, (err) => {
+        if (err) warn(`prometheus exporter could not serve metrics on ${host}:${port}: ${(err as Error).message ?? err}`);
+        else info(`metrics: http://${host}:${port}/metrics`);
       }));
     } else {
       warn(`unsupported OTEL_METRICS_EXPORTER value ${JSON.stringify(name)} (use otlp, prometheus, console or none): ignored`);

@@ -147,14 +147,18 @@ export function explain(spans: readonly SpanRecord[], filter: ExplainFilter = {}
     if (!t) timelines.set(gpu, (t = { gpu, changes: [], fleetPlans: [] }));
     return t;
   };
-  // Wall time at which each GPU's device clock read 0: places fleet plans on the device time axis.
-  const deviceZero = new Map<string, number>();
+  // (wall, device) readings per GPU: a fleet plan has only a wall time, and a simulated GPU's clock runs
+  // --speed times faster than the wall, so a plan is placed between the readings around it.
+  const readings = new Map<string, Array<[number, number]>>();
   const plansOn = new Map<string, Set<FleetPlanView>>();
   for (const s of spans) {
     const gpu = gpuOf(s);
     if (!gpu || s.name === SPAN.fleetPlan) continue;
     const d = num(s.attributes[ATTR.deviceMs]);
-    if (d !== undefined) deviceZero.set(gpu, Math.min(deviceZero.get(gpu) ?? Infinity, s.startUnixMs - d));
+    if (d !== undefined) {
+      if (!readings.has(gpu)) readings.set(gpu, []);
+      readings.get(gpu)!.push([s.startUnixMs, d]);
+    }
     for (const p of plansByTrace.get(s.traceId) ?? []) {
       if (!plansOn.has(gpu)) plansOn.set(gpu, new Set());
       plansOn.get(gpu)!.add(p);
@@ -174,8 +178,11 @@ export function explain(spans: readonly SpanRecord[], filter: ExplainFilter = {}
     }
   }
   for (const [gpu, set] of plansOn) {
-    const zero = deviceZero.get(gpu);
-    tl(gpu).fleetPlans = [...set].map((p) => (zero !== undefined ? { ...p, deviceMs: p.unixMs - zero } : { ...p }));
+    const rs = (readings.get(gpu) ?? []).sort((a, b) => a[0] - b[0]);
+    tl(gpu).fleetPlans = [...set].map((p) => {
+      const deviceMs = deviceTimeAt(rs, p.unixMs);
+      return deviceMs !== undefined ? { ...p, deviceMs } : { ...p };
+    });
   }
   const gpus = [...timelines.values()]
     .filter((t) => !filter.gpu || t.gpu === filter.gpu)
@@ -186,6 +193,29 @@ export function explain(spans: readonly SpanRecord[], filter: ExplainFilter = {}
     }))
     .sort((a, b) => a.gpu.localeCompare(b.gpu));
   return { gpus, spans: spans.length };
+}
+
+/**
+ * A GPU's device time at a wall time, from its (wall, device) readings sorted by wall time: linear between
+ * the two readings around it, and at the run's mean device speed before the first or after the last.
+ */
+export function deviceTimeAt(readings: ReadonlyArray<readonly [number, number]>, unixMs: number): number | undefined {
+  if (readings.length === 0) return undefined;
+  const first = readings[0]!;
+  const last = readings.at(-1)!;
+  const speed = last[0] > first[0] ? Math.max(0, (last[1] - first[1]) / (last[0] - first[0])) : 1;
+  if (unixMs <= first[0]) return Math.max(0, first[1] - (first[0] - unixMs) * speed);
+  if (unixMs >= last[0]) return last[1] + (unixMs - last[0]) * speed;
+  let lo = 0;
+  let hi = readings.length - 1;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (readings[mid]![0] <= unixMs) lo = mid;
+    else hi = mid;
+  }
+  const [w0, d0] = readings[lo]!;
+  const [w1, d1] = readings[hi]!;
+  return w1 > w0 ? d0 + ((unixMs - w0) / (w1 - w0)) * (d1 - d0) : d0;
 }
 
 const fixed = (n: number, d: number) => (Number.isInteger(n) ? String(n) : n.toFixed(d));

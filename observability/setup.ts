@@ -1,12 +1,13 @@
 import { context, diag, DiagLogLevel, metrics, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, resourceFromAttributes, type Resource, type ResourceDetector } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { metricReadersFromEnv, spanProcessorsFromEnv, type Env } from './env-exporters.ts';
 import { resetInstruments } from './metrics.ts';
 import { TraceFileExporter } from './trace-file.ts';
+import { GPUCOLO_VERSION } from './version.ts';
 
 export interface TelemetryOptions {
   /** Extra span processors (tests: an in-memory exporter). */
@@ -17,6 +18,39 @@ export interface TelemetryOptions {
   env?: Env;
   /** Where exporter warnings go (default stderr). */
   log?: (line: string) => void;
+  /** `service.instance.id`: the host id of a host runner, the fleet id of a fleet process. */
+  serviceInstanceId?: string;
+}
+
+/** The process detector less the command line: `--password` and credentials in `--nats-url` must not reach a metrics backend. */
+const processWithoutArgs: ResourceDetector = {
+  detect: (config) => {
+    const { 'process.command_args': _args, 'process.command_line': _line, ...attributes } = processDetector.detect(config).attributes ?? {};
+    return { attributes };
+  },
+};
+
+const DETECTORS: Record<string, ResourceDetector> = { env: envDetector, host: hostDetector, os: osDetector, process: processWithoutArgs };
+
+/**
+ * The process's resource, as sdk-node builds it: the SDK defaults (`telemetry.sdk.*`), then ours
+ * (`service.name` per role, `service.version`, `service.instance.id`), then what the detectors named in
+ * OTEL_NODE_RESOURCE_DETECTORS find (default all: `host.name`, `host.id`, `os.*`, `process.*`, and
+ * OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME, which win over ours).
+ */
+export function telemetryResource(serviceName: string, options: { serviceInstanceId?: string; env?: Env } = {}): Resource {
+  const env = options.env ?? process.env;
+  const names = (env.OTEL_NODE_RESOURCE_DETECTORS ?? 'all').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const detectors = names.includes('none') ? [] : names.includes('all') ? Object.values(DETECTORS) : names.flatMap((n) => (DETECTORS[n] ? [DETECTORS[n]] : []));
+  const own = resourceFromAttributes({
+    'service.name': serviceName,
+    'service.version': GPUCOLO_VERSION,
+    ...(options.serviceInstanceId ? { 'service.instance.id': options.serviceInstanceId } : {}),
+  });
+  const resource = defaultResource().merge(own).merge(detectResources({ detectors }));
+  // host.id (the machine id) is read asynchronously; the Prometheus exporter does not wait for it.
+  void resource.waitForAsyncAttributes?.().catch(() => undefined);
+  return resource;
 }
 
 let provider: BasicTracerProvider | undefined;
@@ -57,13 +91,13 @@ export function setupTelemetry(serviceName: string, options: TelemetryOptions = 
     });
     processors.push(fileProcessor);
   }
-  const resource = resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME || serviceName, 'process.pid': process.pid });
+  const resource = telemetryResource(serviceName, { env, ...(options.serviceInstanceId ? { serviceInstanceId: options.serviceInstanceId } : {}) });
   provider = new BasicTracerProvider({ resource, spanProcessors: processors });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
 
-  const readers = metricReadersFromEnv(env, warn);
+  const readers = metricReadersFromEnv(env, warn, log);
   if (readers.length) {
     meterProvider = new MeterProvider({ resource, readers });
     metrics.setGlobalMeterProvider(meterProvider);

@@ -1,24 +1,65 @@
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span } from '@opentelemetry/api';
-import type { GpuStatusEvent } from '../schemas/index.ts';
+import { subjects, type GpuStatusEvent } from '../schemas/index.ts';
 import { tracer } from './tracing.ts';
 
-/** Span names: the contract between the runtime, `explain` and `report`. */
+/**
+ * Span names: the contract between the runtime, `explain` and `report`. Messaging spans are named as the
+ * OTel messaging conventions say, `{operation} {destination template}` (e.g. `send
+ * colo.v1.{host}.{gpu}.cmd`); what they carry is in `gpucolo.action` / `gpucolo.message.type`.
+ */
 export const SPAN = {
   /** `gpucolo.decision.inner`, `.outer` or `.safety`: one knob change and why. */
   decisionPrefix: 'gpucolo.decision.',
-  /** `gpucolo.actuate <action>`: a command to a training actor, child of its decision. */
+  /** Kind of `commandSpan`: a command to a training actor, child of its decision (`gpucolo.command.kind` = actuate). */
   actuatePrefix: 'gpucolo.actuate ',
-  /** `gpucolo.handle <message type>`: a command handled (consumer side). */
+  /** Consumer side of a command (`process <template>`). */
   handlePrefix: 'gpucolo.handle ',
-  /** `gpucolo.command <action>`: a command sent by an operator or the demo. */
+  /** Kind of `commandSpan`: a command sent by an operator, the demo or the fleet (`gpucolo.command.kind` = command). */
   commandPrefix: 'gpucolo.command ',
-  /** A latency window put on the bus: decisions link to the windows they consumed. */
-  window: 'gpucolo.telemetry.window',
+  /** The operation of a latency window put on the bus (`publish colo.v1.{host}.{gpu}.inf.{service}.window`). */
+  window: 'publish',
   /** Once per status period per GPU: the time series of `report`. */
   status: 'gpucolo.gpu.status',
   /** A fleet consolidation plan: the GPU commands it causes are its descendants. */
   fleetPlan: 'gpucolo.fleet.plan',
 } as const;
+
+/** Every subject pattern of the wire, with `{host}`-style placeholders: the low-cardinality span destination. */
+const TEMPLATES: readonly string[] = [
+  subjects.inferenceWindow('{host}', '{gpu}', '{service}'), subjects.inferenceCommand('{host}', '{gpu}', '{service}'),
+  subjects.trainingProgress('{host}', '{gpu}', '{job}'), subjects.trainingCommand('{host}', '{gpu}', '{job}'),
+  subjects.gpuCommand('{host}', '{gpu}'), subjects.placementCommand('{host}', '{gpu}'),
+  subjects.fleetPlan(), subjects.fleetLeader(),
+  subjects.gpuStatus('{host}', '{gpu}'), subjects.gpuDecision('{host}', '{gpu}'), subjects.gpuSafety('{host}', '{gpu}'),
+  subjects.gpuFreed('{host}', '{gpu}'), subjects.gpuClaimed('{host}', '{gpu}'),
+  subjects.busRejected('{host}'), subjects.hostLifecycle('{host}'),
+];
+const MATCHERS = TEMPLATES.map((t) => ({
+  template: t,
+  re: new RegExp(`^${t.split('.').map((tok) => (/^\{\w+\}$/.test(tok) ? '[^.]+' : tok.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('\\.')}$`),
+}));
+
+/** The subject's pattern (`colo.v1.h0.gpu1.cmd` -> `colo.v1.{host}.{gpu}.cmd`); undefined for a subject off the tree (an inbox). */
+export function subjectTemplate(subject: string): string | undefined {
+  return MATCHERS.find((m) => m.re.test(subject))?.template;
+}
+
+let server: { address: string; port?: number } | undefined;
+
+/**
+ * Names the NATS server this process talks to (`server.address`, `server.port` on messaging spans); call
+ * after connecting and again after a reconnect. Accepts `nats://host:port`, `host:port` or `host`.
+ */
+export function setMessagingServer(url: string | undefined): void {
+  const first = url?.split(',')[0]?.trim();
+  if (!first) { server = undefined; return; }
+  try {
+    const u = new URL(/^[a-z]+:\/\//i.test(first) ? first : `nats://${first}`);
+    server = { address: u.hostname.replace(/^\[|\]$/g, ''), ...(u.port ? { port: Number(u.port) } : { port: 4222 }) };
+  } catch {
+    server = { address: first };
+  }
+}
 
 /** Attribute keys (beyond the OTel messaging conventions). */
 export const ATTR = {
@@ -82,8 +123,19 @@ export function messagingAttributes(subject: string, operation: 'send' | 'proces
     'messaging.operation.type': operation,
     'messaging.operation.name': name,
   };
+  const template = subjectTemplate(subject);
+  if (template) a['messaging.destination.template'] = template;
+  if (server) {
+    a['server.address'] = server.address;
+    if (server.port !== undefined) a['server.port'] = server.port;
+  }
   if (messageId) a['messaging.message.id'] = messageId;
   return a;
+}
+
+/** `{operation} {destination}`: the template when the subject has one, else the subject itself. */
+export function messagingSpanName(operationName: string, subject: string): string {
+  return `${operationName} ${subjectTemplate(subject) ?? subject}`;
 }
 
 /** A knob change as the control laws report it (structurally control's `Decision`). */
@@ -145,17 +197,25 @@ export function decisionSpan(o: DecisionSpanOptions): Span {
   return tracer().startSpan(`${SPAN.decisionPrefix}${o.tier}`, { attributes: attrs, links: o.links ?? [] }, o.parent ?? context.active());
 }
 
-/** Starts the span of a command sent over the bus (producer side); pass `trace.setSpan(ctx, span)` to the request. */
-export function commandSpan(name: string, subject: string, action: string, attributes: Attributes = {}, parent: Context = context.active()): Span {
-  return tracer().startSpan(`${name}${action}`, {
-    kind: SpanKind.PRODUCER, attributes: { ...messagingAttributes(subject, 'send', 'request'), ...attributes },
+/**
+ * Starts the span of a command sent over the bus (producer side), named `send <subject template>`; `kind`
+ * is `SPAN.actuatePrefix` (a decision's actuation) or `SPAN.commandPrefix`. Pass `trace.setSpan(ctx, span)`
+ * to the request.
+ */
+export function commandSpan(kind: string, subject: string, action: string, attributes: Attributes = {}, parent: Context = context.active()): Span {
+  return tracer().startSpan(messagingSpanName('send', subject), {
+    kind: SpanKind.PRODUCER,
+    attributes: {
+      ...messagingAttributes(subject, 'send', 'send'), 'gpucolo.action': action,
+      'gpucolo.command.kind': kind === SPAN.actuatePrefix ? 'actuate' : 'command', ...attributes,
+    },
   }, parent);
 }
 
-/** Runs a command handler inside a consumer span whose parent is the sender's context (from the headers). */
+/** Runs a command handler inside a consumer span (`process <subject template>`) whose parent is the sender's context. */
 export async function withHandleSpan<T>(subject: string, type: string, messageId: string, parent: Context, fn: () => Promise<T> | T): Promise<T> {
-  const span = tracer().startSpan(`${SPAN.handlePrefix}${type}`, {
-    kind: SpanKind.CONSUMER, attributes: messagingAttributes(subject, 'process', 'handle', messageId),
+  const span = tracer().startSpan(messagingSpanName('process', subject), {
+    kind: SpanKind.CONSUMER, attributes: { ...messagingAttributes(subject, 'process', 'process', messageId), 'gpucolo.message.type': type },
   }, parent);
   try {
     return await context.with(trace.setSpan(parent, span), fn);
@@ -193,10 +253,10 @@ export function statusSpan(s: GpuStatusEvent): void {
 
 /** Starts the producer span of a latency window put on the bus; returns the context to publish it with. */
 export function windowSpanContext(host: string, gpu: string, serviceId: string, subject: string, w: { seq: number; p99Ms: number; count: number; tMs: number }): Context {
-  const span = tracer().startSpan(SPAN.window, {
+  const span = tracer().startSpan(messagingSpanName(SPAN.window, subject), {
     kind: SpanKind.PRODUCER, root: true,
     attributes: {
-      ...messagingAttributes(subject, 'send', 'publish'), [ATTR.host]: host, [ATTR.gpu]: gpu, [ATTR.service]: serviceId,
+      ...messagingAttributes(subject, 'send', SPAN.window), [ATTR.host]: host, [ATTR.gpu]: gpu, [ATTR.service]: serviceId,
       'gpucolo.window.seq': w.seq, 'gpucolo.window.p99_ms': w.p99Ms, 'gpucolo.window.count': w.count, [ATTR.deviceMs]: w.tMs,
     },
   });

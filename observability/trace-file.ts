@@ -19,6 +19,8 @@ export interface SpanRecord {
   kind: number;
   /** The resource's `service.name`: which process made the span. */
   service: string;
+  /** The resource's `service.instance.id`: which host runner or fleet process (absent when unset). */
+  instance?: string;
   startUnixMs: number;
   endUnixMs: number;
   attributes: Record<string, AttrValue>;
@@ -53,6 +55,8 @@ export function spanRecord(s: ReadableSpan): SpanRecord {
     links: s.links.map((l) => ({ traceId: l.context.traceId, spanId: l.context.spanId, attributes: plain(l.attributes) })),
     status: s.status.message ? { code: s.status.code, message: s.status.message } : { code: s.status.code },
   };
+  const instance = s.resource.attributes['service.instance.id'];
+  if (instance !== undefined) r.instance = String(instance);
   if (s.parentSpanContext?.spanId) r.parentSpanId = s.parentSpanContext.spanId;
   return r;
 }

@@ -16,6 +16,7 @@ const explainCommand = lazy(async () => (await import('./explain-command.ts')).e
 const reportCommand = lazy(async () => (await import('./report-command.ts')).reportCommand);
 const benchControlCommand = lazy(async () => (await import('./bench-command.ts')).benchControlCommand);
 const simFleetCommand = lazy(async () => (await import('./sim-command.ts')).simFleetCommand);
+const calibrateCommand = lazy(async () => (await import('./calibrate-command.ts')).calibrateCommand);
 
 /** The bench's common warm-up (bench/control/metrics.ts DEFAULT_WARMUP_S), here so --help loads no simulator. */
 const DEFAULT_WARMUP_S_TEXT = 30;
@@ -42,6 +43,7 @@ export function program(): Command {
     .option('--duration <s>', 'stop after this many simulated seconds (default: run until SIGINT/SIGTERM)')
     .option('--json', 'print a JSON summary line on stop')
     .option('--trace-file <file>', 'append every span to FILE as JSON lines (for explain and report)')
+    .option('--health-port <[host:]port>', 'serve GET /healthz (alive) and /readyz (connected to NATS, GPU actors running) on this port (0: a free one, printed)')
     .action(hostCommand);
 
   withBusOptions(p.command('fleet'))
@@ -56,6 +58,7 @@ export function program(): Command {
     .option('--duration <s>', 'stop after this many (simulated) seconds (default: run until SIGINT/SIGTERM)')
     .option('--json', 'print a JSON summary line on stop')
     .option('--trace-file <file>', 'append every span to FILE as JSON lines')
+    .option('--health-port <[host:]port>', 'serve GET /healthz (alive) and /readyz (connected to NATS, fleet actor running, leading or standing by) on this port (0: a free one, printed)')
     .action(fleetCommand);
 
   withBusOptions(p.command('demo'))
@@ -104,13 +107,33 @@ export function program(): Command {
   sim.command('fleet')
     .description('replay a composite of real traces (57 days by default) on a simulated fleet under each placement and control policy; print GPUs used, SLO violations and training JCT')
     .option('--days <n>', 'simulated days (1-365)', '57')
-    .option('--policy <name>', 'all, or one of no-colocation, separate-5-1, gslice, gpucolo-paper, gpucolo', 'all')
+    .option('--policy <name>', 'all, or one of no-colocation, separate-5-1, gslice, gpucolo-paper, gpucolo, gpucolo-no-moves', 'all')
+    .option('--slot-order <order>', 'which switched-off GPU a new workload powers on, the same for every policy: fastest-first or trace', 'fastest-first')
+    .option('--move-startup-s <s>', 'start-up of a moved replica, held on both GPUs meanwhile (0-600 s)', '60')
+    .option('--no-matched', "skip the baselines' matched-violation sweeps")
+    .option('--workers <n>', 'worker threads, 1 or 2', '2')
     .option('--data <dir>', 'folder with the derived trace files (default: the vendored data/fleet; see data/README.md)')
     .option('--seed <n>', 'random seed of the workload construction', '1')
-    .option('--json', 'table on stderr; last stdout line {"days", "policies": {NAME: {...}}, "savingsVsNoColocation", "savingsVsGslice"}')
+    .option('--json', 'table on stderr; last stdout line {"days", "slotOrder", "policies": {NAME: {...}}, "matched", "savingsVsNoColocation", "savingsVsGslice", "savingsVsGsliceMatched"}')
     .option('--report <file>', 'write an HTML chart of GPUs used per day per policy')
     .option('--peak-window-h <h>', 'gpucolo\'s planner packs each service by its highest load over this many past hours (plus the next 2 h of the day before, as claim-back)', '1')
     .action(simFleetCommand);
+
+  p.command('calibrate')
+    .description('measure a GPU (inference alone against batch, next to training over MPS shares x sleep duties, training against share, restart time, noise), fit a gpu/model profile, print every measured point against the fitted one')
+    .option('--backend <kind>', 'nvidia (the GPU and workloads of --workloads) or sim:1 (a simulated GPU of --profile, on simulated time)')
+    .option('--workloads <file>', 'nvidia: YAML or JSON as for host --backend nvidia; its first GPU entry, first service (a closed loop printing {"latencyMs": ...}; {batch} in its argv takes the batch size) and first training job. sim:1: a JSON workloads file (its profile and first service\'s batch)')
+    .option('--profile <name|file>', 'sim:1: the simulated GPU to measure (a built-in name or a profile JSON file)')
+    .option('--out <file>', 'where to write the fitted profile (JSON, the schema of gpu/model/profiles)')
+    .option('--name <name>', 'the fitted profile\'s name (default calibrated-<gpu name>)')
+    .option('--base <name|file>', 'profile whose values stand for what calibrate does not measure (time-slicing, inference\'s own cap, sleep-change cost)', 'rtx3090-resnet50-wrn101')
+    .option('--quick', 'a smaller plan: 3 batch sizes, 3 shares x 2 duties, under 5 minutes of GPU time (default plan: under 30)')
+    .option('--plan <file>', 'JSON object overriding plan fields (batches, batch, shares, duties, dutyPeriodMs, aloneWindowMs, noiseWindowMs, colocWindowMs, iterWindowMs, settleMs, pollMs, restartTimeoutMs, budgetMs)')
+    .option('--batch <n>', 'batch of the noise window and of the co-located grid (default 8)')
+    .option('--seed <n>', 'sim:1: random seed of the simulated GPU', '1')
+    .option('--state-dir <dir>', 'nvidia: folder for the MPS pipe, leases, progress and checkpoints (default $XDG_RUNTIME_DIR/gpucolo/calibrate)')
+    .option('--json', 'tables on stderr; last stdout line one JSON object (parameters, points with measured, fitted and errorPct, deviceMs)')
+    .action(calibrateCommand);
 
   p.command('explain')
     .description('per GPU, a timeline of every knob change and why, from a trace file (--trace-file)')
@@ -131,7 +154,7 @@ export function program(): Command {
   p.command('gpus')
     .description('list the NVIDIA GPUs this host runner would manage (nvidia-smi; GPUCOLO_NVIDIA_SMI names another binary)')
     .option('--nvidia-smi <path>', 'the nvidia-smi binary to run (default: GPUCOLO_NVIDIA_SMI, else nvidia-smi on PATH)')
-    .option('--json', 'print {"gpus": [{index, uuid, name, memoryTotalMiB, memoryUsedMiB, utilizationPct}]} as the last stdout line')
+    .option('--json', 'print {"gpus": [{index, uuid, name, memoryTotalMiB, memoryUsedMiB, utilizationPct, managed, reason}]} (every GPU; reason: why not managed, else null) as the last stdout line')
     .action(gpusCommand);
 
   p.command('schema')

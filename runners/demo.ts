@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { context, trace } from '@opentelemetry/api';
 import { Bus, NoRespondersError, ensureEventsStream } from '../bus/index.ts';
 import { POLICY_NAMES } from '../control/types.ts';
+import { exporterNames, prometheusEndpoint } from '../observability/env-exporters.ts';
 import { setupTelemetry, shutdownTelemetry } from '../observability/setup.ts';
 import { commandSpan, failSpan, SPAN } from '../observability/spans.ts';
 import { subjects, type GpuStatusEvent, type HostLifecycleEvent } from '../schemas/index.ts';
@@ -27,12 +28,18 @@ export interface DemoFlags {
   fleets?: string;
 }
 
-/** The demo's per-GPU summary line (the JSON contract of `gpucolo demo --json`). */
+/**
+ * The demo's per-GPU summary line (the JSON contract of `gpucolo demo --json`). A GPU that serves nothing at
+ * the end (the fleet moved its services away) has no SLO or p99 to show: null, never 0; its attainment is
+ * over what it served before, null if it never served.
+ */
 export interface DemoGpuSummary {
   id: string;
-  sloMs: number;
-  p99Ms: number;
-  attainment: number;
+  /** Inference services on the GPU at the end of the run. */
+  servicesAtEnd: number;
+  sloMs: number | null;
+  p99Ms: number | null;
+  attainment: number | null;
   trainingItersPerSec: number;
   mpsChanges: number;
   sleepChanges: number;
@@ -43,21 +50,42 @@ const BIN = fileURLToPath(new URL('../bin/gpucolo.mjs', import.meta.url));
 /** Summarises a GPU's last status: the tightest service's SLO, run p99 and 1 s-window attainment. */
 export function summarizeStatus(s: GpuStatusEvent): DemoGpuSummary {
   let tight = s.services[0];
+  let windows = 0;
   let attainment = 1;
   for (const x of s.services) {
     if (tight && x.runP99Ms / x.sloMs > tight.runP99Ms / tight.sloMs) tight = x;
     if (x.sloWindows > 0) attainment = Math.min(attainment, x.sloWindowsMet / x.sloWindows);
+    windows += x.sloWindows;
   }
   const iterations = s.trainings.reduce((a, t) => a + t.iterations, 0);
   return {
     id: `${s.host}/${s.gpu}`,
-    sloMs: tight?.sloMs ?? 0,
-    p99Ms: round(tight?.runP99Ms ?? 0, 2),
-    attainment: round(attainment, 4),
+    servicesAtEnd: s.services.length,
+    sloMs: tight?.sloMs ?? null,
+    p99Ms: tight ? round(tight.runP99Ms, 2) : null,
+    attainment: windows > 0 ? round(attainment, 4) : null,
     trainingItersPerSec: round(s.tMs > 0 ? (iterations * 1000) / s.tMs : 0, 3),
     mpsChanges: s.mpsChanges,
     sleepChanges: s.sleepChanges,
   };
+}
+
+/**
+ * A GPU's summary at the end of the demo: SLO and run p99 of what it serves now, attainment pooled over
+ * everything it served during the run (FleetTally), training iterations done on it.
+ */
+export function summarizeGpu(s: GpuStatusEvent, tally: FleetTally): DemoGpuSummary {
+  const gpu = `${s.host}/${s.gpu}`;
+  return {
+    ...summarizeStatus(s),
+    attainment: tally.servedWindows(gpu) > 0 ? round(tally.attainment(gpu), 4) : null,
+    trainingItersPerSec: round(s.tMs > 0 ? (tally.iterations(gpu) * 1000) / s.tMs : 0, 3),
+  };
+}
+
+function endState(g: DemoGpuSummary): string {
+  if (g.servicesAtEnd > 0) return `${g.servicesAtEnd} service(s)`;
+  return g.attainment === null ? 'never served' : 'services moved away';
 }
 
 function round(n: number, digits: number): number {
@@ -102,7 +130,10 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
       throw new Error(`--trace-file: cannot write ${f.traceFile}: ${(err as Error).message}`, { cause: err });
     }
   }
-  setupTelemetry('gpucolo-demo', f.traceFile ? { traceFile: f.traceFile } : {});
+  // Prometheus: one port per process, from OTEL_EXPORTER_PROMETHEUS_PORT (default 9464) up: the demo, its hosts, its fleets.
+  const prom = exporterNames(process.env, 'METRICS').includes('prometheus') ? prometheusEndpoint(process.env) : undefined;
+  const metricsPort = (i: number) => (prom ? { OTEL_EXPORTER_PROMETHEUS_PORT: String(prom.port + i) } : {});
+  setupTelemetry('gpucolo-demo', { serviceInstanceId: 'demo', env: { ...process.env, ...metricsPort(0) }, ...(f.traceFile ? { traceFile: f.traceFile } : {}) });
   const bus = await Bus.connect({ name: 'gpucolo-demo', host: 'demo' });
   out.write(`bus: ${bus.url}${bus.embedded ? ' (embedded nats-server)' : ''}; ${hosts} host(s) x ${gpus} simulated GPU(s); ${durationS} s at ${speed}x\n`);
 
@@ -134,7 +165,7 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
     // Without --workloads: a mixed fleet with fleet-unique ids (see fleet-demo.ts), so services can move.
     args.push('--workloads', f.workloads ?? demoWorkloads(hostId, gpus));
     if (f.traceFile) args.push('--trace-file', f.traceFile);
-    const child = spawn(process.execPath, args, { env: { ...process.env, NATS_URL: bus.url }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, args, { env: { ...process.env, NATS_URL: bus.url, ...metricsPort(1 + i) }, stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.on('data', (d: Buffer) => {
       for (const line of d.toString().split('\n')) if (line.trim()) process.stderr.write(`[${hostId}] ${line}\n`);
     });
@@ -144,11 +175,16 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
     const fleetId = `demo-fleet${i}`;
     const args = [BIN, 'fleet', '--fleet-id', fleetId, '--speed', String(speed)];
     if (f.traceFile) args.push('--trace-file', f.traceFile);
-    const child = spawn(process.execPath, args, { env: { ...process.env, NATS_URL: bus.url }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, args, { env: { ...process.env, NATS_URL: bus.url, ...metricsPort(1 + hosts + i) }, stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.on('data', (d: Buffer) => {
       for (const line of d.toString().split('\n')) if (line.trim()) process.stderr.write(`[${fleetId}] ${line}\n`);
     });
     children.push(child);
+  }
+  if (prom) {
+    const at = (i: number) => `http://${prom.host === '0.0.0.0' ? '127.0.0.1' : prom.host}:${prom.port + i}/metrics`;
+    const names = ['demo', ...hostIds, ...Array.from({ length: fleets }, (_, i) => `demo-fleet${i}`)];
+    out.write(`metrics (prometheus): ${names.map((n, i) => `${n} ${at(i)}`).join(', ')}\n`);
   }
   const killAll = () => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); };
   process.once('exit', killAll);
@@ -191,15 +227,16 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
     });
     // Attainment per GPU over every service that ran on it during the run (fleet-demo.ts says how).
     const summary = [...finalStatuses.values()].sort((a, b) => `${a.host}/${a.gpu}`.localeCompare(`${b.host}/${b.gpu}`))
-      .map((s) => ({
-        ...summarizeStatus(s),
-        attainment: round(tally.attainment(`${s.host}/${s.gpu}`), 4),
-        trainingItersPerSec: round(s.tMs > 0 ? (tally.iterations(`${s.host}/${s.gpu}`) * 1000) / s.tMs : 0, 3),
-      }));
+      .map((s) => summarizeGpu(s, tally));
     const fleetSummary: DemoFleetSummary = tally.summary(hosts * gpus);
     out.write(`\n== summary: ${summary.length} GPUs, ${decisions} decisions, ${safety} safety events, ${bus.stats.rejected} rejected messages ==\n`);
-    const rows = [['gpu', 'SLO ms', 'run p99 ms', 'attainment', 'train it/s', 'mps changes', 'sleep changes']];
-    for (const g of summary) rows.push([g.id, String(g.sloMs), g.p99Ms.toFixed(2), g.attainment.toFixed(4), g.trainingItersPerSec.toFixed(3), String(g.mpsChanges), String(g.sleepChanges)]);
+    const rows = [['gpu', 'SLO ms', 'run p99 ms', 'attainment', 'train it/s', 'mps changes', 'sleep changes', 'at the end']];
+    for (const g of summary) {
+      rows.push([
+        g.id, g.sloMs === null ? '-' : String(g.sloMs), g.p99Ms === null ? '-' : g.p99Ms.toFixed(2), g.attainment === null ? '-' : g.attainment.toFixed(4),
+        g.trainingItersPerSec.toFixed(3), String(g.mpsChanges), String(g.sleepChanges), endState(g),
+      ]);
+    }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     out.write(`${rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n')}\n`);
     if (fleets > 0) {

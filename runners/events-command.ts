@@ -36,18 +36,31 @@ function fmt(n: number): string {
 export async function eventsCommand(f: { json?: boolean; subject?: string; count?: string; duration?: string; replay?: boolean }): Promise<void> {
   const count = f.count !== undefined ? numberFlag('--count', f.count, { min: 1, integer: true }) : Infinity;
   const durationS = f.duration !== undefined ? numberFlag('--duration', f.duration, { min: 0 }) : undefined;
-  const bus = await Bus.connect({ name: 'gpucolo-events', host: `events-${process.pid}` });
+  // Replies (JetStream's, for --replay) under the observer's inbox, as deploy/nats permits a watcher.
+  const bus = await Bus.connect({ name: 'gpucolo-events', host: `events-${process.pid}`, inboxPrefix: process.env.NATS_INBOX_PREFIX ?? '_INBOX.observer' });
   if (bus.embedded) process.stderr.write(`no NATS_URL: listening on a private server ${bus.url} (set NATS_URL to watch a running cluster)\n`);
   let seen = 0;
+  // A reader that stops reading (`| head -1`) closes the pipe: that ends the command quietly, as it ends
+  // any Unix filter, instead of an unhandled EPIPE.
+  let readerGone = false;
+  let onReaderGone = () => {};
+  const onStdoutError = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    readerGone = true;
+    onReaderGone();
+  };
+  process.stdout.on('error', onStdoutError);
   const print = (subject: string, message: MessageOf<MessageType>) => {
+    if (readerGone) return;
     process.stdout.write(f.json ? `${JSON.stringify({ subject, ...message })}\n` : `${describeEvent(subject, message)}\n`);
   };
   if (f.replay) {
     try {
       await replayEvents(bus, ({ subject, message }) => {
+        if (readerGone) return false;
         if (f.subject && !subjectMatches(f.subject, subject)) return true;
         print(subject, message);
-        return ++seen < count;
+        return ++seen < count && !readerGone;
       });
     } catch (err) {
       await bus.close();
@@ -62,6 +75,7 @@ export async function eventsCommand(f: { json?: boolean; subject?: string; count
       print(subject, message);
       if (seen >= count) resolve();
     });
+    onReaderGone = resolve;
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());
     if (durationS !== undefined) setTimeout(resolve, durationS * 1000);

@@ -1,9 +1,13 @@
 import { Bus } from '../bus/index.ts';
+import { startHealthServer, type HealthServer } from '../observability/health.ts';
+import { recordFleetPlan } from '../observability/metrics.ts';
 import { setupTelemetry, shutdownTelemetry } from '../observability/setup.ts';
-import { assertId } from '../schemas/index.ts';
+import { setMessagingServer } from '../observability/spans.ts';
+import { assertId, subjects } from '../schemas/index.ts';
 import { scaledClock } from './clock.ts';
 import { UsageError, numberFlag } from './errors.ts';
-import { startFleet } from './fleet.ts';
+import { startFleet, type RunningFleet } from './fleet.ts';
+import { healthPortFlag, natsReadiness } from './health-flags.ts';
 
 export interface FleetFlags {
   fleetId?: string;
@@ -16,6 +20,8 @@ export interface FleetFlags {
   duration?: string;
   json?: boolean;
   traceFile?: string;
+  /** `--health-port PORT|HOST:PORT`: serve /healthz and /readyz. */
+  healthPort?: string;
 }
 
 /** `gpucolo fleet`: one fleet process; it leads while it holds the KV lease, else stands by. */
@@ -37,16 +43,43 @@ export async function fleetCommand(f: FleetFlags): Promise<void> {
   if ((planner.packUtil ?? 0.5) >= (planner.unpackUtil ?? 0.72)) {
     throw new UsageError('--pack-util must be below --unpack-util (the gap between them is the hysteresis)');
   }
+  const healthAt = f.healthPort !== undefined ? healthPortFlag(f.healthPort) : undefined;
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  let connected: Bus | undefined;
+  let running: RunningFleet | undefined;
+  let health: HealthServer | undefined;
+  if (healthAt) {
+    // Ready as a leader or as a standby: either way it holds its part of the lease protocol.
+    health = await startHealthServer({
+      ...healthAt,
+      checks: {
+        nats: () => (connected ? natsReadiness(connected) : 'connecting to NATS'),
+        actors: () => (!running ? 'starting' : running.actor.getSnapshot().status !== 'active' ? 'fleet actor not running' : undefined),
+      },
+    });
+    log(`fleet ${fleetId}: health: http://${health.host}:${health.port}/healthz, /readyz`);
+  }
   try {
-    setupTelemetry(`gpucolo-fleet-${fleetId}`, { log, ...(f.traceFile ? { traceFile: f.traceFile } : {}) });
+    setupTelemetry('gpucolo-fleet', { log, serviceInstanceId: fleetId, ...(f.traceFile ? { traceFile: f.traceFile } : {}) });
   } catch (err) {
+    await health?.close();
     throw new Error(`--trace-file: ${(err as Error).message}`, { cause: err });
   }
-  const bus = await Bus.connect({ name: `gpucolo-fleet-${fleetId}`, host: 'fleet' });
+  const bus = await Bus.connect({ name: `gpucolo-fleet-${fleetId}`, host: 'fleet' }).catch(async (err: unknown) => {
+    await health?.close();
+    await shutdownTelemetry();
+    throw err;
+  });
+  connected = bus;
+  setMessagingServer(bus.nc.getServer());
+  bus.onReconnect(() => setMessagingServer(bus.nc.getServer()));
+  // The plans this process makes while it leads, as metrics (a standby makes none).
+  bus.subscribe<'fleet.plan'>(subjects.fleetPlan(), ({ message }) => {
+    if (message.fleetId === fleetId) recordFleetPlan(message.gpusInUse, message.gpusFreed);
+  });
   bus.onError = (err, where) => log(`bus: ${where}: ${(err as Error)?.message ?? err}`);
   log(`fleet ${fleetId}: bus ${bus.url}${bus.embedded ? ' (embedded)' : ''}, plan every ${planPeriodS} s at ${speed}x, lease ttl ${leaseTtlS} s`);
-  const fleet = await startFleet({
+  const fleet = running = await startFleet({
     fleetId, bus, clock: scaledClock(speed), log, planPeriodMs: planPeriodS * 1000, leaseTtlMs: leaseTtlS * 1000, planner,
   });
 
@@ -54,10 +87,12 @@ export async function fleetCommand(f: FleetFlags): Promise<void> {
   const stop = async (why: string) => {
     if (stopping) return;
     stopping = true;
+    health?.stopping();
     log(`fleet ${fleetId}: stopping (${why})`);
     await fleet.stop();
     if (f.json) process.stdout.write(`${JSON.stringify({ ...fleet.stats(), bus: bus.stats })}\n`);
     await bus.close();
+    await health?.close();
     await shutdownTelemetry();
   };
   await new Promise<void>((resolve) => {

@@ -122,6 +122,13 @@ export class FleetTally {
     return windows > 0 ? met / windows : 1;
   }
 
+  /** 1 s service windows a GPU served during the run (0: it never served). */
+  servedWindows(gpu: string): number {
+    let windows = 0;
+    for (const [key, t] of this.tenures) if (key.startsWith(`${gpu}|`)) windows += t.banked.windows + t.last.windows;
+    return windows;
+  }
+
   summary(total: number): DemoFleetSummary {
     const n = this.freed.length;
     return {

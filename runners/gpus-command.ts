@@ -5,9 +5,15 @@ export interface GpusFlags {
   nvidiaSmi?: string;
 }
 
-/** The JSON row of one GPU; a value nvidia-smi could not give is null. */
-export function gpuJson(g: NvidiaGpu) {
-  return { index: g.index, uuid: g.uuid, name: g.name, memoryTotalMiB: g.memoryTotalMiB, memoryUsedMiB: g.memoryUsedMiB, utilizationPct: g.utilizationPct };
+/**
+ * The JSON row of one GPU; a value nvidia-smi could not give is null. Every GPU is listed: `managed` says
+ * whether a host runner would take it, `reason` why not (null when managed).
+ */
+export function gpuJson(g: NvidiaGpu, reason: string | null = null) {
+  return {
+    index: g.index, uuid: g.uuid, name: g.name, memoryTotalMiB: g.memoryTotalMiB, memoryUsedMiB: g.memoryUsedMiB, utilizationPct: g.utilizationPct,
+    managed: reason === null, reason,
+  };
 }
 
 const cell = (v: number | null, unit = '') => (v === null ? 'n/a' : `${Math.round(v)}${unit}`);
@@ -17,10 +23,11 @@ export async function gpusCommand(f: GpusFlags): Promise<void> {
   const binaries = binariesFromEnv(process.env, f.nvidiaSmi ? { nvidiaSmi: f.nvidiaSmi } : {});
   const { gpus, warnings } = await queryGpus({ binaries });
   for (const w of warnings) process.stderr.write(`gpucolo: ${w}\n`);
-  const { managed, skipped } = manageableGpus(gpus);
+  const { skipped } = manageableGpus(gpus);
   for (const s of skipped) process.stderr.write(`gpucolo: GPU ${s.gpu.index} (${s.gpu.uuid}) is not managed: ${s.reason}\n`);
   if (f.json) {
-    process.stdout.write(`${JSON.stringify({ gpus: managed.map(gpuJson) })}\n`);
+    const reasonOf = (g: NvidiaGpu) => skipped.find((x) => x.gpu.uuid === g.uuid)?.reason ?? null;
+    process.stdout.write(`${JSON.stringify({ gpus: gpus.map((g) => gpuJson(g, reasonOf(g))) })}\n`);
     return;
   }
   if (gpus.length === 0) {

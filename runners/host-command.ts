@@ -1,11 +1,15 @@
 import { dirname, resolve } from 'node:path';
 import { Bus, EVENTS_STREAM, GpuStateStore, STATE_BUCKET, ensureEventsStream } from '../bus/index.ts';
 import { POLICY_NAMES, type PolicyName } from '../control/types.ts';
+import { startHealthServer, type HealthServer } from '../observability/health.ts';
+import { setGpuIdentity } from '../observability/metrics.ts';
 import { setupTelemetry, shutdownTelemetry } from '../observability/setup.ts';
+import { setMessagingServer } from '../observability/spans.ts';
 import { assertId } from '../schemas/index.ts';
 import { scaledClock } from './clock.ts';
 import { UsageError, numberFlag } from './errors.ts';
-import { startHost } from './host.ts';
+import { healthPortFlag, natsReadiness } from './health-flags.ts';
+import { startHost, type RunningHost } from './host.ts';
 import type { NvidiaBackend } from './nvidia-backend.ts';
 import { DEFAULT_WORKLOADS, loadWorkloads } from './workloads.ts';
 
@@ -20,6 +24,8 @@ export interface HostFlags {
   json?: boolean;
   traceFile?: string;
   stateDir?: string;
+  /** `--health-port PORT|HOST:PORT`: serve /healthz and /readyz. */
+  healthPort?: string;
 }
 
 /** Parses `--backend sim:N` or `--backend nvidia`. */
@@ -45,6 +51,7 @@ export async function hostCommand(f: HostFlags): Promise<void> {
   if (f.policy !== undefined && !(POLICY_NAMES as readonly string[]).includes(f.policy)) {
     throw new UsageError(`--policy must be one of ${POLICY_NAMES.join(', ')}, got ${JSON.stringify(f.policy)}`);
   }
+  const healthAt = f.healthPort !== undefined ? healthPortFlag(f.healthPort) : undefined;
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   // Taken from the start: a signal while the runner is still starting must not kill it before it can
   // release its training jobs; it stops as soon as it is up.
@@ -52,15 +59,41 @@ export async function hostCommand(f: HostFlags): Promise<void> {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
+  // Up before anything slow, so a probe sees a live process that is not ready yet (and why).
+  let bus: Bus | undefined;
+  let host: RunningHost | undefined;
+  let health: HealthServer | undefined;
+  if (healthAt) {
+    health = await startHealthServer({
+      ...healthAt,
+      checks: {
+        nats: () => (bus ? natsReadiness(bus) : 'connecting to NATS'),
+        actors: () => {
+          if (!host) return 'starting';
+          const down = host.gpuActors.filter((a) => a.getSnapshot().status !== 'active').map((a) => a.getSnapshot().context.gpu);
+          return down.length ? `GPU actors not running: ${down.join(', ')}` : undefined;
+        },
+      },
+    });
+    log(`host ${f.hostId}: health: http://${health.host}:${health.port}/healthz, /readyz`);
+  }
   const nvidiaWorkloads = backend.kind === 'nvidia' ? await loadNvidia(f, speed, log) : undefined;
   const workloads = backend.kind === 'sim' && f.workloads ? loadWorkloads(f.workloads) : DEFAULT_WORKLOADS;
 
   try {
-    setupTelemetry(`gpucolo-host-${f.hostId}`, { log, ...(f.traceFile ? { traceFile: f.traceFile } : {}) });
+    setupTelemetry('gpucolo-host', { log, serviceInstanceId: f.hostId, ...(f.traceFile ? { traceFile: f.traceFile } : {}) });
   } catch (err) {
+    await health?.close();
     throw new Error(`--trace-file: ${(err as Error).message}`, { cause: err });
   }
-  const bus = await Bus.connect({ name: `gpucolo-host-${f.hostId}`, host: f.hostId });
+  bus = await Bus.connect({ name: `gpucolo-host-${f.hostId}`, host: f.hostId }).catch(async (err: unknown) => {
+    await health?.close();
+    await shutdownTelemetry();
+    throw err;
+  });
+  const connected = bus;
+  setMessagingServer(connected.nc.getServer());
+  bus.onReconnect(() => setMessagingServer(connected.nc.getServer()));
   bus.onError = (err, where) => log(`bus: ${where}: ${(err as Error)?.message ?? err}`);
   log(`host ${f.hostId}: bus ${bus.url}${bus.embedded ? ' (embedded)' : ''}, ${backend.kind === 'sim' ? `${backend.gpus} simulated GPU(s), speed ${speed}x` : `${nvidiaWorkloads!.file.gpus.length} NVIDIA GPU(s)`}`);
   const stream = await ensureEventsStream(bus);
@@ -71,12 +104,15 @@ export async function hostCommand(f: HostFlags): Promise<void> {
   let nvidia: NvidiaBackend | undefined;
   const giveUp = async (err: unknown): Promise<never> => {
     await nvidia?.close();
-    await bus.close();
+    await connected.close();
+    await health?.close();
     await shutdownTelemetry();
     throw err;
   };
   nvidia = nvidiaWorkloads ? await nvidiaWorkloads.prepare({ hostId: f.hostId, clock: clock.now, log, ...(f.stateDir ? { stateDir: f.stateDir } : {}) }).catch(giveUp) : undefined;
-  const host = await startHost({
+  // The GPU UUID on every per-GPU series (joins with DCGM exporter); the host runner names GPUs gpu0..gpuN-1.
+  nvidia?.gpuList.forEach((g, i) => setGpuIdentity(f.hostId, `gpu${i}`, { uuid: g.uuid }));
+  const running = host = await startHost({
     hostId: f.hostId, gpus: nvidia?.gpus ?? (backend.kind === 'sim' ? backend.gpus : 0), workloads: nvidia?.workloads ?? workloads, clock, bus, seed, log,
     ...(f.policy ? { policy: f.policy as PolicyName } : {}),
     ...(state.store ? { stateStore: state.store } : {}),
@@ -87,14 +123,16 @@ export async function hostCommand(f: HostFlags): Promise<void> {
   const stop = async (why: string) => {
     if (stopping) return;
     stopping = true;
+    health?.stopping();
     log(`host ${f.hostId}: stopping (${why})`);
-    await host.stop();
+    await running.stop();
     await nvidia?.close();
     if (f.json) {
-      const s = host.gpuActors.map((a) => a.getSnapshot().context);
-      process.stdout.write(`${JSON.stringify({ host: f.hostId, gpus: s.map((c) => ({ id: `${f.hostId}/${c.gpu}`, policy: c.policyName, mpsChanges: c.mpsChanges, sleepChanges: c.sleepChanges })), bus: bus.stats })}\n`);
+      const s = running.gpuActors.map((a) => a.getSnapshot().context);
+      process.stdout.write(`${JSON.stringify({ host: f.hostId, gpus: s.map((c) => ({ id: `${f.hostId}/${c.gpu}`, policy: c.policyName, mpsChanges: c.mpsChanges, sleepChanges: c.sleepChanges })), bus: connected.stats })}\n`);
     }
-    await bus.close();
+    await connected.close();
+    await health?.close();
     await shutdownTelemetry();
   };
   const done = new Promise<void>((resolve) => {

@@ -58,6 +58,8 @@ interface GpuParts {
   /** The inference and training actors on this GPU now; the fleet's placements add and remove them. */
   placement: PlacementHost;
   jobIds: string[];
+  /** Starts passing the device's workload news (a service's process down or back) to the GPU actor, once it runs. */
+  watchWorkloads: () => void;
 }
 
 /**
@@ -101,6 +103,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
     const initial = r?.knobs ?? policyFor(gpuPolicy, {}).initialKnobs();
     const telemetry = new GpuTelemetry(hostId, gpuId);
     const device: GpuDevice = o.makeDevice ? o.makeDevice(index, gpuId, initial) : simDevice(index, gpuId, w, initial);
+    const fixedShare = device.fixedMpsSharePct;
     // A device whose own machinery fails (an MPS daemon in fault, hung or gone) says so as a safety event.
     device.onHealth?.((h) => {
       bus.publish(subjects.gpuSafety(hostId, gpuId), { v: SCHEMA_VERSION, type: 'gpu.safety', host: hostId, gpu: gpuId, tMs: device.now(), unixMs: unix(), condition: h.state === 'ok' ? 'device-restored' : 'device-fault', detail: h.detail });
@@ -215,8 +218,20 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
           },
         },
       }),
-      { input: { host: hostId, gpu: gpuId, policy: gpuPolicy, ...(r ? { knobs: r.knobs } : {}) }, clock: o.clock.xstate },
+      {
+        input: {
+          host: hostId, gpu: gpuId, policy: gpuPolicy,
+          // A share the device holds for good (a job that cannot checkpoint) is the share the controller starts from.
+          ...(fixedShare !== undefined ? { knobs: { ...(r?.knobs ?? initial), mpsSharePct: fixedShare }, mpsShareFixed: true } : r ? { knobs: r.knobs } : {}),
+        },
+        clock: o.clock.xstate,
+      },
     );
+    if (fixedShare !== undefined) log(`${gpuId}: MPS share fixed at ${fixedShare}% (a training job that cannot checkpoint): the outer tier is off, the inner tier paces training`);
+    // A service whose process died is a safety matter: the GPU actor holds training at its safe duty until it is back.
+    const watchWorkloads = () => device.onWorkload?.((e) => {
+      gpu.send(e.state === 'down' ? { type: 'WORKLOAD_DOWN', serviceId: e.serviceId, detail: e.detail } : { type: 'WORKLOAD_UP', serviceId: e.serviceId });
+    });
     if (o.stateStore) savers.push(keepStateSaved(gpu, new StateSaver(o.stateStore, log)));
     bus.subscribe<'inference.window'>(subjects.inferenceWindow(hostId, gpuId, '*'), ({ message, traceContext }) => {
       const { v: _v, type: _t, host: _h, gpu: _g, serviceId, ...report } = message;
@@ -261,7 +276,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
       },
     };
     servePlacement(bus, placement);
-    return { gpuId, device, gpu, placement, jobIds };
+    return { gpuId, device, gpu, placement, jobIds, watchWorkloads };
   };
 
   const host = createActor(
@@ -282,6 +297,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
           for (const p of parts) {
             for (const a of [...p.placement.trainings.values(), ...p.placement.services.values()]) a.actor.start();
             p.gpu.start();
+            p.watchWorkloads();
           }
         }),
         stopActors: fromPromise(async () => {

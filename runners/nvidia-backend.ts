@@ -5,8 +5,8 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { parse as parseYaml } from 'yaml';
 import { POLICY_NAMES, type Knobs, type PolicyName } from '../control/types.ts';
 import {
-  binariesFromEnv, manageableGpus, MpsControl, NvidiaGpuDevice, PauseGuard, queryGpus,
-  type LatencySource, type NvidiaBinaries, type NvidiaGpu,
+  binariesFromEnv, DEFAULT_RESTART, manageableGpus, MpsControl, NvidiaGpuDevice, PauseGuard, queryGpus,
+  type LatencySource, type NvidiaBinaries, type NvidiaGpu, type RestartPolicy,
 } from '../gpu/nvidia/index.ts';
 import type { GpuDevice } from '../gpu/types.ts';
 import { NvidiaWorkloadsFile, type NvidiaGpuWorkload } from '../schemas/index.ts';
@@ -29,7 +29,23 @@ export function parseNvidiaWorkloads(value: unknown, source = 'workloads'): Nvid
     if (new Set(ids).size !== ids.length) throw new UsageError(`${source} is invalid: /gpus/${i}: service and training ids on one GPU must be distinct (${ids.join(', ')})`);
     g.services.forEach((s, k) => {
       if (s.latency.source === 'stdout' && !s.command) throw new UsageError(`${source} is invalid: /gpus/${i}/services/${k}: latency source stdout needs a command to launch`);
+      const launchOnly = (['restart', 'restartBackoffS', 'restartLimit', 'memoryLimitMiB'] as const).find((f) => s[f] !== undefined);
+      if (!s.command && launchOnly) throw new UsageError(`${source} is invalid: /gpus/${i}/services/${k}/${launchOnly}: only for a service the runner launches (give it a command)`);
     });
+    [...g.services.map((s, k) => ({ w: s, at: `services/${k}` })), ...g.trainings.map((t, k) => ({ w: t, at: `trainings/${k}` }))].forEach(({ w, at }) => {
+      if (w.memoryLimitMiB !== undefined && w.env?.CUDA_MPS_PINNED_DEVICE_MEM_LIMIT !== undefined) {
+        throw new UsageError(`${source} is invalid: /gpus/${i}/${at}: give the GPU memory limit once, as memoryLimitMiB or as env CUDA_MPS_PINNED_DEVICE_MEM_LIMIT`);
+      }
+    });
+    g.trainings.forEach((t, k) => {
+      const checkpoints = t.checkpoint ?? t.pacing === 'cooperative';
+      if (t.mpsSharePct !== undefined && checkpoints) {
+        throw new UsageError(`${source} is invalid: /gpus/${i}/trainings/${k}/mpsSharePct: a fixed share is for a job that cannot checkpoint (checkpoint: false); the controller moves this job's share`);
+      }
+    });
+    const fixed = g.trainings.filter((t) => !(t.checkpoint ?? t.pacing === 'cooperative'));
+    const shares = new Set(fixed.map((t) => t.mpsSharePct));
+    if (shares.size > 1) throw new UsageError(`${source} is invalid: /gpus/${i}/trainings: jobs that cannot checkpoint on one GPU share one MPS share; give them the same mpsSharePct`);
   });
   return value;
 }
@@ -87,6 +103,11 @@ export async function matchNvidiaGpus(workloads: NvidiaWorkloadsFile, log: (line
     const gpu = resolveGpu(discovery.gpus, w.gpu, `workloads /gpus/${i}/gpu`);
     const skip = skipped.find((s) => s.gpu.uuid === gpu.uuid);
     if (skip) throw new Error(`GPU ${gpu.index} (${gpu.uuid}) cannot be managed: ${skip.reason}`);
+    for (const x of [...w.services, ...w.trainings]) {
+      if (x.memoryLimitMiB !== undefined && gpu.memoryTotalMiB !== null && x.memoryLimitMiB > gpu.memoryTotalMiB) {
+        throw new UsageError(`workloads /gpus/${i}: ${x.id}'s memoryLimitMiB ${x.memoryLimitMiB} is more than GPU ${gpu.index} has (${gpu.memoryTotalMiB} MiB)`);
+      }
+    }
     return { gpu, w };
   });
   const dup = chosen.find((c, i) => chosen.findIndex((d) => d.gpu.uuid === c.gpu.uuid) !== i);
@@ -119,6 +140,16 @@ export interface NvidiaBackend {
   /** Stops every workload and MPS daemon not yet stopped and releases the state directory. */
   close(): Promise<void>;
 }
+
+type ProcessFields = Pick<NvidiaGpuWorkload['services'][number], 'restart' | 'restartBackoffS' | 'restartLimit' | 'memoryLimitMiB'>;
+/** The restart policy and memory limit of a launched workload, from its fields (defaults: DEFAULT_RESTART). */
+const processOptions = (w: ProcessFields): { restart: RestartPolicy; memoryLimitMiB?: number } => {
+  const backoffMs = (w.restartBackoffS ?? DEFAULT_RESTART.backoffMs / 1000) * 1000;
+  return {
+    restart: { ...DEFAULT_RESTART, mode: w.restart ?? DEFAULT_RESTART.mode, backoffMs, maxBackoffMs: Math.max(DEFAULT_RESTART.maxBackoffMs, backoffMs), limit: w.restartLimit ?? DEFAULT_RESTART.limit },
+    ...(w.memoryLimitMiB !== undefined ? { memoryLimitMiB: w.memoryLimitMiB } : {}),
+  };
+};
 
 const latencyOf = (s: NvidiaGpuWorkload['services'][number]): LatencySource => {
   const l = s.latency;
@@ -171,10 +202,13 @@ export async function prepareNvidiaBackend(o: NvidiaBackendOptions): Promise<Nvi
         id: s.id, latency: latencyOf(s),
         ...(s.command ? { command: s.command } : {}), ...(s.cwd ? { cwd: abs(s.cwd)! } : { cwd: o.baseDir }), ...(s.env ? { env: s.env } : {}),
         ...(s.stopGraceS !== undefined ? { stopGraceMs: s.stopGraceS * 1000 } : {}),
+        ...processOptions(s),
       })),
       trainings: w.trainings.map((t) => ({
         id: t.id, command: t.command, pacing: t.pacing, cwd: abs(t.cwd) ?? o.baseDir,
         ...(t.env ? { env: t.env } : {}), ...(t.checkpointGraceS !== undefined ? { checkpointGraceMs: t.checkpointGraceS * 1000 } : {}),
+        ...(t.checkpoint !== undefined ? { checkpoint: t.checkpoint } : {}), ...(t.mpsSharePct !== undefined ? { mpsSharePct: t.mpsSharePct } : {}),
+        ...processOptions(t),
       })),
     });
     // Known before anything launches, so a launch that fails half-way is still cleaned up by close().

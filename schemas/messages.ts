@@ -14,11 +14,25 @@ function header<T extends string>(type: T) {
   };
 }
 
-export const PacingSchema = Type.Union([
-  Type.Object({ mode: Type.Literal('duty'), duty: Type.Number({ minimum: 0, maximum: 1 }), periodMs: Type.Number({ exclusiveMinimum: 0, maximum: 60_000 }) }, { additionalProperties: false }),
+/**
+ * The compatibility rule (schemas/README.md): what the runtime takes in (commands, telemetry, replies) is
+ * closed, so an unknown field is refused at the edge before it can reach an actor; what it publishes for
+ * other systems (events, `colo.v1.evt.>`) is open, so a field added within v1 never breaks a consumer that
+ * validates v1. Anything else (a field removed, renamed, retyped or made required, a range narrowed, a
+ * value added to a closed set) bumps SCHEMA_VERSION.
+ */
+const CLOSED = { additionalProperties: false } as const;
+/** Published events: open to fields added within v1. */
+const OPEN = {} as const;
+
+const pacing = (extra: typeof CLOSED | typeof OPEN) => Type.Union([
+  Type.Object({ mode: Type.Literal('duty'), duty: Type.Number({ minimum: 0, maximum: 1 }), periodMs: Type.Number({ exclusiveMinimum: 0, maximum: 60_000 }) }, extra),
   // Bounded: a valid command can slow training, never park it for hours.
-  Type.Object({ mode: Type.Literal('per-iteration'), sleepMs: Type.Number({ minimum: 0, maximum: 60_000 }) }, { additionalProperties: false }),
+  Type.Object({ mode: Type.Literal('per-iteration'), sleepMs: Type.Number({ minimum: 0, maximum: 60_000 }) }, extra),
 ]);
+export const PacingSchema = pacing(CLOSED);
+/** The pacing an event reports: the same fields, open to additions. */
+const PacingInEvent = pacing(OPEN);
 
 const CommandHeader = {
   id: Type.String({ minLength: 1, maxLength: 128, description: 'idempotency key: a repeated id gets the first reply again' }),
@@ -39,7 +53,7 @@ export const InferenceWindow = Type.Object({
   sloWindows: Type.Integer({ minimum: 0, description: 'completed 1 s windows so far' }),
   sloWindowsMet: Type.Integer({ minimum: 0, description: 'of those, windows whose p99 was within the SLO' }),
   runP99Ms: Type.Number({ minimum: 0, description: 'p99 over every request since the service started' }),
-}, { additionalProperties: false });
+}, CLOSED);
 
 /** Training actor -> GPU actor, every inner period. */
 export const TrainingProgress = Type.Object({
@@ -53,7 +67,7 @@ export const TrainingProgress = Type.Object({
   state: Type.Union([Type.Literal('running'), Type.Literal('restarting'), Type.Literal('stopped')]),
   mpsSharePct: Type.Number({ minimum: 1, maximum: 100 }),
   pacing: PacingSchema,
-}, { additionalProperties: false });
+}, CLOSED);
 
 /** GPU actor -> training actor (request/reply). */
 export const TrainingCommand = Type.Object({
@@ -63,7 +77,7 @@ export const TrainingCommand = Type.Object({
   pacing: Type.Optional(PacingSchema),
   mpsSharePct: Type.Optional(Type.Number({ minimum: 1, maximum: 100 })),
   running: Type.Optional(Type.Boolean()),
-}, { additionalProperties: false });
+}, CLOSED);
 
 /** Anyone -> inference actor (request/reply): change the offered load. */
 export const InferenceCommand = Type.Object({
@@ -74,7 +88,7 @@ export const InferenceCommand = Type.Object({
   rateRps: Type.Optional(Type.Number({ minimum: 0, maximum: 1e6 })),
   scale: Type.Optional(Type.Number({ minimum: 0, maximum: 1000 })),
   batch: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
-}, { additionalProperties: false });
+}, CLOSED);
 
 /** Operator -> GPU actor (request/reply). */
 export const GpuCommand = Type.Object({
@@ -84,7 +98,7 @@ export const GpuCommand = Type.Object({
   serviceId: Type.Optional(Id),
   sloMs: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 600_000 })),
   policy: Type.Optional(Type.String({ maxLength: 64 })),
-}, { additionalProperties: false });
+}, CLOSED);
 
 /** The reply to every command. */
 export const CommandReply = Type.Object({
@@ -94,16 +108,16 @@ export const CommandReply = Type.Object({
   error: Type.Optional(Type.String()),
   duplicate: Type.Optional(Type.Boolean({ description: 'true when this id was seen before and this is the first reply again' })),
   state: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-}, { additionalProperties: false });
+}, CLOSED);
 
 const ServiceStatus = Type.Object({
   serviceId: Id, sloMs: Num, p99Ms: Num, meanMs: Num, rateRps: Num, runP99Ms: Num,
   sloWindows: Type.Integer({ minimum: 0 }), sloWindowsMet: Type.Integer({ minimum: 0 }),
-}, { additionalProperties: false });
+}, OPEN);
 const TrainingStatus = Type.Object({
   jobId: Id, itersPerSec: Num, iterations: Num,
   state: Type.Union([Type.Literal('running'), Type.Literal('restarting'), Type.Literal('stopped')]),
-}, { additionalProperties: false });
+}, OPEN);
 
 /** Event, once a second per GPU: where its services and training stand. */
 export const GpuStatusEvent = Type.Object({
@@ -116,11 +130,11 @@ export const GpuStatusEvent = Type.Object({
   services: Type.Array(ServiceStatus),
   trainings: Type.Array(TrainingStatus),
   mpsSharePct: Num,
-  pacing: PacingSchema,
+  pacing: PacingInEvent,
   trainingRunning: Type.Boolean(),
   mpsChanges: Type.Integer({ minimum: 0 }),
   sleepChanges: Type.Integer({ minimum: 0 }),
-}, { additionalProperties: false });
+}, OPEN);
 
 /** Event per knob change: what moved, from what to what, and why. */
 export const GpuDecisionEvent = Type.Object({
@@ -136,7 +150,7 @@ export const GpuDecisionEvent = Type.Object({
   reason: Type.String(),
   terms: Type.Record(Type.String(), Num),
   drivingServiceId: Type.Optional(Id),
-}, { additionalProperties: false });
+}, OPEN);
 
 /** Event when the GPU actor falls back to its safe setting, or leaves it. */
 export const GpuSafetyEvent = Type.Object({
@@ -147,7 +161,7 @@ export const GpuSafetyEvent = Type.Object({
   /** device-fault / device-restored: the GPU's own machinery (its MPS daemon) failed or recovered. */
   condition: Type.Union([Type.Literal('telemetry-lost'), Type.Literal('telemetry-restored'), Type.Literal('shutdown'), Type.Literal('device-fault'), Type.Literal('device-restored')]),
   detail: Type.String(),
-}, { additionalProperties: false });
+}, OPEN);
 
 /** Error event: a message was dropped at the edge. */
 export const BusRejectedEvent = Type.Object({
@@ -159,7 +173,7 @@ export const BusRejectedEvent = Type.Object({
   detail: Type.String(),
   bytes: Type.Integer({ minimum: 0 }),
   rejectedTotal: Type.Integer({ minimum: 0 }),
-}, { additionalProperties: false });
+}, OPEN);
 
 /** Event when a host runner starts or stops. */
 export const HostLifecycleEvent = Type.Object({
@@ -170,7 +184,7 @@ export const HostLifecycleEvent = Type.Object({
   gpus: Type.Array(Id),
   backend: Type.String(),
   pid: Type.Integer(),
-}, { additionalProperties: false });
+}, OPEN);
 
 /** Fleet actor -> host runner (request/reply), per GPU: place, drain or checkpoint a workload there. */
 export const PlacementCommand = Type.Object({
@@ -187,14 +201,14 @@ export const PlacementCommand = Type.Object({
   rateRps: Type.Optional(Type.Number({ minimum: 0 })),
   iterations: Type.Optional(Type.Number({ minimum: 0, description: 'start-training: resume from this checkpoint' })),
   planId: Type.Optional(Type.String({ maxLength: 64 })),
-}, { additionalProperties: false });
+}, CLOSED);
 
 const GpuRef = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_-]{1,64}$', description: 'host/gpu' });
 const FleetMove = Type.Object({
   workload: Type.Union([Type.Literal('service'), Type.Literal('training')]),
   id: Id, from: GpuRef, to: GpuRef,
   reason: Type.Union([Type.Literal('relief'), Type.Literal('consolidate')]),
-}, { additionalProperties: false });
+}, OPEN);
 
 /** Event per fleet plan that moves something: what moves where, and the fleet before and after. */
 export const FleetPlanEvent = Type.Object({
@@ -210,7 +224,7 @@ export const FleetPlanEvent = Type.Object({
   overloaded: Type.Array(GpuRef, { maxItems: 1024 }),
   unrelieved: Type.Array(GpuRef, { maxItems: 1024 }),
   planMs: Type.Number({ minimum: 0, description: 'time to compute the plan' }),
-}, { additionalProperties: false });
+}, OPEN);
 
 /** Event when a fleet plan's moves have emptied a GPU (freed) or put work on an empty one again (claimed). */
 const GpuFleetChange = (type: 'gpu.freed' | 'gpu.claimed') => Type.Object({
@@ -220,7 +234,7 @@ const GpuFleetChange = (type: 'gpu.freed' | 'gpu.claimed') => Type.Object({
   fleetId: Id,
   planId: Type.String({ maxLength: 64 }),
   gpusFreed: Type.Integer({ minimum: 0, description: 'GPUs free in the fleet after this change' }),
-}, { additionalProperties: false });
+}, OPEN);
 export const GpuFreedEvent = GpuFleetChange('gpu.freed');
 export const GpuClaimedEvent = GpuFleetChange('gpu.claimed');
 
@@ -231,7 +245,7 @@ export const FleetLeaderEvent = Type.Object({
   unixMs: Num,
   state: Type.Union([Type.Literal('leading'), Type.Literal('standby'), Type.Literal('stopped')]),
   leaseRevision: Type.Integer({ minimum: 0 }),
-}, { additionalProperties: false });
+}, OPEN);
 
 export type InferenceWindow = Static<typeof InferenceWindow>;
 export type TrainingProgress = Static<typeof TrainingProgress>;

@@ -1,5 +1,6 @@
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { MESSAGE_SCHEMAS, type MessageType } from './messages.ts';
 import { SUBJECT_ROOT, EVENT_TOKEN, FLEET_TOKEN } from './subjects.ts';
 
@@ -43,8 +44,27 @@ export function typeForSubject(subject: string): MessageType | undefined {
   return undefined;
 }
 
+/**
+ * True for the events published for other systems (subjects under `colo.v1.evt.`): their schemas are open to
+ * fields added within v1 (schemas/README.md); every other message is closed.
+ */
+export function isPublishedEvent(type: MessageType): boolean {
+  return SUBJECT_PATTERNS.some((p) => p.type === type && p.pattern.startsWith(`${SUBJECT_ROOT}.${EVENT_TOKEN}.`));
+}
+
+/** A copy of a schema with every object closed (additionalProperties: false), TypeBox's own markers kept. */
+function closedCopy(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(closedCopy);
+  if (schema === null || typeof schema !== 'object') return schema;
+  // Spread keeps TypeBox's symbol-keyed kind markers, which the compiler reads.
+  const out: Record<string | symbol, unknown> = { ...(schema as Record<string | symbol, unknown>) };
+  for (const key of Object.keys(out)) out[key] = closedCopy(out[key]);
+  if (out.type === 'object' && out.properties !== undefined && out.additionalProperties === undefined) out.additionalProperties = false;
+  return out;
+}
+
 const compiled = new Map<MessageType, TypeCheck<TSchema>>();
-/** A compiled validator for a message type (compiled once). */
+/** A compiled validator for a message type, as published (compiled once). */
 export function validatorFor(type: MessageType): TypeCheck<TSchema> {
   let check = compiled.get(type);
   if (!check) {
@@ -52,6 +72,25 @@ export function validatorFor(type: MessageType): TypeCheck<TSchema> {
     compiled.set(type, check);
   }
   return check;
+}
+
+const compiledKnown = new Map<MessageType, TypeCheck<TSchema>>();
+/**
+ * A compiled validator that admits only the fields this version knows. A message from a newer v1 producer
+ * fails it and passes validatorFor; the edge then keeps the known fields (`knownFieldsOf`).
+ */
+export function knownFieldsValidatorFor(type: MessageType): TypeCheck<TSchema> {
+  let check = compiledKnown.get(type);
+  if (!check) {
+    check = TypeCompiler.Compile(closedCopy(MESSAGE_SCHEMAS[type]) as TSchema);
+    compiledKnown.set(type, check);
+  }
+  return check;
+}
+
+/** A valid message of an open type with the fields this version does not know removed. */
+export function knownFieldsOf(type: MessageType, message: unknown): unknown {
+  return Value.Clean(MESSAGE_SCHEMAS[type], Value.Clone(message));
 }
 
 /** The JSON Schema (2020-12) document of a message type. */

@@ -12,6 +12,16 @@ const Env = Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Ty
 const IntervalMs = Type.Optional(Type.Number({ minimum: 50, description: 'scrape period, ms (default 1000)' }));
 const Url = Type.String({ pattern: '^https?://', description: 'Prometheus metrics endpoint' });
 
+/** What every launched workload may say about restarts and GPU memory. */
+const ProcessOptions = {
+  restart: Type.Optional(Type.Union([Type.Literal('on-failure'), Type.Literal('never')], {
+    description: 'on-failure (default): relaunch after an exit with a non-zero code or a signal the runner did not send; never: leave it down',
+  })),
+  restartBackoffS: Type.Optional(Type.Number({ minimum: 0, maximum: 3600, description: 'seconds before the first relaunch (default 1), doubled for each failure in a row, at most 60 (or this first delay, if longer)' })),
+  restartLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, description: 'relaunches in a row before giving up (default 5); a run of 60 s or more starts the count again' })),
+  memoryLimitMiB: Type.Optional(Type.Integer({ minimum: 1, description: 'GPU memory this MPS client may pin, MiB (CUDA_MPS_PINNED_DEVICE_MEM_LIMIT); default: no limit' })),
+};
+
 export const NvidiaLatencySource = Type.Union([
   Type.Object({ source: Type.Literal('stdout', { description: 'the service prints one JSON line per request or per window' }) }, { additionalProperties: false }),
   Type.Object({
@@ -37,6 +47,7 @@ export const NvidiaServiceSpec = Type.Object({
   env: Type.Optional(Env),
   latency: NvidiaLatencySource,
   stopGraceS: Type.Optional(Type.Number({ minimum: 0, description: 'seconds between SIGTERM and terminate_client on stop (default 10)' })),
+  ...ProcessOptions,
 }, { additionalProperties: false });
 
 export const NvidiaTrainingSpec = Type.Object({
@@ -46,6 +57,11 @@ export const NvidiaTrainingSpec = Type.Object({
   env: Type.Optional(Env),
   pacing: Type.Union([Type.Literal('cooperative'), Type.Literal('signal')], { description: 'cooperative: the training loop calls workloads/gpucolo_hook.py; signal: SIGSTOP/SIGCONT duty cycling' }),
   checkpointGraceS: Type.Optional(Type.Number({ minimum: 0, description: 'seconds to checkpoint and exit after SIGTERM before terminate_client (default 30)' })),
+  checkpoint: Type.Optional(Type.Boolean({
+    description: 'whether the job saves on SIGTERM and resumes when relaunched (default: true for cooperative, false for signal pacing); a job that cannot is never restarted to change its MPS share',
+  })),
+  mpsSharePct: Type.Optional(Type.Number({ minimum: 1, maximum: 100, description: 'the fixed MPS share of a job that cannot checkpoint (default: the policy\'s starting share)' })),
+  ...ProcessOptions,
 }, { additionalProperties: false });
 
 export const NvidiaGpuWorkload = Type.Object({

@@ -15,6 +15,9 @@ export function binariesFromEnv(env: NodeJS.ProcessEnv = process.env, flags: Par
   };
 }
 
+/** How long output may still arrive after a tool exited while something it forked holds its pipes. */
+const EXIT_DRAIN_MS = 50;
+
 export interface ToolResult {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -62,11 +65,23 @@ export function runTool(binary: string, o: RunToolOptions = {}): Promise<ToolRes
         reject(new NvidiaToolError(binary, 'failed', `${binary} could not be started: ${err.message}`, { cause: err }));
       }
     });
-    child.on('close', (code, signal) => {
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
+    };
+    child.on('close', finish);
+    // The tool's exit is its answer, not the end of its pipes: `nvidia-cuda-mps-control -d` forks a daemon
+    // that may keep the inherited stdout open for its whole life. What the tool wrote before it exited is
+    // already in the pipe: read it for a moment, then let go of the pipes (the daemon keeps its end).
+    child.on('exit', (code, signal) => {
+      setTimeout(() => {
+        if (settled) return;
+        finish(code, signal);
+        child.stdout.destroy();
+        child.stderr.destroy();
+      }, EXIT_DRAIN_MS);
     });
     // A tool that exits before reading stdin makes the write fail with EPIPE: its exit code tells the story.
     child.stdin.on('error', () => undefined);

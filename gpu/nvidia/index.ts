@@ -9,3 +9,4 @@ export * from './latency.ts';
 export * from './workload-process.ts';
 export * from './training-job.ts';
 export * from './device.ts';
+export * from './restart.ts';

@@ -5,7 +5,8 @@ import type { TrainingRunState, TrainingStatus } from '../types.ts';
 import type { MpsControl } from './mps.ts';
 import { LeasePacer, SignalPacer, type Pacer, type PacingMode } from './pacer.ts';
 import type { PauseGuard } from './pause-guard.ts';
-import { WorkloadProcess } from './workload-process.ts';
+import { DEFAULT_RESTART, describeExit, RestartTracker, type RestartPolicy } from './restart.ts';
+import { memoryLimitEnv, WorkloadProcess } from './workload-process.ts';
 
 /** A training program as the workloads file names it. */
 export interface TrainingJobSpec {
@@ -17,6 +18,17 @@ export interface TrainingJobSpec {
   pacing: PacingMode;
   /** How long the job gets to checkpoint and exit after SIGTERM (default 30 s). */
   checkpointGraceMs?: number;
+  /**
+   * Whether the job saves on SIGTERM and resumes when relaunched (default: cooperative jobs do, signal-paced
+   * ones, "jobs that cannot be changed", do not). One that cannot is never restarted for a share change.
+   */
+  checkpoint?: boolean;
+  /** The fixed MPS share of a job that cannot checkpoint (default: the share it is first given). */
+  mpsSharePct?: number;
+  /** When a process that exited on its own is launched again (default: on failure, 1 s backoff, 5 in a row). */
+  restart?: RestartPolicy;
+  /** GPU memory the process may pin through MPS, MiB. */
+  memoryLimitMiB?: number;
 }
 
 export interface TrainingJobDeps {
@@ -64,9 +76,13 @@ export class TrainingJob {
   private itersProc = 0;
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
+  private readonly restarts: RestartTracker;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private fixedShareNoted: number | undefined;
 
   constructor(readonly spec: TrainingJobSpec, private readonly deps: TrainingJobDeps, initial: Knobs) {
-    this.mpsSharePct = initial.mpsSharePct;
+    this.restarts = new RestartTracker(spec.restart ?? DEFAULT_RESTART);
+    this.mpsSharePct = !this.canCheckpoint && spec.mpsSharePct !== undefined ? spec.mpsSharePct : initial.mpsSharePct;
     this.pacing = initial.pacing;
     this.leaseFile = join(deps.dir, `${spec.id}.lease.json`);
     this.progressFile = join(deps.dir, `${spec.id}.progress.json`);
@@ -91,8 +107,23 @@ export class TrainingJob {
     this.pacer.set(pacing);
   }
 
-  /** Restarts the job with a new share (checkpoint and relaunch); the share takes effect in the new process. */
+  /** True when the job can be stopped and relaunched without losing its work. */
+  get canCheckpoint(): boolean {
+    return this.spec.checkpoint ?? this.spec.pacing === 'cooperative';
+  }
+
+  /**
+   * Restarts the job with a new share (checkpoint and relaunch); the share takes effect in the new process.
+   * A job that cannot checkpoint keeps its share: a restart would throw its work away.
+   */
   setMpsShare(pct: number): Promise<void> {
+    if (!this.canCheckpoint) {
+      if (pct !== this.mpsSharePct && this.fixedShareNoted !== pct) {
+        this.fixedShareNoted = pct;
+        this.deps.log(`${this.deps.label}: MPS share stays ${this.mpsSharePct}% (asked ${pct}%): the job cannot checkpoint, so it is never restarted to change it; sleep pacing still applies`);
+      }
+      return Promise.resolve();
+    }
     this.mpsSharePct = pct;
     return this.enqueue(async () => {
       if (!this.proc?.running()) return;
@@ -127,6 +158,7 @@ export class TrainingJob {
   /** Checkpoints and stops the job, releases its pacing; idempotent. */
   close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.restartTimer);
     return this.enqueue(async () => {
       if (this.proc?.running()) await this.stopProcess();
       this.state = 'stopped';
@@ -148,6 +180,7 @@ export class TrainingJob {
       ...this.spec.env,
       // Ours last: a job started with another pipe directory would silently bypass MPS.
       ...this.deps.mps.clientEnv(),
+      ...memoryLimitEnv(this.spec.memoryLimitMiB),
       CUDA_MPS_ACTIVE_THREAD_PERCENTAGE: String(this.mpsSharePct),
       GPUCOLO_JOB_ID: this.spec.id,
       GPUCOLO_CHECKPOINT: this.checkpointFile,
@@ -167,12 +200,23 @@ export class TrainingJob {
     this.state = 'running';
     this.pacer.attach(proc.pid);
     this.pacer.set(this.pacing);
-    this.deps.log(`${this.deps.label}: launched pid ${proc.pid} with CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=${this.mpsSharePct} (${this.spec.pacing} pacing)`);
+    this.deps.log(`${this.deps.label}: launched pid ${proc.pid} with CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=${this.mpsSharePct} (${this.spec.pacing} pacing${this.spec.memoryLimitMiB ? `, GPU memory limit ${this.spec.memoryLimitMiB} MiB` : ''})`);
+    const launchedAtMs = Date.now();
     void proc.exited.then((exit) => {
       if (this.proc !== proc || this.stopping) return;
       this.pacer.detach();
       this.state = 'stopped';
-      this.deps.log(`${this.deps.label}: pid ${proc.pid} exited on its own (${exit.signal ?? `code ${exit.code}`})`);
+      const ranMs = Date.now() - launchedAtMs;
+      const verdict = this.restarts.onExit(exit, ranMs);
+      this.deps.log(`${this.deps.label}: pid ${proc.pid} exited on its own (${describeExit(exit)}) after ${ranMs} ms; ${verdict.restart ? `relaunch ${verdict.attempt} of at most ${verdict.limit} in ${verdict.delayMs} ms` : `not relaunched: ${verdict.why}`}`);
+      if (!verdict.restart || this.closed) return;
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = undefined;
+        void this.enqueue(async () => {
+          if (this.closed || this.proc !== proc) return;
+          this.launch();
+        });
+      }, verdict.delayMs);
     });
   }
 

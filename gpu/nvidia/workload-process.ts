@@ -21,6 +21,14 @@ export interface ExitInfo {
   signal: NodeJS.Signals | null;
 }
 
+/**
+ * The variable that caps an MPS client's pinned GPU memory. The client sees only its GPU
+ * (CUDA_VISIBLE_DEVICES is its UUID), so the limit is for device 0.
+ */
+export function memoryLimitEnv(memoryLimitMiB: number | undefined): Record<string, string> {
+  return memoryLimitMiB === undefined ? {} : { CUDA_MPS_PINNED_DEVICE_MEM_LIMIT: `0=${memoryLimitMiB}M` };
+}
+
 export interface StopOptions {
   /** How long the process gets to save and exit after SIGTERM. */
   graceMs: number;

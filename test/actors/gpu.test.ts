@@ -93,3 +93,47 @@ test('gpu actor - stopping releases training and the snapshot is plain data', ()
   assert.equal(safety.at(-1), 'shutdown');
   assert.equal(actor.getSnapshot().status, 'done');
 });
+
+test('gpu actor - a service whose workload is down holds training at the safe duty until it is back and serving', () => {
+  const { clock, actor, safety } = harness();
+  actor.send({ type: 'WINDOW', serviceId: 's', report: report(200, 10) });
+  clock.increment(200);
+  actor.send({ type: 'WORKLOAD_DOWN', serviceId: 's', detail: 'service s: inference pid 7 exited on its own (code 3)' });
+  let snap = actor.getSnapshot();
+  assert.ok(snap.matches({ running: { mode: 'safe' } }), 'safe at once, before any window goes missing');
+  assert.equal(snap.context.knobs.pacing.mode === 'duty' && snap.context.knobs.pacing.duty, 0.9);
+  assert.deepEqual(safety, ['telemetry-lost']);
+  // Empty windows keep coming while it is down: they do not restore control.
+  for (let t = 400; t <= 1000; t += 200) { actor.send({ type: 'WINDOW', serviceId: 's', report: { ...report(t, 0), count: 0 } }); clock.increment(200); }
+  assert.ok(actor.getSnapshot().matches({ running: { mode: 'safe' } }));
+  actor.send({ type: 'WORKLOAD_UP', serviceId: 's' });
+  actor.send({ type: 'WINDOW', serviceId: 's', report: report(1200, 10) });
+  snap = actor.getSnapshot();
+  assert.ok(snap.matches({ running: { mode: 'controlling' } }), 'back and serving: control resumes');
+  assert.deepEqual(safety, ['telemetry-lost', 'telemetry-restored']);
+  actor.stop();
+});
+
+test('gpu actor - a fixed MPS share: no policy, tier or policy change moves it; the inner tier still paces', () => {
+  const clock = new SimulatedClock();
+  const actuations: Actuation[] = [];
+  const actor = createActor(
+    gpuMachine.provide({ actions: { actuate: (_a, p) => { actuations.push(p); }, readClock: ({ self }) => { self.send({ type: 'CLOCK', tMs: clock.now() }); } } }),
+    // gslice moves the share every outer period (25 s) and starts from another share than 40.
+    { input: { host: 'h', gpu: 'g0', policy: 'gslice', knobs: { mpsSharePct: 40, pacing: { mode: 'duty', duty: 0, periodMs: 50 }, trainingRunning: true }, mpsShareFixed: true }, clock },
+  );
+  actor.start();
+  for (let t = 200; t <= 60_000; t += 200) {
+    actor.send({ type: 'WINDOW', serviceId: 's', report: report(t, t < 30_000 ? 80 : 5) });
+    clock.increment(200);
+  }
+  actor.send({ type: 'SET_POLICY', policy: 'gpucolo' });
+  for (let t = 60_200; t <= 63_000; t += 200) {
+    actor.send({ type: 'WINDOW', serviceId: 's', report: report(t, 80) });
+    clock.increment(200);
+  }
+  assert.ok(actuations.every((a) => a.knobs.mpsSharePct === 40), `share moved: ${[...new Set(actuations.map((a) => a.knobs.mpsSharePct))].join(', ')}`);
+  assert.equal(actor.getSnapshot().context.mpsChanges, 0);
+  assert.ok(actuations.some((a) => a.decisions.some((d) => d.knob === 'pacing')), 'the inner tier paced training');
+  actor.stop();
+});

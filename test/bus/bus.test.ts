@@ -124,3 +124,26 @@ test('bus - events are kept in JetStream so a late subscriber can replay them', 
   await late.close();
   await bus.close();
 });
+
+test('bus - replies come under a per-host inbox prefix, so a server can fence each user to its own replies', async () => {
+  const { inboxPrefixFor } = await import('../../bus/index.ts');
+  assert.equal(inboxPrefixFor({ host: 'rack1' }, {}), '_INBOX.rack1');
+  assert.equal(inboxPrefixFor({ host: 'rack1' }, { NATS_INBOX_PREFIX: '_INBOX.ops' }), '_INBOX.ops');
+  assert.equal(inboxPrefixFor({ host: 'rack1', inboxPrefix: '_I.r1' }, { NATS_INBOX_PREFIX: '_INBOX.ops' }), '_I.r1');
+  assert.throws(() => inboxPrefixFor({ host: 'x', inboxPrefix: '_INBOX.*' }, {}), /no wildcards/);
+  const a = await Bus.connect({ url: server.url, name: 'ibx-a', host: 'ibx-a' });
+  const seen: string[] = [];
+  const spy = await connect({ servers: server.url });
+  spy.subscribe('_INBOX.>', { callback: (_e, m) => { seen.push(m.subject); } });
+  await spy.flush();
+  try {
+    a.serve<'gpu.command'>(subjects.gpuCommand('ibx-a', 'g0'), () => ({ ok: true }));
+    await a.nc.flush();
+    assert.equal((await a.request<'gpu.command'>(subjects.gpuCommand('ibx-a', 'g0'), { type: 'gpu.command', action: 'get-state' })).ok, true);
+    await spy.flush();
+    assert.ok(seen.length > 0 && seen.every((s) => s.startsWith('_INBOX.ibx-a.')), seen.join(', '));
+  } finally {
+    await spy.close();
+    await a.close();
+  }
+});

@@ -38,8 +38,10 @@ test('nvidia device - Triton and vLLM services already running: latency comes fr
       { id: 'gone', latency: { kind: 'triton-summary', url: `${base}/nothing`, model: 'x', intervalMs: 100 } },
     ],
   });
+  const workload: Array<{ serviceId: string; state: string; detail: string }> = [];
   try {
     device.start();
+    device.onWorkload((e) => workload.push(e));
     assert.equal(device.info.backend, 'nvidia');
     await sleep(450);
     const triton = device.takeCompletions('resnet50');
@@ -52,6 +54,9 @@ test('nvidia device - Triton and vLLM services already running: latency comes fr
     assert.deepEqual(device.takeCompletions('gone').completions, []);
     await until(() => lines.some((l) => /gpu0\/gone: scrape of .*\/nothing failed: HTTP 404; retrying every 100 ms/.test(l)), 2000, 'the failing scrape reported');
     assert.equal(lines.filter((l) => l.includes('/nothing failed')).length, 1, 'reported once, not every period');
+    // An endpoint that does not answer is a service down (the GPU actor holds training at its safe duty), said once.
+    assert.deepEqual(workload.map((e) => [e.serviceId, e.state]), [['gone', 'down']]);
+    assert.match(workload[0]!.detail, /^service gone: its latency endpoint http:.*\/nothing does not answer \(HTTP 404\)$/);
     device.setArrivalRate('llm', 10);
     assert.ok(lines.some((l) => /rate and batch commands are ignored on a real GPU/.test(l)));
     assert.throws(() => device.takeCompletions('nope'), /no inference service nope on gpu0/);

@@ -27,15 +27,16 @@ const standIn = (name: string) => JSON.stringify(join(STANDIN, name));
 interface Launch { pid: number; pct: string; pipe: string; visible: string; lease: string | null; resumedFrom: number }
 interface MpsLog { tool: string; cmd?: string; pipeDir?: string; env?: Record<string, string>; answer?: string }
 
-test('gpus - lists the GPUs a runner would manage from a fake nvidia-smi; JSON last line; unavailable values are null', async () => {
+test('gpus - lists every GPU from a fake nvidia-smi, managed or not and why; JSON last line; unavailable values are null', async () => {
   const json = await runCli(['gpus', '--json'], fakeEnv());
   assert.equal(json.code, 0, json.stderr);
-  assert.deepEqual(JSON.parse(json.stdout.trim().split('\n').at(-1)!), {
-    gpus: [
-      { index: 0, uuid: GPU0_UUID, name: 'NVIDIA H100 80GB HBM3', memoryTotalMiB: 81559, memoryUsedMiB: 1, utilizationPct: 0 },
-      { index: 2, uuid: GPU2_UUID, name: 'NVIDIA GeForce RTX 3090', memoryTotalMiB: 24576, memoryUsedMiB: null, utilizationPct: 3 },
-    ],
-  });
+  const gpus = JSON.parse(json.stdout.trim().split('\n').at(-1)!).gpus;
+  assert.deepEqual(gpus[0], { index: 0, uuid: GPU0_UUID, name: 'NVIDIA H100 80GB HBM3', memoryTotalMiB: 81559, memoryUsedMiB: 1, utilizationPct: 0, managed: true, reason: null });
+  assert.equal(gpus[1].index, 1, 'the GPU that is not managed is listed too');
+  assert.equal(gpus[1].managed, false);
+  assert.match(gpus[1].reason, /^MIG is enabled/);
+  assert.deepEqual(gpus[2], { index: 2, uuid: GPU2_UUID, name: 'NVIDIA GeForce RTX 3090', memoryTotalMiB: 24576, memoryUsedMiB: null, utilizationPct: 3, managed: true, reason: null });
+  assert.equal(gpus.length, 3);
   assert.match(json.stderr, /GPU 1 \(GPU-9f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b\) is not managed: MIG is enabled/);
   const table = await runCli(['gpus'], fakeEnv());
   assert.equal(table.code, 0);

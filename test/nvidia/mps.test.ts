@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { runTool } from '../../gpu/nvidia/exec.ts';
 import { binariesFromEnv, MpsControl, NvidiaGpuDevice, NvidiaToolError, PauseGuard, type NvidiaGpu } from '../../gpu/nvidia/index.ts';
 import type { DeviceHealth } from '../../gpu/types.ts';
 import { alive, cleanup, FAKE_MPS, GPU0_UUID, jsonLines, sleep, STANDIN, tempDir, until } from './helpers.ts';
@@ -40,6 +41,37 @@ test('mps - no daemon: the documented "Cannot find MPS control daemon process" b
     err.kind === 'no-daemon' && /Cannot find MPS control daemon process/.test(err.message));
   assert.equal(await mps.isRunning(), false);
   await mps.quit(); // nothing to stop is not an error
+});
+
+test('exec - a tool whose forked child keeps the inherited stdout open is done when the tool exits', async () => {
+  // The tool prints, forks a child that holds stdout and stderr for 20 s, and exits 0.
+  const script = "const c = require('node:child_process').spawn(process.execPath, ['-e', 'setTimeout(() => {}, 20000)'], { detached: true, stdio: ['ignore', 'inherit', 'inherit'] }); c.unref(); console.log('daemon', c.pid);";
+  const t0 = Date.now();
+  const res = await runTool(process.execPath, { args: ['-e', script], timeoutMs: 5000 });
+  const tookMs = Date.now() - t0;
+  const child = Number(/daemon (\d+)/.exec(res.stdout)?.[1]);
+  try {
+    assert.equal(res.code, 0);
+    assert.ok(alive(child), 'the forked child still holds the pipes');
+    assert.ok(tookMs < 2000, `answered after ${tookMs} ms, not after the child's end`);
+  } finally {
+    cleanup([child]);
+  }
+});
+
+test('mps - start returns once `-d` exits although the daemon it forked keeps its stdout', async () => {
+  const { dir, mps } = control('mps-fd');
+  try {
+    const t0 = Date.now();
+    assert.equal(await mps.start(), 'started');
+    const tookMs = Date.now() - t0;
+    const daemonPid = Number(jsonLines(join(dir, 'nvidia.log')).find((l) => l.cmd === '-d')!.daemonPid);
+    assert.match(readlinkSync(`/proc/${daemonPid}/fd/1`), /^(pipe|socket):/, 'the stand-in daemon holds the stdout it inherited');
+    assert.ok(tookMs < 5000, `start took ${tookMs} ms`);
+    await mps.quit();
+  } finally {
+    cleanup([], [join(dir, 'pipe')]);
+  }
 });
 
 test('mps - start with our own pipe and log directories on the GPU by UUID, terminate_client (refusals surface), quit', async () => {
@@ -109,6 +141,39 @@ test('mps - a server in fault is reported', async () => {
   } finally {
     delete process.env.FAKE_MPS_MODE;
     cleanup(proc?.pid ? [proc.pid] : [], [join(dir, 'pipe')]);
+  }
+});
+
+test('mps - a clean stop while health checks run reports nothing: the runner\'s own quit is not a device fault', async () => {
+  const { dir, mps } = control('mps-stop');
+  const procs: ReturnType<typeof client>[] = [];
+  try {
+    for (let round = 0; round < 4; round++) {
+      await mps.start();
+      const proc = client(join(dir, 'pipe'));
+      procs.push(proc);
+      await registered(dir, proc.pid!);
+      const changes: DeviceHealth[] = [];
+      const lines: string[] = [];
+      const guard = new PauseGuard({ stateDir: join(dir, `state${round}`), watchdog: false });
+      // Checks back to back (each runs get_server_list and get_server_status): one is in flight when close() comes.
+      const device = new NvidiaGpuDevice({
+        gpuId: 'gpu0', gpu: GPU, clock: () => 0, mps, guard, dir: join(dir, 'gpu0'), services: [], trainings: [], healthPeriodMs: 5, log: (l) => lines.push(l),
+        initial: { mpsSharePct: 50, pacing: { mode: 'duty', duty: 0, periodMs: 200 }, trainingRunning: true },
+      });
+      device.onHealth((h) => changes.push(h));
+      device.start();
+      await sleep(150 + 37 * round);
+      proc.kill('SIGKILL');
+      await device.close();
+      await sleep(300);
+      assert.deepEqual(changes, [], `round ${round}: no health change reported`);
+      assert.deepEqual(lines.filter((l) => /no-daemon|Cannot find MPS|did not stop cleanly/.test(l)), [], `round ${round}`);
+      assert.equal(await mps.isRunning(), false);
+      guard.close();
+    }
+  } finally {
+    cleanup(procs.map((p) => p.pid!), [join(dir, 'pipe')]);
   }
 });
 

@@ -57,7 +57,7 @@ export interface OtlpSpan {
   traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number;
   attributes?: OtlpKeyValue[]; links?: { traceId: string; spanId: string }[];
 }
-export interface CollectedSpan extends OtlpSpan { service: string; attrs: Record<string, unknown> }
+export interface CollectedSpan extends OtlpSpan { service: string; instance?: string; attrs: Record<string, unknown> }
 
 export function otlpValue(v: OtlpValue): unknown {
   if (v.stringValue !== undefined) return v.stringValue;
@@ -101,8 +101,10 @@ export class TestCollector {
 
   private addTraces(json: Record<string, unknown[]>): void {
     for (const rs of (json.resourceSpans ?? []) as { resource?: { attributes?: OtlpKeyValue[] }; scopeSpans?: { spans?: OtlpSpan[] }[] }[]) {
-      const service = String(attrMap(rs.resource?.attributes)['service.name']);
-      for (const ss of rs.scopeSpans ?? []) for (const s of ss.spans ?? []) this.spans.push({ ...s, service, attrs: attrMap(s.attributes) });
+      const resource = attrMap(rs.resource?.attributes);
+      const service = String(resource['service.name']);
+      const instance = resource['service.instance.id'] === undefined ? {} : { instance: String(resource['service.instance.id']) };
+      for (const ss of rs.scopeSpans ?? []) for (const s of ss.spans ?? []) this.spans.push({ ...s, service, ...instance, attrs: attrMap(s.attributes) });
     }
   }
 

@@ -27,8 +27,9 @@ test('otlp - a demo exports decision spans over OTLP/HTTP JSON; demo and host sp
     // Decision spans with inputs, terms, old and new value, the rule, and links to the windows consumed.
     const decisions = collector.spans.filter((s) => s.name.startsWith('gpucolo.decision.'));
     assert.ok(decisions.length >= 20, `decision spans received: ${decisions.length}`);
-    const services = new Set(decisions.map((s) => s.service));
-    assert.deepEqual([...services].sort(), ['gpucolo-host-host0', 'gpucolo-host-host1']);
+    // service.name per role; the host id is the instance.
+    assert.deepEqual([...new Set(decisions.map((s) => s.service))], ['gpucolo-host']);
+    assert.deepEqual([...new Set(decisions.map((s) => s.instance))].sort(), ['host0', 'host1']);
     const inner = decisions.filter((s) => s.name === 'gpucolo.decision.inner');
     assert.ok(inner.length > 0);
     for (const d of inner) {
@@ -41,12 +42,12 @@ test('otlp - a demo exports decision spans over OTLP/HTTP JSON; demo and host sp
       assert.equal(d.attrs['gpucolo.input.slo_ms'], 25);
     }
     const byId = new Map(collector.spans.map((s) => [s.spanId, s]));
-    const linked = inner.filter((d) => (d.links ?? []).some((l) => byId.get(l.spanId)?.name === 'gpucolo.telemetry.window'));
+    const linked = inner.filter((d) => (d.links ?? []).some((l) => byId.get(l.spanId)?.name === 'publish colo.v1.{host}.{gpu}.inf.{service}.window'));
     assert.ok(linked.length >= inner.length * 0.9, `inner decisions link to the latency windows they consumed (${linked.length}/${inner.length})`);
 
-    // Actuation: a child of its decision, with the messaging conventions; handled as its child in the host.
-    // (The first knobs at start and the release at stop are actuations without a decision: roots.)
-    const actuations = collector.spans.filter((s) => s.name === 'gpucolo.actuate set-pacing' && s.parentSpanId);
+    // Actuation: a child of its decision, named and described by the messaging conventions; handled as its
+    // child in the host. (The first knobs at start and the release at stop are actuations without a decision: roots.)
+    const actuations = collector.spans.filter((s) => s.name === 'send colo.v1.{host}.{gpu}.train.{job}.cmd' && s.attrs['gpucolo.action'] === 'set-pacing' && s.parentSpanId);
     const pacingDecisions = decisions.filter((d) => d.attrs['gpucolo.knob'] === 'pacing');
     const actuatedIds = new Set(actuations.map((a) => a.parentSpanId));
     assert.deepEqual(pacingDecisions.filter((d) => !actuatedIds.has(d.spanId)).map((d) => d.spanId), [], 'every pacing decision has its set-pacing child');
@@ -56,22 +57,28 @@ test('otlp - a demo exports decision spans over OTLP/HTTP JSON; demo and host sp
       assert.equal(parent!.traceId, a.traceId);
       assert.equal(a.attrs['messaging.system.name'], 'nats');
       assert.equal(a.attrs['messaging.operation.type'], 'send');
+      assert.equal(a.attrs['messaging.destination.template'], 'colo.v1.{host}.{gpu}.train.{job}.cmd');
+      assert.equal(a.attrs['gpucolo.command.kind'], 'actuate');
+      assert.equal(a.attrs['server.address'], '127.0.0.1', 'server.address: the NATS server the host talks to');
+      assert.equal(typeof a.attrs['server.port'], 'number');
       assert.match(String(a.attrs['messaging.destination.name']), /^colo\.v1\.host[01]\.gpu0\.train\.(host[01]-)?wrn101\.cmd$/);
     }
 
     // Across processes: the demo's scale-rate command and its handling in a host runner share one trace.
-    const commands = collector.spans.filter((s) => s.name === 'gpucolo.command scale-rate' && s.service === 'gpucolo-demo');
+    const commands = collector.spans.filter((s) => s.name === 'send colo.v1.{host}.{gpu}.inf.{service}.cmd' && s.attrs['gpucolo.action'] === 'scale-rate' && s.service === 'gpucolo-demo');
     assert.equal(commands.length, 20, 'burst ramped on and off in five steps each, two services');
     for (const c of commands) {
       const handled = collector.spans.find((s) => s.parentSpanId === c.spanId);
       assert.ok(handled, `command ${c.spanId} was handled`);
-      assert.equal(handled.name, 'gpucolo.handle inference.command');
+      assert.equal(handled.name, 'process colo.v1.{host}.{gpu}.inf.{service}.cmd');
+      assert.equal(handled.attrs['gpucolo.message.type'], 'inference.command');
       assert.equal(handled.traceId, c.traceId);
-      assert.match(handled.service, /^gpucolo-host-host[01]$/);
+      assert.equal(handled.service, 'gpucolo-host');
+      assert.match(String(handled.instance), /^host[01]$/);
       assert.equal(handled.attrs['messaging.operation.type'], 'process');
     }
 
-    for (const m of ['gpucolo.inference.latency', 'gpucolo.slo.attainment', 'gpucolo.training.sleep_duty', 'gpucolo.training.mps_share', 'gpucolo.training.throughput', 'gpucolo.control.decisions']) {
+    for (const m of ['gpucolo.inference.latency_seconds', 'gpucolo.slo.attainment_ratio', 'gpucolo.training.sleep_duty_ratio', 'gpucolo.training.mps_share_percent', 'gpucolo.training.iterations_per_second', 'gpucolo.control.decisions']) {
       assert.ok(collector.metricNames.has(m), `metric ${m} exported (got ${[...collector.metricNames].join(', ')})`);
     }
 

@@ -63,7 +63,7 @@ test('trace file - a host run and a fleet plan written as JSON lines: decisions 
     assert.equal(typeof d.attributes['gpucolo.input.rate_rps'], 'number');
     assert.equal(typeof d.attributes['gpucolo.term.measuredMs'], 'number');
     assert.ok(String(d.attributes['gpucolo.reason']).length > 0);
-    assert.ok(d.links.length > 0 && d.links.every((l) => byId.get(l.spanId)?.name === 'gpucolo.telemetry.window'), 'links to the windows it consumed');
+    assert.ok(d.links.length > 0 && d.links.every((l) => byId.get(l.spanId)?.name === 'publish colo.v1.{host}.{gpu}.inf.{service}.window'), 'links to the windows it consumed');
   }
   const statuses = spans.filter((s) => s.name === 'gpucolo.gpu.status');
   assert.ok(statuses.length >= 2 * 10, `status spans per status period per GPU (${statuses.length})`);
@@ -71,7 +71,7 @@ test('trace file - a host run and a fleet plan written as JSON lines: decisions 
 
   // The plan, the command's handling in the host, and the SLO the next decisions steer to.
   const planSpan = spans.find((s) => s.name === 'gpucolo.fleet.plan')!;
-  const handled = spans.find((s) => s.name === 'gpucolo.handle gpu.command' && s.parentSpanId === planSpan.spanId);
+  const handled = spans.find((s) => s.name === 'process colo.v1.{host}.{gpu}.cmd' && s.parentSpanId === planSpan.spanId);
   assert.ok(handled, 'the GPU command was handled as a child of the plan');
   assert.equal(handled.traceId, planSpan.traceId);
   assert.equal(handled.attributes['messaging.destination.name'], 'colo.v1.tf.gpu0.cmd');

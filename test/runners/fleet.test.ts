@@ -95,9 +95,9 @@ test('fleet - two fleet processes: one leads, packs a light host and frees GPUs;
     await bus.close();
   }
   // One trace from the fleet process's plan span to the host's handling of the placement commands.
-  const spans = readFileSync(traceFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { traceId: string; name: string; service: string });
+  const spans = readFileSync(traceFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { traceId: string; name: string; service: string; instance?: string });
   const planTraces = new Set(spans.filter((s) => s.name === 'gpucolo.fleet.plan').map((s) => s.traceId));
   assert.ok(planTraces.size > 0, 'plan spans were written');
-  const handled = spans.filter((s) => s.service === 'gpucolo-host-fh' && s.name === 'gpucolo.handle placement.command' && planTraces.has(s.traceId));
+  const handled = spans.filter((s) => s.service === 'gpucolo-host' && s.instance === 'fh' && s.name === 'process colo.v1.{host}.{gpu}.placement' && planTraces.has(s.traceId));
   assert.ok(handled.length > 0, 'the host handled placement commands inside a plan\'s trace');
 });

@@ -60,7 +60,7 @@ function authFor(user: keyof typeof passwords): BusAuth {
 /** A plain client as a user, collecting the errors the server sends it (permission violations). */
 async function rawAs(user: keyof typeof passwords): Promise<{ nc: NatsConnection; errors: string[] }> {
   const nc = await connect({
-    servers: url, user, pass: passwords[user],
+    servers: url, user, pass: passwords[user], inboxPrefix: `_INBOX.${user}`,
     ...(pki ? { tls: { caFile: pki.caFile, certFile: pki.clientCert, keyFile: pki.clientKey } } : {}),
   });
   const errors: string[] = [];
@@ -88,7 +88,7 @@ test(`access - example config${withTls ? ' over mutual TLS' : ' (no openssl: wit
     cleanEnv({ NATS_PASSWORD: passwords['host-b'] }));
   const fromB = () => statuses.filter((s) => s.host === 'host-b');
   const attacker = await rawAs('host-a');
-  const fleet = await Bus.connect({ url, name: 'fleet', host: 'fleet-test', auth: authFor('fleet') });
+  const fleet = await Bus.connect({ url, name: 'fleet', host: 'fleet', auth: authFor('fleet') });
   try {
     await until(() => fromB().length >= 3, 30_000, () => `host-b's status\n${runner.stderr()}`);
     // Its own permissions are enough for a runner: events stream, KV state, its own commands.
@@ -166,4 +166,43 @@ test('access - wrong password, no client certificate, an untrusted certificate, 
   const cli = startCli(['events', '--count', '1', '--nats-url', url, '--user', 'observer', ...tlsFlags], cleanEnv({ NATS_PASSWORD: 'wrong' }));
   assert.equal(await cli.exited, 1);
   assert.match(cli.stderr(), /gpucolo: cannot connect to NATS at .* \(user observer.*\): .*authorization/i);
+});
+
+test('access - example config: each user reads only its own replies; host-a cannot read the replies meant for host-b or the fleet', async () => {
+  const hostB = await Bus.connect({ url, name: 'host-b', host: 'host-b', auth: authFor('host-b') });
+  const fleet = await Bus.connect({ url, name: 'fleet', host: 'fleet', auth: authFor('fleet') });
+  const attacker = await rawAs('host-a');
+  try {
+    assert.equal(hostB.inboxPrefix, '_INBOX.host-b');
+    assert.equal(fleet.inboxPrefix, '_INBOX.fleet');
+    hostB.serve<'gpu.command'>(subjects.gpuCommand('host-b', 'gpu9'), () => ({ ok: true, state: { secret: 'for host-b and the fleet only' } }));
+    await hostB.nc.flush();
+    // host-a listens for every reply it can: the server refuses each subscription.
+    const sniffed: string[] = [];
+    for (const pattern of ['_INBOX.>', '_INBOX.host-b.>', '_INBOX.fleet.>', '>']) {
+      attacker.nc.subscribe(pattern, { callback: (e, m) => { if (!e) sniffed.push(`${pattern}: ${m.subject}`); } });
+    }
+    await attacker.nc.flush();
+    await new Promise((r) => setTimeout(r, 200));
+    // host-b's own request and the fleet's request to host-b are answered...
+    const own = await hostB.request<'gpu.command'>(subjects.gpuCommand('host-b', 'gpu9'), { type: 'gpu.command', action: 'get-state' });
+    const byFleet = await fleet.request<'gpu.command'>(subjects.gpuCommand('host-b', 'gpu9'), { type: 'gpu.command', action: 'get-state' });
+    assert.equal(own.ok && byFleet.ok, true);
+    await attacker.nc.flush();
+    await new Promise((r) => setTimeout(r, 200));
+    // ...and host-a saw none of those replies.
+    assert.deepEqual(sniffed, []);
+    const refused = attacker.errors.filter((e) => /permissions violation for subscription/i.test(e));
+    for (const pattern of ['_INBOX.>', '_INBOX.host-b.>', '_INBOX.fleet.>']) {
+      assert.ok(refused.some((e) => e.includes(`"${pattern}"`)), `subscription to ${pattern} refused: ${attacker.errors.join(' | ')}`);
+    }
+    // host-a's own replies still reach it, under its own prefix.
+    attacker.nc.subscribe('colo.v1.host-a.echo', { callback: (_e, m) => { m.respond(m.data); } });
+    const echo = await attacker.nc.request('colo.v1.host-a.echo', 'ping', { timeout: 2000 });
+    assert.equal(new TextDecoder().decode(echo.data), 'ping');
+  } finally {
+    await attacker.nc.close();
+    await hostB.close();
+    await fleet.close();
+  }
 });

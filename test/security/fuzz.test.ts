@@ -215,7 +215,7 @@ test('fuzz - a host runner process flooded by an independent client: it keeps ru
     assert.equal(summary.bus.rejected, flood, 'every payload rejected and counted');
     assert.equal(summary.bus.handlerErrors, 0);
     const first = statuses[0]!;
-    assert.ok(statuses.every((s) => s.mpsSharePct === first.mpsSharePct && JSON.stringify(s.pacing) === JSON.stringify(first.pacing) && s.trainingRunning === first.trainingRunning && s.services[0]!.sloMs === first.services[0]!.sloMs), 'no knob or SLO moved');
+    assert.ok(statuses.every((s) => s.mpsSharePct === first.mpsSharePct && JSON.stringify(s.pacing) === JSON.stringify(first.pacing) && s.trainingRunning === first.trainingRunning && s.services[0]!.sloMs === first.services[0]!.sloMs), `no knob or SLO moved: ${JSON.stringify(statuses.map((s) => [s.mpsSharePct, s.pacing, s.trainingRunning, s.services[0]?.sloMs, (s as never as { state: string }).state]))}`);
   } finally {
     runner.child.kill('SIGKILL');
   }
