@@ -89,7 +89,7 @@ const RATE_STATS_ALPHA = 1 / 300;
 const ALONE_NOISE = 0.25;
 const ALONE_ALPHA = 0.05;
 const ALONE_READY = 10;
-/** Alone utilisation at or above which a second counts as overloaded (alone misses it too). */
+/** Alone utilisation at or above which a second counts as overloaded (not read for alone's bias and spread). */
 const OVERLOAD = 0.95;
 /** Utilisation (model) above which a second does not calibrate kappa. */
 const CALIBRATION_MAX_LOAD = 0.85;
@@ -409,7 +409,6 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       // The forecast moves slowly: its mix is computed once a second (on the estimator's whole seconds) and kept.
       if (surprise > 0.02 && (sm.mix === null || sm.mix.length !== grid.length || steps % keep === 0)) {
         sm.mix = forecastMix(sm, plant, kappa, m.sloMs, sigma, grid);
-        models[id] = sm;
       }
       const mix = surprise > 0.02 && sm.mix !== null ? sm.mix : row;
       // Just after the load rose, a miss counts up to ALERT_FACTOR times: a change is when the model is least

@@ -211,7 +211,8 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
     // Every service's prediction at each exponent still open (one when fitted, or for the share in force).
     const gs = c !== share && gammaFitted === null ? priorGammas : [gammaRisk(c)];
     const byGamma = new Map(gs.map((g) => [g, services.map(([id, m]) => predict(o, m, sloOf(id), share, c, g, trainNow, beta))]));
-    const ps = byGamma.get(gammaRisk(c)) ?? services.map(([id, m]) => predict(o, m, sloOf(id), share, c, gammaRisk(c), trainNow, beta));
+    // The risk exponent is always among them: the middle or the flat end of an open range, else the fitted one.
+    const ps = byGamma.get(gammaRisk(c))!;
     const over = Math.max(...ps.map((p) => p.miss - p.allowed));
     const breach = Math.max(...ps.map((p) => p.miss - p.floorMiss));
     const peakLoad = Math.max(...ps.map((p) => p.peakLoad));
