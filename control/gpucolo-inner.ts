@@ -48,12 +48,16 @@
 import { clamp, decision, roundTo, trainingActive } from './common.ts';
 import { feedforward, type FeedforwardOptions } from './feedforward.ts';
 import {
-  binRate, dutyGrid, ewma, interferenceFromStretch, interferenceFromTail, interferenceOf, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty,
-  rateBin, serviceFromMean, slowdown, surpriseOf, tailMs, xiOf, type PlantPoint,
+  dutyGrid, ewma, interferenceFromStretch, interferenceFromTail, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty,
+  rateBin, serviceFromMean, slowdown, surpriseOf, tailMs, xiOf,
 } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
-import type { ControlInput, Decision, LatencyWindow, StepResult } from './types.ts';
-import { mergeWindowsByService, metricOf, type LatencyMetric } from './window.ts';
+import {
+  aloneChance, allowedExtra, currentDuty, emptyModel, fastMetric, forecastMix, interferenceNow, modelReady, noiseOf, overloaded,
+  quantileBin, readAlone, secondTail, serverLoad,
+} from './gpucolo-service.ts';
+import type { ControlInput, Decision, StepResult } from './types.ts';
+import { mergeWindowsByService, metricOf } from './window.ts';
 
 /** The rate tracker's detector: a 20% rise, CUSUM threshold 4, reference EWMA 0.1 per window (see feedforward.ts). */
 const RATE_TRACKING: FeedforwardOptions = { thresholdPct: 20, cusumH: 4, gain: 1, maxStep: Infinity, refAlpha: 0.1 };
@@ -65,32 +69,15 @@ const I_READ_MAX_DUTY = 0.6;
  * inner periods of identification before such readings are taken. */
 const TAIL_READING_WEIGHT = 0.1;
 const TAIL_READING_AFTER = 50;
-/** Weight of readings (in windows at zero duty) before the interference counts as identified. */
-export const I_READY = 2;
-/** Calibration updates before the noise counts as measured, and the noise assumed until then. */
-const NOISE_READY = 25;
-export const INITIAL_NOISE = 0.3;
-/**
- * Least noise the miss chances read: a second's tail is one order statistic of its requests (with 100 or fewer, the
- * slowest), heavier-tailed above than the log-normal fitted to its spread, most of all when the spread is small.
- */
-const MIN_NOISE = 0.08;
 /** EWMA weight per inner period of the slow calibration and the noise read against it (about 20 s at 200 ms). */
 const NOISE_ALPHA = 0.01;
-/** Price of a missed window (in awake time) at the start, its bounds, and its step per scored window. */
-export const INITIAL_PRICE = 25;
+/** Bounds of the price of a missed window (its start: gpucolo-service.ts INITIAL_PRICE), and its step per scored window. */
 const PRICE_MIN = 2;
 const PRICE_MAX = 1e4;
 const PRICE_RATE = 0.5;
 
 /** EWMA weight per second of the load's log-rate statistics (about 5 minutes). */
 const RATE_STATS_ALPHA = 1 / 300;
-/** Spread of alone's log tail around the model until measured, and the EWMA weight of its readings. */
-const ALONE_NOISE = 0.25;
-const ALONE_ALPHA = 0.05;
-const ALONE_READY = 10;
-/** Alone utilisation at or above which a second counts as overloaded (not read for alone's bias and spread). */
-const OVERLOAD = 0.95;
 /** Utilisation (model) above which a second does not calibrate kappa. */
 const CALIBRATION_MAX_LOAD = 0.85;
 /** A declared rise of at least this much (percent; a doubling is 100) sends the duty to the cap at once. */
@@ -101,120 +88,6 @@ const ALERT_FACTOR = 4;
 /** A window whose tail is this many times the model's expectation is read as a backlog, not as the plant. */
 const BACKLOG_FACTOR = 2;
 
-/**
- * Chance of a miss at each duty of the grid, averaged over the load forecast (every load in it: where inference
- * alone misses anyway, every duty shares that chance and the choice is not moved): what the next second holds
- * when the last one does not predict it.
- */
-export function forecastMix(sm: ServiceModel, plant: Omit<PlantPoint, 'duty' | 'rateRps'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[]): number[] {
-  const mix = grid.map(() => 0);
-  let mass = 0;
-  for (const [bin, weight] of Object.entries(sm.rates)) {
-    mass += weight;
-    const row = missRow({ ...plant, rateRps: binRate(Number(bin)) }, kappa, sloMs, sigma, grid);
-    for (let k = 0; k < grid.length; k++) mix[k]! += weight * row[k]!;
-  }
-  return mass > 0 ? mix.map((x) => x / mass) : mix;
-}
-
-/** A service nothing has been identified about yet. */
-export function emptyModel(): ServiceModel {
-  return {
-    s0Ms: null, iSum: 0, iWeight: 0, lnKappa: 0, lnKappaSlow: null, kappaN: 0, noiseVar: null, closed: null, rates: {},
-    price: INITIAL_PRICE, lnPriceSlow: null, scored: 0, missed: 0, peakBin: -1, peakSinceMs: null,
-    lnRateMean: null, lnRateVar: null, lnRateCov: null, lastLnRate: null, aloneMiss: null, oursMiss: null, aloneBias: null, aloneVar: null, aloneN: 0,
-    mix: null,
-  };
-}
-
-/** The bin below which `q` of a histogram's mass lies (-1 for an empty one). */
-export function quantileBin(hist: Readonly<Record<string, number>>, q: number): number {
-  const bins = Object.entries(hist).map(([b, w]) => [Number(b), w] as const).sort((a, b) => a[0] - b[0]);
-  const mass = bins.reduce((a, [, w]) => a + w, 0);
-  let below = 0;
-  for (const [b, w] of bins) {
-    below += w;
-    if (below >= q * mass) return b;
-  }
-  return bins.length > 0 ? bins[bins.length - 1]![0] : -1;
-}
-
-/**
- * One reading of ln(alone's tail / calibrated model): running mean and variance over the first readings, EWMAs
- * after; the variance starts from ALONE_NOISE^2 and counts as measured after a few readings.
- */
-function readAlone(sm: ServiceModel, r: number): void {
-  const n = sm.aloneN + 1;
-  const alpha = Math.max(ALONE_ALPHA, 1 / n);
-  const mean = sm.aloneBias ?? r;
-  sm.aloneBias = ewma(sm.aloneBias, r, alpha);
-  if (n > 1) sm.aloneVar = ewma(sm.aloneVar, (r - mean) ** 2, Math.max(ALONE_ALPHA, 1 / (n - 1)));
-  sm.aloneN = n;
-}
-
-/** Chance that inference alone misses a second whose calibrated model tail is `levelMs` (its own bias and spread). */
-export function aloneChance(sm: ServiceModel, levelMs: number, sloMs: number): number {
-  // Until alone has been read, its spread is taken as no wider than the co-located one (training adds spread).
-  const sigma = sm.aloneVar === null || sm.aloneN < ALONE_READY ? Math.min(ALONE_NOISE, noiseOf(sm)) : Math.sqrt(sm.aloneVar);
-  return missChance(levelMs * Math.exp(sm.aloneBias ?? 0), sloMs, sigma);
-}
-
-/**
- * The estimator's reading of a second's tail as the SLO is scored on it: nearest rank, so with 100 requests or
- * fewer a second's p99 is its slowest request (the windows' merged CDF would read lower); otherwise the merge.
- */
-export function secondTail(m: LatencyWindow, metric: LatencyMetric): number {
-  if (metric === 'p99' && m.count <= 100) return m.maxMs;
-  if (metric === 'p95' && m.count <= 20) return m.maxMs;
-  return metricOf(m, metric);
-}
-
-/** Requests per second the server carries in a window: the arrivals, or the completions when a queue drains. */
-export function serverLoad(w: LatencyWindow): number {
-  return Math.max(w.rateRps, w.windowMs > 0 ? (w.count * 1000) / w.windowMs : 0);
-}
-
-/** The duty in force: the knobs' if they carry a duty (an actor may have overridden it), else the state's. */
-export function currentDuty(state: GpucoloState, input: ControlInput): number {
-  return input.knobs.pacing.mode === 'duty' ? input.knobs.pacing.duty : state.duty;
-}
-
-/** The identified interference of the share in force, or null while there is too little evidence. */
-export function interferenceNow(m: ServiceModel): number | null {
-  return m.iWeight >= I_READY ? interferenceOf(m.iSum / m.iWeight) : null;
-}
-
-/** The model can set a duty: s0 and I identified, kappa calibrated a few times. */
-export function modelReady(m: ServiceModel): boolean {
-  return m.s0Ms !== null && interferenceNow(m) !== null && m.kappaN >= 3;
-}
-
-/** Noise of the log 1 s tail (INITIAL_NOISE until measured). */
-export function noiseOf(m: ServiceModel): number {
-  return m.noiseVar === null || m.kappaN < NOISE_READY ? INITIAL_NOISE : Math.max(MIN_NOISE, Math.sqrt(m.noiseVar));
-}
-
-/**
- * A load inference alone cannot serve within a second (utilisation of its alone batch time at or above
- * OVERLOAD): such a second says nothing of how the model reads inference alone.
- */
-export function overloaded(rateRps: number, s0Ms: number, closed: boolean): boolean {
-  return !closed && (rateRps * s0Ms) / 1000 >= OVERLOAD;
-}
-
-/**
- * Misses a service may add to inference alone's, as a share of seconds: floorSharePct of the floor's slack,
- * min(0.99, alone - 0.005), given alone's own miss share `aloneMiss`.
- */
-export function allowedExtra(o: GpucoloOptions, aloneMiss: number, part = o.floorSharePct / 100): number {
-  return part * Math.max(0.01 - aloneMiss, 0.005);
-}
-
-/** The metric a single 200 ms window is read at for the fast path: p95 stands for the p99 of one fifth of a second. */
-function fastMetric(o: GpucoloOptions): LatencyMetric {
-  return o.metric === 'p99' && o.estimatorWindows >= 5 ? 'p95' : o.metric;
-}
-
 interface Want {
   duty: number;
   reason: string;
@@ -223,7 +96,13 @@ interface Want {
   ratio: number;
 }
 
-/** One inner decision of gpucolo. */
+/**
+ * One inner decision of gpucolo.
+ * Long on purpose (about 250 lines): each service's step reads the same second (its load, duty, tail, noise,
+ * kappa, closed loop) into the model and then decides on it, in an order the readings depend on (alone before
+ * interference before calibration before the books before the duty); split into functions, each would take and
+ * return most of that state. The pure parts it uses are in gpucolo-service.ts and gpucolo-model.ts.
+ */
 export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: ControlInput): StepResult<GpucoloState> {
   const now = input.nowMs;
   const active = trainingActive(input);
@@ -296,7 +175,9 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     // Interference of the share in force, from this window's mean (not near saturation, where means say little).
     if (sm.s0Ms !== null && settled && w && w.count >= 3 && duty <= I_READ_MAX_DUTY) {
       const wLoad = serverLoad(w);
-      const u = (wLoad * sm.s0Ms * slowdown(interferenceNow(sm) ?? 0, duty)) / 1000;
+      // A closed loop keeps the server busy by construction and its mean is the service time: no saturation
+      // to avoid there (as in the calibration below); an open queue near saturation says little in its mean.
+      const u = closed ? 0 : (wLoad * sm.s0Ms * slowdown(interferenceNow(sm) ?? 0, duty)) / 1000;
       if (u < 0.85 && metricOf(w, o.metric) < 4 * w.sloMs) {
         const stretch = serviceFromMean(w.meanMs, wLoad, closed) / sm.s0Ms;
         // Averaged as xi = I / (1 + I), bounded: a mostly asleep window can read an absurd I, never an absurd xi.

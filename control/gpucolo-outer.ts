@@ -36,8 +36,8 @@
  * The inner tier meanwhile absorbs every transient with the duty.
  */
 import { clamp, decision, hold, sharePct, trainingActive } from './common.ts';
-import { allowedExtra, aloneChance, I_READY, interferenceNow, modelReady, noiseOf, quantileBin } from './gpucolo-inner.ts';
-import { binRate, dutyGrid, missOf, missRow, pickDuty, slowdown, surpriseOf, tailMs, weightedSlope, xiOf } from './gpucolo-model.ts';
+import { allowedExtra, aloneChance, interferenceNow, modelReady, noiseOf, quantileBin } from './gpucolo-service.ts';
+import { binRate, dutyGrid, missOf, missRow, pickDuty, slowdown, surpriseOf, tailMs, weightedSlope } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel, ShareRecord } from './gpucolo-options.ts';
 import type { ControlInput, Decision, Knobs, StepResult } from './types.ts';
 
@@ -151,7 +151,12 @@ export function budgetLeft(o: GpucoloOptions, s: GpucoloState, now: number): num
   return Math.min(inHour, earned - s.restarts);
 }
 
-/** One outer decision of gpucolo. `input.services` holds windows merged over the outer period. */
+/**
+ * One outer decision of gpucolo. `input.services` holds windows merged over the outer period.
+ * Long on purpose (about 160 lines): the gates (evidence, settling, budget, forecast, peak), the evaluation of every
+ * candidate share and the gain test share the exponent ranges and the share in force's own record; the pure parts
+ * (predict, the exponent fits, the budget) are functions above.
+ */
 export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: ControlInput): StepResult<GpucoloState> {
   const now = input.nowMs;
   let s: GpucoloState = { ...state, restartTimesMs: state.restartTimesMs.filter((t) => now - t < HOUR_MS) };

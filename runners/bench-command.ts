@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { listProfiles, loadProfile } from '../gpu/model/index.ts';
+import { listProfiles, loadProfile, plantFamily } from '../gpu/model/index.ts';
 import { BENCH_POLICIES, isBenchPolicy, medianWorst, runCell, type CellResult, type CellScore } from '../bench/control/cell.ts';
 import { chartSvg } from '../bench/control/chart.ts';
 import { matrixLoads } from '../bench/control/loads.ts';
@@ -216,7 +216,7 @@ async function matrixCommand(f: BenchControlFlags, policies: string[], warmupS: 
   } catch (err) {
     throw new UsageError(`--matrix: ${(err as Error).message}`);
   }
-  const profiles = f.profile !== undefined ? f.profile.split(',').map((x) => checkProfile(x.trim())) : listProfiles();
+  const profiles = f.profile !== undefined ? f.profile.split(',').map((x) => checkProfile(x.trim())) : plantFamily();
   const seeds = f.seeds !== undefined ? numberFlag('--seeds', f.seeds, { integer: true, min: 1, max: 1000 }) : 1;
   const workers = f.workers !== undefined ? numberFlag('--workers', f.workers, { integer: true, min: 1, max: 256 }) : availableParallelism();
   log(`matrix: ${loads.length} loads x ${profiles.length} profiles x ${seeds} seed(s) = ${loads.length * profiles.length * seeds} cells, ${policies.length} policies each, ${workers} worker(s); first ${warmupS} s scored for no policy`);

@@ -10,10 +10,14 @@ served; each line is {"latencyMs": completion - arrival} (queueing included), th
 
 import argparse
 import json
+import os
 import random
 import signal
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resnet import resnet50  # noqa: E402
 
 stop = False
 
@@ -36,10 +40,12 @@ def main():
     signal.signal(signal.SIGTERM, on_sigterm)
 
     import torch
-    import torchvision
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = torchvision.models.resnet50(weights=None).eval().to(device)
+    model, source = resnet50()
+    model = model.eval().to(device)
+    print(json.dumps({"event": "start", "device": device, "model": source,
+                      "mpsThreadPct": os.environ.get("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE")}), file=sys.stderr, flush=True)
     x = torch.randn(args.batch, 3, 224, 224, device=device)
     with torch.inference_mode():
         for _ in range(10):  # warm up kernels and the allocator before measuring

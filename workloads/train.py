@@ -17,6 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpucolo_hook import Pacer  # noqa: E402
+from resnet import resnet50  # noqa: E402
 
 
 def build(model_name, device, batch):
@@ -24,9 +25,7 @@ def build(model_name, device, batch):
     import torch.nn as nn
 
     if model_name == "resnet50":
-        import torchvision
-
-        model = torchvision.models.resnet50(weights=None, num_classes=1000)
+        model, _ = resnet50(num_classes=1000)
         x = torch.randn(batch, 3, 224, 224, device=device)
         y = torch.randint(0, 1000, (batch,), device=device)
         return model.to(device), x, y

@@ -12,7 +12,9 @@
 #     --calibrate-workloads F workloads file calibrate measures (default deploy/gpu-host/calibrate.yaml)
 #     --control-workloads F   workloads file the policies run (default workloads/nvidia-example.yaml)
 #     --plan F                calibrate --plan F (overrides of the measurement plan)
-#     --skip-calibrate, --skip-control
+#     --skip-capture, --skip-control, --skip-calibrate, --skip-bench
+#                             skip a step; they run in this order: capture the NVIDIA tools' real output
+#                             (capture.sh), the policies, calibrate, the simulated bench on the measured profile
 # It never changes GPU settings (no compute mode, clocks, MIG, persistence, reset): it starts its own MPS control
 # daemons in its own state folder and quits them before it leaves. Every step's outcome goes to STATUS.md.
 set -uo pipefail
@@ -37,8 +39,9 @@ if [[ "${1:-}" == "pack" ]]; then
   exit 0
 fi
 
+ARGS="$*"
 QUICK=0; OUT=""; POLICIES=""; POLICY_S=""; CAL_W="deploy/gpu-host/calibrate.yaml"; CTL_W="workloads/nvidia-example.yaml"; PLAN=""
-SKIP_CAL=0; SKIP_CTL=0
+SKIP_CAL=0; SKIP_CTL=0; SKIP_CAP=0; SKIP_BENCH=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -50,7 +53,9 @@ while [[ $# -gt 0 ]]; do
     --plan) PLAN="$2"; shift ;;
     --skip-calibrate) SKIP_CAL=1 ;;
     --skip-control) SKIP_CTL=1 ;;
-    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --skip-capture) SKIP_CAP=1 ;;
+    --skip-bench) SKIP_BENCH=1 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -80,10 +85,9 @@ if [[ -z "${NATS_SERVER_BIN:-}" ]] && ! command -v nats-server >/dev/null 2>&1 &
 fi
 if ! python3 -c 'import torch' >/dev/null 2>&1; then
   note "python: no torch (a CUDA build must match the driver: install it yourself); the workloads will fail to start"
-elif ! python3 -c 'import torchvision' >/dev/null 2>&1; then
-  # --no-deps: never let pip replace the host's CUDA build of torch.
-  if timeout 300 python3 -m pip install --quiet --no-deps --retries 1 --timeout 20 torchvision >/dev/null 2>&1 && python3 -c 'import torchvision' >/dev/null 2>&1; then note "python: torchvision installed with pip (--no-deps)"
-  else note "python: torchvision missing and pip could not install it: the ResNet-50 workloads will fail to start"; fi
+else
+  # No pip here: GPU hosts are often offline, and pip must never replace the host's CUDA build of torch.
+  note "python: torch $(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null); ResNet-50 from $(cd workloads && python3 -c 'from resnet import resnet50; print(resnet50()[1])' 2>/dev/null || echo '(could not build it)')"
 fi
 
 GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
@@ -107,16 +111,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PROFILE="$OUT/profile.json"
-if (( ! SKIP_CAL )); then
-  args=(calibrate --backend nvidia --workloads "$CAL_W" --out "$PROFILE" --name "${SLUG}-calibrated" --state-dir "$STATE/cal" --json)
-  (( QUICK )) && args+=(--quick)
-  [[ -n "$PLAN" ]] && args+=(--plan "$PLAN")
-  echo "run.sh: gpucolo ${args[*]}" >&2
+if (( ! SKIP_CAP )); then
   start=$(date +%s)
-  "${GPUCOLO[@]}" "${args[@]}" > "$OUT/calibrate.json" 2> "$OUT/calibrate.txt"
-  rc=$?
-  note "calibrate: exit $rc after $(( $(date +%s) - start )) s ($( ((rc == 0)) && echo "profile $PROFILE" || tail -1 "$OUT/calibrate.txt"))"
+  bash deploy/gpu-host/capture.sh "$OUT/capture" > "$OUT/capture.log" 2>&1
+  note "capture: exit $? after $(( $(date +%s) - start )) s ($(tail -1 "$OUT/capture.log"))"
 fi
 
 if (( ! SKIP_CTL )); then
@@ -135,14 +133,26 @@ if (( ! SKIP_CTL )); then
   gzip -f "$OUT"/control-*.trace.jsonl 2>/dev/null
 fi
 
+PROFILE="$OUT/profile.json"
+if (( ! SKIP_CAL )); then
+  args=(calibrate --backend nvidia --workloads "$CAL_W" --out "$PROFILE" --name "${SLUG}-calibrated" --state-dir "$STATE/cal" --json)
+  (( QUICK )) && args+=(--quick)
+  [[ -n "$PLAN" ]] && args+=(--plan "$PLAN")
+  echo "run.sh: gpucolo ${args[*]}" >&2
+  start=$(date +%s)
+  "${GPUCOLO[@]}" "${args[@]}" > "$OUT/calibrate.json" 2> "$OUT/calibrate.txt"
+  rc=$?
+  note "calibrate: exit $rc after $(( $(date +%s) - start )) s ($( ((rc == 0)) && echo "profile $PROFILE" || tail -1 "$OUT/calibrate.txt"))"
+fi
+
 # The measured profile drives the simulated bench too (CPU only): the same policies on the plant just measured.
-if [[ -s "$PROFILE" ]]; then
+if (( ! SKIP_BENCH )) && [[ -s "$PROFILE" ]]; then
   "${GPUCOLO[@]}" bench control --scenario paper-burst --profile "$PROFILE" --out "$OUT" > "$OUT/bench-control-paper-burst.txt" 2>&1
   note "bench control on the measured profile: exit $?"
 fi
 
 {
-  echo "# GPU host run, $(date -u +%FT%TZ)"; echo; echo "GPU: ${GPU_NAME:-unknown}. Command: deploy/gpu-host/run.sh$( ((QUICK)) && echo ' --quick')"; echo
+  echo "# GPU host run, $(date -u +%FT%TZ)"; echo; echo "GPU: ${GPU_NAME:-unknown}. Command: deploy/gpu-host/run.sh $ARGS"; echo
   for s in "${STATUS[@]}"; do echo "- $s"; done
   if [[ -s "$OUT/calibrate.txt" ]]; then echo; echo '## Calibration (measured against fitted)'; echo; echo '```'; sed -n '/^Calibration of/,$p' "$OUT/calibrate.txt"; echo '```'; fi
   if [[ -s "$OUT/control.md" ]]; then echo; echo "## Control, ${POLICY_S} s per policy"; echo; cat "$OUT/control.md"; fi

@@ -196,6 +196,8 @@ export function fitProfile(m: Measurements, o: FitOptions): FitResult {
   }
   if (restartMs.length === 0) throw new Error('no training restart measured');
   const mpsRestartMs = median(restartMs);
+  if (m.device.memoryMiB > 0) measured['/gpu/memoryMiB'] = 'total memory the device reports (nvidia-smi memory.total on the NVIDIA backend)';
+  else assumed['/gpu/memoryMiB'] = `the base profile ${base.name}'s: the device reported no memory size`;
   measured['/mpsRestartMs'] = `median over ${restartMs.length} restarts of the time from the share change to the first iteration, less one iteration`;
   derived['/inferenceRestartMs'] = 'as mpsRestartMs: calibrate never restarts inference under a new share of its own';
 

@@ -3,7 +3,7 @@ export { GpuModel } from './gpu-model.ts';
 export type { ArrivalProcess, GpuModelOptions, ServiceOptions, ServiceStats, TrainingOptions } from './gpu-model.ts';
 export { SimGpuDevice, ManualClock, createSimGpuDevice } from './sim-device.ts';
 export type { ClockMs, CreateSimGpuDeviceOptions, SimGpuDeviceIdentity } from './sim-device.ts';
-export { loadProfile, listProfiles, isProfileFile } from './profiles.ts';
+export { loadProfile, listProfiles, isProfileFile, plantFamily, MEASURED_PROFILES } from './profiles.ts';
 export { GpuProfileSchema, PROFILE_DEFAULTS, parseProfile } from './profile-schema.ts';
 export type { GpuProfile } from './profile-schema.ts';
 export { serviceMs, trainingInterference, trainingSpeed, iterationMs, inferenceShareSpeed, tailModel } from './physics.ts';

@@ -4,6 +4,7 @@ import { ProfileError } from './errors.ts';
 import { parseProfile, type GpuProfile } from './profile-schema.ts';
 // Static JSON imports (not fs reads) so a bundled CLI carries the built-in profiles with it.
 import h200ResNet50Wrn101 from './profiles/h200-resnet50-wrn101.json' with { type: 'json' };
+import h200ResNet50Measured from './profiles/h200-resnet50-measured.json' with { type: 'json' };
 import rtx3090ResNet50Wrn101 from './profiles/rtx3090-resnet50-wrn101.json' with { type: 'json' };
 import rtx3090Gentle from './profiles/rtx3090-resnet50-wrn101-gentle.json' with { type: 'json' };
 import rtx3090Heavytail from './profiles/rtx3090-resnet50-wrn101-heavytail.json' with { type: 'json' };
@@ -23,7 +24,20 @@ const RAW_PROFILES: Record<string, unknown> = {
   'rtx3090-resnet50-wrn101-steep': rtx3090Steep,
   'rtx3090-resnet50-wrn101-heavytail': rtx3090Heavytail,
   'h200-resnet50-wrn101': h200ResNet50Wrn101,
+  'h200-resnet50-measured': h200ResNet50Measured,
 };
+
+/**
+ * Profiles measured on a real GPU by `gpucolo calibrate` (deploy/gpu-host/run.sh). They are built-ins, but not
+ * members of the bench matrix's plant family (the synthetic profiles above span MEASUREMENTS.md; a measured one
+ * joins the family once it has been measured more than once).
+ */
+export const MEASURED_PROFILES: readonly string[] = ['h200-resnet50-measured'];
+
+/** The bench matrix's default plants: every built-in except the measured ones. */
+export function plantFamily(): string[] {
+  return listProfiles().filter((n) => !MEASURED_PROFILES.includes(n));
+}
 
 /** Names of the built-in profiles, sorted. */
 export function listProfiles(): string[] {

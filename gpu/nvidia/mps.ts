@@ -6,6 +6,8 @@ import { firstLine, runTool, type NvidiaBinaries } from './exec.ts';
 /** nvidia-cuda-mps-control's answer when no daemon listens on the pipe directory. */
 const NO_DAEMON = /cannot find mps control daemon|control daemon not found/i;
 /** Words of a refusal in an answer to a command that prints nothing when it works. */
+/** terminate_client's answer when the server holds no CUDA context of the process (CUDA_ERROR_INVALID_CONTEXT). */
+const NO_CLIENT_CONTEXT = 201;
 const REFUSAL = /error|fail|invalid|not found|cannot|unknown|unrecognized|no such|denied/i;
 /** AF_UNIX sun_path holds 107 bytes plus the terminator: a longer control socket path never binds. */
 const SOCKET_PATH_MAX = 107;
@@ -166,13 +168,25 @@ export class MpsControl {
     }
     // A client that no list shows (a listing that lags, a daemon that does not list) is still sent to every server.
     const targets = owners.length ? owners : servers;
+    const told: number[] = [];
     for (const s of targets) {
       const cmd = `terminate_client ${s} ${clientPid}`;
       const answer = await this.command(cmd);
-      if (REFUSAL.test(answer)) throw new NvidiaToolError(this.o.binaries.mpsControl, 'failed', `MPS command "${cmd}" was refused: ${firstLine(answer)}`);
+      // The daemon answers a CUDA driver result code (driver 580, test/fixtures/nvidia/captured/): 201
+      // (CUDA_ERROR_INVALID_CONTEXT) when that server holds no context of the process; words on older daemons.
+      const code = /^\d+$/.test(answer) ? Number(answer) : null;
+      if (code === NO_CLIENT_CONTEXT) {
+        this.log(`mps ${this.o.gpuUuid}: ${cmd}: server ${s} holds no context of ${clientPid} (${answer})`);
+        continue;
+      }
+      if (REFUSAL.test(answer) || (code !== null && code !== 0)) throw new NvidiaToolError(this.o.binaries.mpsControl, 'failed', `MPS command "${cmd}" was refused: ${firstLine(answer)}`);
       this.log(`mps ${this.o.gpuUuid}: ${cmd}: ok${answer ? ` (${firstLine(answer)})` : ''}`);
+      told.push(s);
     }
-    return targets;
+    if (told.length === 0) {
+      throw new NvidiaToolError(this.o.binaries.mpsControl, 'failed', `MPS command "terminate_client" was refused: no server (${targets.join(', ')}) holds a context of pid ${clientPid} (CUDA error ${NO_CLIENT_CONTEXT})`);
+    }
+    return told;
   }
 
   /** Servers reporting a fault (`get_server_status <PID>`); a daemon that does not know the command reports none. */

@@ -47,6 +47,7 @@ test('calibrate (sim) - recovers the parameters of eight plants it is not told, 
       // What calibrate does not measure is not copied from the hidden plant: it is the base profile's, marked assumed.
       assert.equal(p.interference.timeSlicing, loadProfile('rtx3090-resnet50-wrn101').interference.timeSlicing);
       assert.match(p.provenance!.assumed!['/interference/timeSlicing']!, /under MPS/);
+      assert.match(p.provenance!.measured!['/gpu/memoryMiB'] ?? '', /memory the device reports/, `${what}: the memory size has its provenance`);
     }
   }
   console.log(`worst |error| over 8 hidden plants x 2 plans: ${Object.entries(worst).map(([k, v]) => `${k} ${v.toFixed(2)}%`).join(', ')}`);

@@ -6,7 +6,7 @@ import {
   dutyGrid, interferenceFromStretch, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty, serviceFromMean,
   surpriseOf, tailMs,
 } from '../../control/gpucolo-model.ts';
-import { secondTail, serverLoad } from '../../control/gpucolo-inner.ts';
+import { secondTail, serverLoad } from '../../control/gpucolo-service.ts';
 
 const duty = (k: Knobs) => (k.pacing.mode === 'duty' ? k.pacing.duty : NaN);
 const input = (nowMs: number, services: LatencyWindow[], knobs: Knobs, running = true): ControlInput => ({

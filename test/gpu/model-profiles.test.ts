@@ -8,6 +8,8 @@ import {
   ProfileError,
   iterationMs,
   listProfiles,
+  MEASURED_PROFILES,
+  plantFamily,
   loadProfile,
   parseProfile,
   serviceMs,
@@ -180,7 +182,9 @@ test('gpu model profiles - each member of the family behaves as its name says', 
   const awake = (name: string, sharePct = 100) => measure(loadProfile(name), { mpsSharePct: sharePct });
   const alone = (name: string) => measure(loadProfile(name), { running: false });
   const base = { awake: awake(PROFILE), half: awake(PROFILE, 50), alone: alone(PROFILE) };
-  for (const name of listProfiles()) {
+  // The synthetic family; a measured profile (h200-resnet50-measured: I(100%) 0.30) says what its GPU did.
+  assert.deepEqual(listProfiles().filter((n) => !plantFamily().includes(n)), [...MEASURED_PROFILES]);
+  for (const name of plantFamily()) {
     const a = awake(name), o = alone(name);
     assert.ok(a.mean > 1.3 * o.mean, `${name}: training slows inference (${a.mean.toFixed(2)} vs ${o.mean.toFixed(2)} ms)`);
     assert.ok(a.itersPerSec > 0 && o.itersPerSec === 0, `${name}: training progresses only while running`);

@@ -94,7 +94,7 @@ test('mps - start with our own pipe and log directories on the GPU by UUID, term
     assert.deepEqual(await mps.clientList(servers[0]!), [pid]);
     // PID 999999 is no client of any server: terminate_client is sent to each server and the refusal surfaces.
     await assert.rejects(mps.terminateClient(999999), (err: NvidiaToolError) =>
-      err.kind === 'failed' && new RegExp(`terminate_client ${servers[0]} 999999" was refused: Client 999999 not found`).test(err.message));
+      err.kind === 'failed' && /no server \(\d+\) holds a context of pid 999999 \(CUDA error 201\)/.test(err.message));
     const exited = new Promise((r) => proc!.once('exit', r));
     assert.deepEqual(await mps.terminateClient(pid), servers);
     await exited;
@@ -102,6 +102,7 @@ test('mps - start with our own pipe and log directories on the GPU by UUID, term
     const cmds = jsonLines<{ cmd: string; answer: string }>(join(dir, 'nvidia.log')).map((l) => l.cmd);
     assert.ok(cmds.includes(`terminate_client ${servers[0]} ${pid}`), cmds.join(' | '));
     assert.ok(lines.some((l) => l.includes(`terminate_client ${servers[0]} ${pid}: ok`)));
+    assert.ok(lines.some((l) => l.includes(`terminate_client ${servers[0]} 999999: server ${servers[0]} holds no context of 999999 (201)`)), lines.join(' | '));
 
     await mps.quit();
     assert.equal(await mps.isRunning(), false);

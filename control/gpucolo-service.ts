@@ -1,0 +1,143 @@
+/**
+ * What gpucolo knows of one inference service (ServiceModel) and how it is read: the identified interference and
+ * noise, the chance inference alone misses, the load the server carries, the floor's allowance. The inner tier
+ * (gpucolo-inner.ts) updates the model every period; the outer tier (gpucolo-outer.ts) plans shares on it.
+ */
+import { ewma, interferenceOf, missChance, missRow, binRate, type PlantPoint } from './gpucolo-model.ts';
+import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
+import type { ControlInput, LatencyWindow } from './types.ts';
+import { metricOf, type LatencyMetric } from './window.ts';
+
+/** Weight of readings (in windows at zero duty) before the interference counts as identified. */
+export const I_READY = 2;
+/** Calibration updates before the noise counts as measured, and the noise assumed until then. */
+const NOISE_READY = 25;
+export const INITIAL_NOISE = 0.3;
+/**
+ * Least noise the miss chances read: a second's tail is one order statistic of its requests (with 100 or fewer, the
+ * slowest), heavier-tailed above than the log-normal fitted to its spread, most of all when the spread is small.
+ */
+const MIN_NOISE = 0.08;
+/** Price of a missed window (in awake time) at the start (its bounds and step: gpucolo-inner.ts). */
+export const INITIAL_PRICE = 25;
+/** Spread of alone's log tail around the model until measured, the EWMA weight of its readings, and the readings
+ * before it counts as measured. */
+const ALONE_NOISE = 0.25;
+const ALONE_ALPHA = 0.05;
+const ALONE_READY = 10;
+/** Alone utilisation at or above which a second counts as overloaded (not read for alone's bias and spread). */
+const OVERLOAD = 0.95;
+
+/**
+ * Chance of a miss at each duty of the grid, averaged over the load forecast (every load in it: where inference
+ * alone misses anyway, every duty shares that chance and the choice is not moved): what the next second holds
+ * when the last one does not predict it.
+ */
+export function forecastMix(sm: ServiceModel, plant: Omit<PlantPoint, 'duty' | 'rateRps'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[]): number[] {
+  const mix = grid.map(() => 0);
+  let mass = 0;
+  for (const [bin, weight] of Object.entries(sm.rates)) {
+    mass += weight;
+    const row = missRow({ ...plant, rateRps: binRate(Number(bin)) }, kappa, sloMs, sigma, grid);
+    for (let k = 0; k < grid.length; k++) mix[k]! += weight * row[k]!;
+  }
+  return mass > 0 ? mix.map((x) => x / mass) : mix;
+}
+
+/** A service nothing has been identified about yet. */
+export function emptyModel(): ServiceModel {
+  return {
+    s0Ms: null, iSum: 0, iWeight: 0, lnKappa: 0, lnKappaSlow: null, kappaN: 0, noiseVar: null, closed: null, rates: {},
+    price: INITIAL_PRICE, lnPriceSlow: null, scored: 0, missed: 0, peakBin: -1, peakSinceMs: null,
+    lnRateMean: null, lnRateVar: null, lnRateCov: null, lastLnRate: null, aloneMiss: null, oursMiss: null, aloneBias: null, aloneVar: null, aloneN: 0,
+    mix: null,
+  };
+}
+
+/** The bin below which `q` of a histogram's mass lies (-1 for an empty one). */
+export function quantileBin(hist: Readonly<Record<string, number>>, q: number): number {
+  const bins = Object.entries(hist).map(([b, w]) => [Number(b), w] as const).sort((a, b) => a[0] - b[0]);
+  const mass = bins.reduce((a, [, w]) => a + w, 0);
+  let below = 0;
+  for (const [b, w] of bins) {
+    below += w;
+    if (below >= q * mass) return b;
+  }
+  return bins.length > 0 ? bins[bins.length - 1]![0] : -1;
+}
+
+/**
+ * One reading of ln(alone's tail / calibrated model): running mean and variance over the first readings, EWMAs
+ * after; the variance starts from ALONE_NOISE^2 and counts as measured after a few readings.
+ */
+export function readAlone(sm: ServiceModel, r: number): void {
+  const n = sm.aloneN + 1;
+  const alpha = Math.max(ALONE_ALPHA, 1 / n);
+  const mean = sm.aloneBias ?? r;
+  sm.aloneBias = ewma(sm.aloneBias, r, alpha);
+  if (n > 1) sm.aloneVar = ewma(sm.aloneVar, (r - mean) ** 2, Math.max(ALONE_ALPHA, 1 / (n - 1)));
+  sm.aloneN = n;
+}
+
+/** Chance that inference alone misses a second whose calibrated model tail is `levelMs` (its own bias and spread). */
+export function aloneChance(sm: ServiceModel, levelMs: number, sloMs: number): number {
+  // Until alone has been read, its spread is taken as no wider than the co-located one (training adds spread).
+  const sigma = sm.aloneVar === null || sm.aloneN < ALONE_READY ? Math.min(ALONE_NOISE, noiseOf(sm)) : Math.sqrt(sm.aloneVar);
+  return missChance(levelMs * Math.exp(sm.aloneBias ?? 0), sloMs, sigma);
+}
+
+/**
+ * The estimator's reading of a second's tail as the SLO is scored on it: nearest rank, so with 100 requests or
+ * fewer a second's p99 is its slowest request (the windows' merged CDF would read lower); otherwise the merge.
+ */
+export function secondTail(m: LatencyWindow, metric: LatencyMetric): number {
+  if (metric === 'p99' && m.count <= 100) return m.maxMs;
+  if (metric === 'p95' && m.count <= 20) return m.maxMs;
+  return metricOf(m, metric);
+}
+
+/** Requests per second the server carries in a window: the arrivals, or the completions when a queue drains. */
+export function serverLoad(w: LatencyWindow): number {
+  return Math.max(w.rateRps, w.windowMs > 0 ? (w.count * 1000) / w.windowMs : 0);
+}
+
+/** The duty in force: the knobs' if they carry a duty (an actor may have overridden it), else the state's. */
+export function currentDuty(state: GpucoloState, input: ControlInput): number {
+  return input.knobs.pacing.mode === 'duty' ? input.knobs.pacing.duty : state.duty;
+}
+
+/** The identified interference of the share in force, or null while there is too little evidence. */
+export function interferenceNow(m: ServiceModel): number | null {
+  return m.iWeight >= I_READY ? interferenceOf(m.iSum / m.iWeight) : null;
+}
+
+/** The model can set a duty: s0 and I identified, kappa calibrated a few times. */
+export function modelReady(m: ServiceModel): boolean {
+  return m.s0Ms !== null && interferenceNow(m) !== null && m.kappaN >= 3;
+}
+
+/** Noise of the log 1 s tail (INITIAL_NOISE until measured). */
+export function noiseOf(m: ServiceModel): number {
+  return m.noiseVar === null || m.kappaN < NOISE_READY ? INITIAL_NOISE : Math.max(MIN_NOISE, Math.sqrt(m.noiseVar));
+}
+
+/**
+ * A load inference alone cannot serve within a second (utilisation of its alone batch time at or above
+ * OVERLOAD): such a second says nothing of how the model reads inference alone.
+ */
+export function overloaded(rateRps: number, s0Ms: number, closed: boolean): boolean {
+  return !closed && (rateRps * s0Ms) / 1000 >= OVERLOAD;
+}
+
+/**
+ * Misses a service may add to inference alone's, as a share of seconds: floorSharePct of the floor's slack,
+ * min(0.99, alone - 0.005), given alone's own miss share `aloneMiss`.
+ */
+export function allowedExtra(o: GpucoloOptions, aloneMiss: number, part = o.floorSharePct / 100): number {
+  return part * Math.max(0.01 - aloneMiss, 0.005);
+}
+
+/** The metric a single 200 ms window is read at for the fast path: p95 stands for the p99 of one fifth of a second. */
+export function fastMetric(o: GpucoloOptions): LatencyMetric {
+  return o.metric === 'p99' && o.estimatorWindows >= 5 ? 'p95' : o.metric;
+}
