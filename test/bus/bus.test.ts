@@ -1,20 +1,16 @@
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from '@nats-io/transport-node';
-import { Bus, CommandError, decode, encode, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus, CommandError, decode, encode } from '../../bus/index.ts';
 import { SCHEMA_VERSION, subjects, type BusRejectedEvent, type InferenceWindow } from '../../schemas/index.ts';
 import { setupTelemetry } from '../../observability/setup.ts';
 import { tracer } from '../../observability/tracing.ts';
 import { context, trace } from '@opentelemetry/api';
+import { useNats } from '../support/nats.ts';
+import { sleep, until } from '../support/wait.ts';
 
-let server: LocalNatsServer;
-before(async () => {
-  setupTelemetry('gpucolo-test');
-  server = await startLocalNatsServer();
-});
-after(async () => {
-  await server.stop();
-});
+before(() => { setupTelemetry('gpucolo-test'); });
+const server = useNats();
 
 function window(seq: number): InferenceWindow {
   return {
@@ -22,14 +18,6 @@ function window(seq: number): InferenceWindow {
     sloMs: 50, count: 10, meanMs: 5, p50Ms: 5, p95Ms: 8, p99Ms: 9, maxMs: 9, rateRps: 50, sloWindows: 1, sloWindowsMet: 1, runP99Ms: 9,
   };
 }
-
-const until = async (cond: () => boolean, ms = 3000) => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 test('bus - valid messages reach the handler with trace context from headers', async () => {
   const bus = await Bus.connect({ url: server.url, name: 't1', host: 'h1' });
@@ -43,7 +31,7 @@ test('bus - valid messages reach the handler with trace context from headers', a
   const span = tracer().startSpan('test');
   bus.publish(subjects.inferenceWindow('h1', 'g0', 's0'), window(1), trace.setSpan(context.active(), span));
   span.end();
-  await until(() => got.length === 1);
+  await until(() => got.length === 1, 3000, 'the message', 10);
   assert.equal(got[0]!.seq, 1);
   assert.equal(traceId, span.spanContext().traceId);
   await bus.close();
@@ -64,7 +52,7 @@ test('bus - invalid, unknown-version, oversize and non-msgpack payloads are drop
   raw.publish(subject, encode({ ...window(3), v: 99 }));
   raw.publish(subject, new Uint8Array(5000));
   raw.publish(subject, encode(window(4)));
-  await until(() => got.length === 1 && rejected.length === 4);
+  await until(() => got.length === 1 && rejected.length === 4, 3000, 'one message through, four rejected', 10);
   assert.equal(got[0]!.seq, 4, 'only the valid message reaches the handler');
   assert.equal(bus.stats.rejected, 4);
   assert.deepEqual(bus.stats.rejectedByReason, { oversize: 1, decode: 1, schema: 1, 'unknown-subject': 0, version: 1 });
@@ -116,7 +104,7 @@ test('bus - events are kept in JetStream so a late subscriber can replay them', 
     bus.publish(subjects.hostLifecycle('h5'), { v: SCHEMA_VERSION, type: 'host.lifecycle', host: 'h5', unixMs: Date.now(), state, gpus: ['g0'], backend: 'sim:1', pid: 1 });
   }
   await bus.nc.flush();
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   const late = await Bus.connect({ url: server.url, name: 't5-late', host: 'h5b' });
   const seen: string[] = [];
   await replayEvents(late, ({ message }) => { if (message.type === 'host.lifecycle' && message.host === 'h5') seen.push(message.state); });

@@ -1,22 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from '@nats-io/transport-node';
-import { Bus, GpuStateStore, decode, freePort, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus, GpuStateStore, decode } from '../../bus/index.ts';
 import { subjects, type GpuStatusEvent } from '../../schemas/index.ts';
-import { cleanEnv, sleep, startCli, until, type CliProcess } from './helpers.ts';
-
-/** Three nats-server nodes on loopback, routed into one cluster. */
-async function startCluster(): Promise<LocalNatsServer[]> {
-  const routePorts = [await freePort(), await freePort(), await freePort()];
-  const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
-  return await Promise.all(routePorts.map((p, i) => startLocalNatsServer({
-    args: ['-n', `colo-${i + 1}`, '--cluster_name', 'colo', '--cluster', `nats://127.0.0.1:${p}`, '--routes', routes],
-  })));
-}
+import { startNatsCluster, type TestNats } from '../support/nats.ts';
+import { sleep, until } from '../support/wait.ts';
+import { cleanEnv, startCli, type CliProcess } from './helpers.ts';
 
 test('faults - three-node NATS cluster, runners on different nodes: one node killed, its runner fails over and control goes on everywhere', async (t) => {
-  const nodes = await startCluster();
-  const [a, b, c] = nodes as [LocalNatsServer, LocalNatsServer, LocalNatsServer];
+  // Three nats-server nodes on loopback, routed into one cluster.
+  const nodes = await startNatsCluster(3, 'colo');
+  const [a, b, c] = nodes as [TestNats, TestNats, TestNats];
   const procs: CliProcess[] = [];
   // The watcher and the operator sit on node c; runner h1 knows only node a, runner h2 only node b:
   // h1 learns the other nodes from the cluster, as any NATS client does.
@@ -37,8 +31,7 @@ test('faults - three-node NATS cluster, runners on different nodes: one node kil
     }
 
     const killedAt = Date.now();
-    process.kill(a.pid, 'SIGKILL');
-    await a.stop();
+    await a.kill();
     await until(() => /bus reconnected/.test(h1.stderr()), 20_000, () => `h1 to fail over to another node\n${h1.stderr()}`);
     await until(() => of('h1').some((s) => s.at > killedAt), 20_000, 'h1 statuses after the kill');
     const h1BackMs = Date.parse(/(\S+) host h1: bus reconnected/.exec(h1.stderr())![1]!) - killedAt;

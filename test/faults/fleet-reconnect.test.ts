@@ -3,18 +3,19 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Bus, freePort, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus } from '../../bus/index.ts';
 import { subjects, type FleetLeaderEvent, type FleetPlanEvent, type GpuStatusEvent } from '../../schemas/index.ts';
-import { cleanEnv, FOUR_LIGHT_GPUS, sleep, startCli, until } from './helpers.ts';
+import { startNats } from '../support/nats.ts';
+import { sleep, until } from '../support/wait.ts';
+import { cleanEnv, FOUR_LIGHT_GPUS, startCli } from './helpers.ts';
 
 test('faults - nats-server killed and restarted under a fleet: the fleet keeps its lease, reconnects and still plans (a burst after the restart is relieved)', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gc-fleet-restart-'));
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const storeDir = join(dir, 'js');
   const workloads = join(dir, 'workloads.json');
   writeFileSync(workloads, JSON.stringify(FOUR_LIGHT_GPUS));
-  const port = await freePort();
-  let server: LocalNatsServer = await startLocalNatsServer({ port, storeDir });
+  // Restarted on the same port and JetStream store.
+  const server = await startNats();
   const env = cleanEnv({ NATS_URL: server.url });
   const speed = '20';
   const host = startCli(['host', '--host-id', 'rf', '--backend', 'sim:4', '--workloads', workloads, '--speed', speed], env);
@@ -37,11 +38,10 @@ test('faults - nats-server killed and restarted under a fleet: the fleet keeps i
     await until(() => leaders.some((l) => l.state === 'leading'), 20_000, () => `a leader; ${why()}`);
     await until(() => freed.length >= 2 && inUse() <= 2, 60_000, () => `two GPUs freed; ${why()}`);
 
-    process.kill(server.pid, 'SIGKILL');
-    await server.stop();
+    await server.kill();
     const killedAt = Date.now();
     await sleep(1500);
-    server = await startLocalNatsServer({ port, storeDir });
+    await server.restart();
     const restartedAt = Date.now();
     await until(() => /bus reconnected/.test(host.stderr()), 15_000, () => `the host to reconnect; ${why()}`);
     await until(() => [...statuses.values()].every((s) => s.unixMs > restartedAt), 15_000, () => `statuses after the restart; ${why()}`);

@@ -1,18 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { Bus, decode, freePort, replayEvents, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus, decode, replayEvents } from '../../bus/index.ts';
 import { subjects, type GpuStatusEvent } from '../../schemas/index.ts';
-import { cleanEnv, sleep, startCli, until } from './helpers.ts';
+import { startNats } from '../support/nats.ts';
+import { sleep, until } from '../support/wait.ts';
+import { cleanEnv, startCli } from './helpers.ts';
 
 test('faults - nats-server killed and restarted: runner and clients reconnect, a command sent meanwhile is applied once, resent ones are not applied again, events are replayable', async (t) => {
-  const storeDir = mkdtempSync(join(tmpdir(), 'gc-restart-'));
-  process.once('exit', () => rmSync(storeDir, { recursive: true, force: true }));
-  const port = await freePort();
-  let server: LocalNatsServer = await startLocalNatsServer({ port, storeDir });
+  // Restarted on the same port and JetStream store.
+  const server = await startNats();
   const url = server.url;
   const host = 'nr';
   const runner = startCli(['host', '--host-id', host, '--backend', 'sim:1', '--speed', '5'], cleanEnv({ NATS_URL: url }));
@@ -30,13 +27,12 @@ test('faults - nats-server killed and restarted: runner and clients reconnect, a
     const before = await scale(2, 'k-before');
     assert.equal(rateOf(before), 2 * r0);
 
-    process.kill(server.pid, 'SIGKILL');
-    await server.stop();
+    await server.kill();
     const killedAt = Date.now();
     // Sent while the server is down: retried with its key until it is answered.
     const during = scale(1.5, 'k-during');
     await sleep(1500);
-    server = await startLocalNatsServer({ port, storeDir });
+    await server.restart();
     const restartedAt = Date.now();
     const reply = await during;
     assert.equal(reply.ok, true, JSON.stringify(reply));

@@ -1,20 +1,12 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Bus, GpuStateStore, decode, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus, GpuStateStore, decode } from '../../bus/index.ts';
 import { subjects, type GpuDecisionEvent, type GpuStatusEvent, type HostLifecycleEvent } from '../../schemas/index.ts';
-import { cleanEnv, startCli, until, type CliProcess } from './helpers.ts';
+import { useNats } from '../support/nats.ts';
+import { sleep, until } from '../support/wait.ts';
+import { cleanEnv, startCli, type CliProcess } from './helpers.ts';
 
-let server: LocalNatsServer;
-let raw: NatsConnection;
-before(async () => {
-  server = await startLocalNatsServer();
-  raw = await connect({ servers: server.url });
-});
-after(async () => {
-  await raw.close();
-  await server.stop();
-});
+const server = useNats({ raw: true });
 
 test('faults - host runner SIGKILLed mid-run: the restarted runner gets its GPU state back from JetStream KV within 2 s and resumes control', async (t) => {
   const host = 'rk';
@@ -23,7 +15,7 @@ test('faults - host runner SIGKILLed mid-run: the restarted runner gets its GPU 
   const statuses: Array<GpuStatusEvent & { at: number }> = [];
   const decisions: Array<GpuDecisionEvent & { at: number }> = [];
   const lifecycle: HostLifecycleEvent[] = [];
-  raw.subscribe(`colo.v1.evt.${host}.>`, {
+  server.raw.subscribe(`colo.v1.evt.${host}.>`, {
     callback: (_e, m) => {
       const ev = decode(m.data) as GpuStatusEvent | GpuDecisionEvent | HostLifecycleEvent;
       if (ev.type === 'gpu.status') statuses.push({ ...ev, at: Date.now() });
@@ -31,7 +23,7 @@ test('faults - host runner SIGKILLed mid-run: the restarted runner gets its GPU 
       else if (ev.type === 'host.lifecycle') lifecycle.push(ev);
     },
   });
-  await raw.flush();
+  await server.raw.flush();
   const bus = await Bus.connect({ url: server.url, name: 'kill-test', host: 'kill-test' });
   const procs: CliProcess[] = [];
   try {
@@ -46,7 +38,7 @@ test('faults - host runner SIGKILLed mid-run: the restarted runner gets its GPU 
     await until(() => statuses.some((s) => s.services[0]?.sloMs === 31) && decisions.length >= 3, 20_000, 'the new SLO in force and the controller moving knobs');
     for (let i = 0; (await store!.load(host, 'gpu0'))?.record.sloMs.resnet50 !== 31; i++) {
       assert.ok(i < 100, 'the new SLO reaches KV');
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
 
     first.child.kill('SIGKILL');
@@ -126,7 +118,7 @@ test('faults - nvidia-backend runner SIGKILLed while it throttles training: no j
     const { store } = await GpuStateStore.open(bus);
     for (let i = 0; !(await store!.load('nk2', 'gpu0')); i++) {
       assert.ok(i < 100, `the runner saved its GPU state\n${first.stderr().slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     first.child.kill('SIGKILL');
     await first.exited;

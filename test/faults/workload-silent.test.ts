@@ -1,24 +1,16 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { decode, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { decode } from '../../bus/index.ts';
 import { processState } from '../../gpu/nvidia/index.ts';
 import type { GpuDecisionEvent, GpuSafetyEvent, GpuStatusEvent } from '../../schemas/index.ts';
 import { cleanup, fakeEnv, GPU0_UUID, STANDIN, tempDir } from '../nvidia/helpers.ts';
-import { startCli, until } from './helpers.ts';
+import { useNats } from '../support/nats.ts';
+import { until } from '../support/wait.ts';
+import { startCli } from './helpers.ts';
 
-let server: LocalNatsServer;
-let raw: NatsConnection;
-before(async () => {
-  server = await startLocalNatsServer();
-  raw = await connect({ servers: server.url });
-});
-after(async () => {
-  await raw.close();
-  await server.stop();
-});
+const server = useNats({ raw: true });
 
 test('faults - an inference workload that stops reporting: the GPU actor says so, holds training at its safe setting, and resumes control when it returns', async (t) => {
   const dir = tempDir('silent');
@@ -38,7 +30,7 @@ test('faults - an inference workload that stops reporting: the GPU actor says so
   const safety: Array<GpuSafetyEvent & { at: number }> = [];
   const statuses: GpuStatusEvent[] = [];
   const decisions: GpuDecisionEvent[] = [];
-  raw.subscribe(`colo.v1.evt.${host}.>`, {
+  server.raw.subscribe(`colo.v1.evt.${host}.>`, {
     callback: (_e, m) => {
       const ev = decode(m.data) as GpuSafetyEvent | GpuStatusEvent | GpuDecisionEvent;
       if (ev.type === 'gpu.safety') safety.push({ ...ev, at: Date.now() });
@@ -46,7 +38,7 @@ test('faults - an inference workload that stops reporting: the GPU actor says so
       else if (ev.type === 'gpu.decision') decisions.push(ev);
     },
   });
-  await raw.flush();
+  await server.raw.flush();
   const runner = startCli(['host', '--host-id', host, '--backend', 'nvidia', '--workloads', workloads, '--state-dir', state], fakeEnv({ NATS_URL: server.url }));
   const pids = () => [...runner.stderr().matchAll(/launched pid (\d+)/g)].map((m) => Number(m[1]));
   const inferencePid = () => Number(/gpu0\/svc: launched pid (\d+)/.exec(runner.stderr())?.[1] ?? 0);

@@ -29,15 +29,8 @@ export function fakeEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
+/** The shared waits, for the nvidia tests that take everything from here. */
+export { sleep, until } from '../support/wait.ts';
 
 export interface CliRun {
   code: number | null;

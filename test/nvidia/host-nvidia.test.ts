@@ -1,26 +1,17 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Bus, decode, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus, decode } from '../../bus/index.ts';
 import { processState } from '../../gpu/nvidia/index.ts';
 import { subjects, type GpuStatusEvent } from '../../schemas/index.ts';
+import { useNats } from '../support/nats.ts';
 import {
   alive, BIN, cleanup, FAKE_BIN, fakeEnv, FIXTURES, GPU0_UUID, GPU2_UUID, jsonLines, runCli, sleep, STANDIN, tempDir, until,
 } from './helpers.ts';
 
-let server: LocalNatsServer;
-let raw: NatsConnection;
-before(async () => {
-  server = await startLocalNatsServer();
-  raw = await connect({ servers: server.url });
-});
-after(async () => {
-  await raw.close();
-  await server.stop();
-});
+const server = useNats({ raw: true });
 
 const node = JSON.stringify(process.execPath);
 const standIn = (name: string) => JSON.stringify(join(STANDIN, name));
@@ -106,8 +97,8 @@ gpus:
         checkpointGraceS: 0.3
 `);
   const statuses = new Map<string, GpuStatusEvent>();
-  const sub = raw.subscribe('colo.v1.evt.na.*.status', { callback: (_e, m) => { const ev = decode(m.data) as GpuStatusEvent; statuses.set(ev.gpu, ev); } });
-  await raw.flush();
+  const sub = server.raw.subscribe('colo.v1.evt.na.*.status', { callback: (_e, m) => { const ev = decode(m.data) as GpuStatusEvent; statuses.set(ev.gpu, ev); } });
+  await server.raw.flush();
   const child = spawn(process.execPath, [BIN, 'host', '--host-id', 'na', '--backend', 'nvidia', '--workloads', workloads, '--state-dir', state, '--json'],
     { env: fakeEnv({ NATS_URL: server.url, FAKE_NVIDIA_LOG: log }), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';

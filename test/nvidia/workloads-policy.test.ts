@@ -1,23 +1,14 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Bus, decode, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus, decode } from '../../bus/index.ts';
 import { subjects, type GpuSafetyEvent, type GpuStatusEvent } from '../../schemas/index.ts';
+import { useNats } from '../support/nats.ts';
 import { alive, BIN, cleanup, fakeEnv, GPU2_UUID, jsonLines, sleep, STANDIN, tempDir, until } from './helpers.ts';
 
-let server: LocalNatsServer;
-let raw: NatsConnection;
-before(async () => {
-  server = await startLocalNatsServer();
-  raw = await connect({ servers: server.url });
-});
-after(async () => {
-  await raw.close();
-  await server.stop();
-});
+const server = useNats({ raw: true });
 
 const q = (s: string) => JSON.stringify(s);
 /** The environment a process was started with, from /proc. */
@@ -72,10 +63,10 @@ gpus:
   const safety: GpuSafetyEvent[] = [];
   const statuses = new Map<string, GpuStatusEvent>();
   const subs = [
-    raw.subscribe('colo.v1.evt.wp.*.safety', { callback: (_e, m) => { safety.push(decode(m.data) as GpuSafetyEvent); } }),
-    raw.subscribe('colo.v1.evt.wp.*.status', { callback: (_e, m) => { const s = decode(m.data) as GpuStatusEvent; statuses.set(s.gpu, s); } }),
+    server.raw.subscribe('colo.v1.evt.wp.*.safety', { callback: (_e, m) => { safety.push(decode(m.data) as GpuSafetyEvent); } }),
+    server.raw.subscribe('colo.v1.evt.wp.*.status', { callback: (_e, m) => { const s = decode(m.data) as GpuStatusEvent; statuses.set(s.gpu, s); } }),
   ];
-  await raw.flush();
+  await server.raw.flush();
   const child = spawn(process.execPath, [BIN, 'host', '--host-id', 'wp', '--backend', 'nvidia', '--workloads', workloads, '--state-dir', state],
     { env: fakeEnv({ NATS_URL: server.url }), stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

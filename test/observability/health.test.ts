@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { startLocalNatsServer } from '../../bus/index.ts';
+import { startNats } from '../support/nats.ts';
+import { waitFor } from '../support/wait.ts';
 import { runCli } from './helpers.ts';
 import { startCli } from './scrape.ts';
 
@@ -11,29 +12,23 @@ async function get(url: string, method = 'GET'): Promise<{ status: number; body:
   return { status: r.status, body: text ? JSON.parse(text) : {} };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** GETs `url` every 100 ms (20 s at most) until it answers `status`; an error (not listening yet) is not yet. */
+const getUntil = (what: string, url: string, status: number) =>
+  waitFor(() => get(url).then((r) => (r.status === status ? r : undefined), () => undefined), 20_000, what, 100);
 
 test('health - host runner: /healthz while alive, /readyz ready with NATS and its GPU actors, not ready when NATS goes', async () => {
-  const nats = await startLocalNatsServer();
+  const nats = await startNats();
   const host = startCli(['host', '--host-id', 'hz', '--backend', 'sim:2', '--speed', '10', '--health-port', '127.0.0.1:0'], { NATS_URL: nats.url, OTEL_METRICS_EXPORTER: 'none' });
   try {
     const base = (await host.waitFor(/health: (http:\/\/127\.0\.0\.1:\d+)\/healthz/))[1]!;
-    const ready = await until('ready', async () => { const r = await get(`${base}/readyz`); return r.status === 200 ? r : undefined; });
+    const ready = await getUntil('ready', `${base}/readyz`, 200);
     assert.deepEqual(ready.body, { status: 'ready', checks: { nats: 'ok', actors: 'ok' } });
     assert.equal((await get(`${base}/healthz`)).status, 200);
     assert.equal((await get(`${base}/readyz`, 'HEAD')).status, 200);
     assert.equal((await get(`${base}/metrics`)).status, 404);
 
     await nats.stop();
-    const lost = await until('not ready without NATS', async () => { const r = await get(`${base}/readyz`); return r.status === 503 ? r : undefined; });
+    const lost = await getUntil('not ready without NATS', `${base}/readyz`, 503);
     assert.match(String(lost.body.checks?.nats), /^(no round trip to the NATS server: .+|no answer within 1000 ms)$/);
     assert.equal(lost.body.checks?.actors, 'ok', 'the GPU actors keep running (at their safe setting)');
     assert.equal((await get(`${base}/healthz`)).status, 200, 'alive: a restart would not bring NATS back');
@@ -45,12 +40,12 @@ test('health - host runner: /healthz while alive, /readyz ready with NATS and it
 });
 
 test('health - fleet runner: ready while connected and its actor runs, leading or standing by; its port closes when it stops', async () => {
-  const nats = await startLocalNatsServer();
+  const nats = await startNats();
   const fleets = ['fz1', 'fz2'].map((id) => startCli(['fleet', '--fleet-id', id, '--health-port', '127.0.0.1:0'], { NATS_URL: nats.url, OTEL_METRICS_EXPORTER: 'none' }));
   try {
     const bases = await Promise.all(fleets.map(async (f) => (await f.waitFor(/health: (http:\/\/127\.0\.0\.1:\d+)\/healthz/))[1]!));
     for (const base of bases) {
-      const r = await until('ready', async () => { const x = await get(`${base}/readyz`); return x.status === 200 ? x : undefined; });
+      const r = await getUntil('ready', `${base}/readyz`, 200);
       assert.deepEqual(r.body.checks, { nats: 'ok', actors: 'ok' });
     }
     fleets[0]!.child.kill('SIGTERM');

@@ -1,16 +1,14 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
 import { fakeEnv, GPU2_UUID, STANDIN, tempDir } from '../nvidia/helpers.ts';
+import { useNats } from '../support/nats.ts';
 import { closedPort } from './helpers.ts';
 import { deployQueries, familyOf, gpucoloNames, scrapeUntil, startCli } from './scrape.ts';
 
-let server: LocalNatsServer;
-before(async () => { server = await startLocalNatsServer(); });
-after(async () => { await server.stop(); });
+const server = useNats();
 
 const VERSION = (JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { sleep, waitFor } from '../support/wait.ts';
 import { BIN } from './helpers.ts';
 
 /** One Prometheus text exposition, parsed: metric families (by `# TYPE`), samples with their labels. */
@@ -43,7 +44,7 @@ export async function scrapeUntil(url: string, ready: (s: Scrape) => boolean, ti
     } catch {
       // not serving yet
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   return last;
 }
@@ -95,14 +96,13 @@ export function startCli(args: string[], env: Record<string, string | undefined>
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   return {
     child, stderr: () => err, stdout: () => out, exited,
-    async waitFor(re, timeoutMs = 30_000) {
-      const end = Date.now() + timeoutMs;
-      for (;;) {
+    waitFor(re, timeoutMs = 30_000) {
+      const seen = () => `${re} in the output of gpucolo ${args.join(' ')}: ${err.slice(-2000)}`;
+      return waitFor(() => {
         const m = (err + out).match(re);
-        if (m) return m;
-        if (child.exitCode !== null || Date.now() > end) throw new Error(`no ${re} in the output of gpucolo ${args.join(' ')}: ${err.slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+        if (!m && child.exitCode !== null) throw new Error(`no ${seen()}`);
+        return m;
+      }, timeoutMs, seen, 50);
     },
   };
 }

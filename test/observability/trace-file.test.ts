@@ -1,10 +1,10 @@
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { context, trace } from '@opentelemetry/api';
-import { Bus, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus } from '../../bus/index.ts';
 import { explain } from '../../observability/explain.ts';
 import { setupTelemetry, shutdownTelemetry } from '../../observability/setup.ts';
 import { fleetPlanSpan } from '../../observability/spans.ts';
@@ -13,21 +13,17 @@ import { scaledClock } from '../../runners/clock.ts';
 import { startHost } from '../../runners/host.ts';
 import { DEFAULT_WORKLOADS } from '../../runners/workloads.ts';
 import { subjects } from '../../schemas/index.ts';
+import { useNats } from '../support/nats.ts';
+import { sleep } from '../support/wait.ts';
 import { runCli } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'gpucolo-tracefile-'));
 const traceFile = join(dir, 'host.jsonl');
-let server: LocalNatsServer;
 let spans: SpanRecord[] = [];
 let knobChanges = 0;
 
-before(async () => {
-  server = await startLocalNatsServer();
-  setupTelemetry('gpucolo-test-host', { traceFile, env: {} });
-});
-after(async () => { await server.stop(); });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const server = useNats();
+before(() => { setupTelemetry('gpucolo-test-host', { traceFile, env: {} }); });
 
 test('trace file - a host run and a fleet plan written as JSON lines: decisions with inputs, links, children; one trace across the plan and the GPU', async () => {
   const bus = await Bus.connect({ url: server.url, name: 'tf', host: 'tf' });

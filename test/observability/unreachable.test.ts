@@ -1,15 +1,13 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
 import { readTraceFile, type SpanRecord } from '../../observability/trace-file.ts';
+import { useNats } from '../support/nats.ts';
 import { blackhole, closedPort, runCli } from './helpers.ts';
 
-let server: LocalNatsServer;
-before(async () => { server = await startLocalNatsServer(); });
-after(async () => { await server.stop(); });
+const server = useNats();
 
 const SPEED = 10;
 const DURATION_S = 20;

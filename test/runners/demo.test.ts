@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { decode } from '@msgpack/msgpack';
 import { connect } from '@nats-io/transport-node';
 import Ajv2020 from 'ajv/dist/2020.js';
-import { startLocalNatsServer } from '../../bus/server.ts';
 import { subjectMatches } from '../../schemas/registry.ts';
+import { startNats } from '../support/nats.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gpucolo.mjs');
 
@@ -19,7 +19,7 @@ test('demo - separate host processes, a burst, a JSON summary; its events valida
   const ajv = new Ajv2020.default({ strict: false });
   const validators = new Map(Object.entries(index).map(([p, f]) => [p, ajv.compile(JSON.parse(readFileSync(join(schemaDir, f), 'utf8')))]));
 
-  const server = await startLocalNatsServer();
+  const server = await startNats();
   // An independent client: plain NATS, @msgpack/msgpack, ajv. Nothing of gpucolo's decoding.
   const nc = await connect({ servers: server.url });
   const counts: Record<string, number> = {};

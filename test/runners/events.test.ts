@@ -1,15 +1,14 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { Bus, ensureEventsStream, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus, ensureEventsStream } from '../../bus/index.ts';
 import { SCHEMA_VERSION, subjects } from '../../schemas/index.ts';
+import { useNats } from '../support/nats.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gpucolo.mjs');
-let server: LocalNatsServer;
-before(async () => {
-  server = await startLocalNatsServer();
-  const bus = await Bus.connect({ url: server.url, name: 'events-test', host: 'evtest' });
+const server = useNats({}, async (nats) => {
+  const bus = await Bus.connect({ url: nats.url, name: 'events-test', host: 'evtest' });
   assert.equal((await ensureEventsStream(bus)).ok, true);
   for (let i = 0; i < 2000; i++) {
     bus.publish(subjects.hostLifecycle('rack1'), { v: SCHEMA_VERSION, type: 'host.lifecycle', host: 'rack1', unixMs: Date.now(), state: 'started', gpus: ['gpu0'], backend: 'sim:1', pid: 1000 + i });
@@ -17,7 +16,6 @@ before(async () => {
   await bus.nc.flush();
   await bus.close();
 });
-after(async () => { await server.stop(); });
 
 /** Runs `gpucolo ARGS`, keeps the first stdout line, then closes the pipe as `head -1` does. */
 function firstLineThenClose(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; line: string; stderr: string }> {

@@ -1,23 +1,14 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Bus, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus } from '../../bus/index.ts';
 import type { SimGpuDevice } from '../../gpu/model/index.ts';
 import { scaledClock } from '../../runners/clock.ts';
 import { startHost } from '../../runners/host.ts';
 import { subjects, type GpuStatusEvent } from '../../schemas/index.ts';
+import { useNats } from '../support/nats.ts';
+import { until } from '../support/wait.ts';
 
-let server: LocalNatsServer;
-before(async () => { server = await startLocalNatsServer(); });
-after(async () => { await server.stop(); });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const server = useNats();
 
 test('fleet placement - a service moves between GPUs with no request lost; a training job checkpoints and resumes elsewhere', async () => {
   const bus = await Bus.connect({ url: server.url, name: 'placement', host: 'pa' });

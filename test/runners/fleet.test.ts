@@ -1,30 +1,20 @@
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Bus, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus } from '../../bus/index.ts';
 import { subjects, type FleetLeaderEvent, type FleetPlanEvent, type GpuStatusEvent } from '../../schemas/index.ts';
 import { FOUR_LIGHT_GPUS } from '../faults/helpers.ts';
+import { useNats } from '../support/nats.ts';
+import { until } from '../support/wait.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gpucolo.mjs');
-let server: LocalNatsServer;
 const children: ChildProcess[] = [];
-before(async () => { server = await startLocalNatsServer(); });
-after(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  await server.stop();
-});
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => boolean, ms: number, what: () => string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what()}`);
-    await sleep(25);
-  }
-}
+// Registered first, so it runs before the server stops.
+after(() => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); });
+const server = useNats();
 
 function cli(args: string[], name: string, log: string[]): ChildProcess {
   const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NATS_URL: server.url }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,45 +1,28 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Bus, decode, encode, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus, decode, encode } from '../../bus/index.ts';
 import { scaledClock } from '../../runners/clock.ts';
 import { startHost } from '../../runners/host.ts';
 import { DEFAULT_WORKLOADS } from '../../runners/workloads.ts';
 import { SCHEMA_VERSION, subjects, type BusRejectedEvent, type GpuDecisionEvent, type GpuStatusEvent } from '../../schemas/index.ts';
+import { useNats } from '../support/nats.ts';
+import { until } from '../support/wait.ts';
 
-let server: LocalNatsServer;
-let raw: NatsConnection;
-before(async () => {
-  server = await startLocalNatsServer();
-  raw = await connect({ servers: server.url });
-});
-after(async () => {
-  await raw.close();
-  await server.stop();
-});
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const server = useNats({ raw: true });
 
 test('host runner - controls two simulated GPUs end to end over NATS, seen by an independent client', async () => {
   const bus = await Bus.connect({ url: server.url, name: 'host-a', host: 'ha' });
   const statuses = new Map<string, GpuStatusEvent>();
   const decisions: GpuDecisionEvent[] = [];
   // An independent NATS client and plain msgpack decode: what other systems see.
-  raw.subscribe('colo.v1.evt.ha.>', {
+  server.raw.subscribe('colo.v1.evt.ha.>', {
     callback: (_e, m) => {
       const ev = decode(m.data) as GpuStatusEvent | GpuDecisionEvent;
       if (ev.type === 'gpu.status') statuses.set(ev.gpu, ev);
       if (ev.type === 'gpu.decision') decisions.push(ev);
     },
   });
-  await raw.flush();
+  await server.raw.flush();
   const host = await startHost({ hostId: 'ha', gpus: 2, workloads: DEFAULT_WORKLOADS, clock: scaledClock(20), bus, seed: 7 });
   try {
     await until(() => [...statuses.values()].every((s) => s.tMs > 40_000) && statuses.size === 2, 20_000, '40 simulated seconds');
@@ -67,19 +50,19 @@ test('host runner - invalid payloads are rejected and counted while the runner k
   const bus = await Bus.connect({ url: server.url, name: 'host-b', host: 'hb' });
   const rejected: BusRejectedEvent[] = [];
   let statusCount = 0;
-  raw.subscribe(subjects.busRejected('hb'), { callback: (_e, m) => { rejected.push(decode(m.data) as BusRejectedEvent); } });
-  raw.subscribe(subjects.gpuStatus('hb', 'gpu0'), { callback: () => { statusCount++; } });
-  await raw.flush();
+  server.raw.subscribe(subjects.busRejected('hb'), { callback: (_e, m) => { rejected.push(decode(m.data) as BusRejectedEvent); } });
+  server.raw.subscribe(subjects.gpuStatus('hb', 'gpu0'), { callback: () => { statusCount++; } });
+  await server.raw.flush();
   const host = await startHost({ hostId: 'hb', gpus: 1, workloads: DEFAULT_WORKLOADS, clock: scaledClock(20), bus, seed: 3 });
   try {
     await until(() => statusCount >= 2, 10_000, 'first status');
     const windowSubject = subjects.inferenceWindow('hb', 'gpu0', 'resnet50');
     const cmdSubject = subjects.trainingCommand('hb', 'gpu0', 'wrn101');
     // A forged window claiming a huge latency must not reach the GPU actor and must not move a knob.
-    raw.publish(windowSubject, encode({ v: SCHEMA_VERSION, type: 'inference.window', host: 'hb', gpu: 'gpu0', serviceId: 'resnet50', p99Ms: 'x' }));
-    raw.publish(windowSubject, new Uint8Array([0xc1, 0xc1, 0xc1]));
-    raw.publish(cmdSubject, encode({ v: 2, type: 'training.command', action: 'set-running', running: false, id: 'x', deadlineUnixMs: Date.now() + 1e6 }));
-    raw.publish(cmdSubject, new Uint8Array(200_000));
+    server.raw.publish(windowSubject, encode({ v: SCHEMA_VERSION, type: 'inference.window', host: 'hb', gpu: 'gpu0', serviceId: 'resnet50', p99Ms: 'x' }));
+    server.raw.publish(windowSubject, new Uint8Array([0xc1, 0xc1, 0xc1]));
+    server.raw.publish(cmdSubject, encode({ v: 2, type: 'training.command', action: 'set-running', running: false, id: 'x', deadlineUnixMs: Date.now() + 1e6 }));
+    server.raw.publish(cmdSubject, new Uint8Array(200_000));
     await until(() => rejected.length >= 4, 5000, 'four rejection events');
     assert.deepEqual(rejected.map((r) => r.reason).sort(), ['decode', 'oversize', 'schema', 'version']);
     assert.equal(bus.stats.rejected, 4);

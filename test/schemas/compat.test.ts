@@ -1,4 +1,4 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { encode as encodeIndependent } from '@msgpack/msgpack';
 import { connect } from '@nats-io/transport-node';
-import { Bus, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus } from '../../bus/index.ts';
 import { isPublishedEvent, MESSAGE_SCHEMAS, schemaFileName, SCHEMA_VERSION, subjects, validatorFor, type MessageType } from '../../schemas/index.ts';
+import { useNats } from '../support/nats.ts';
+import { until } from '../support/wait.ts';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gpucolo.mjs');
 const header = (type: string) => ({ v: SCHEMA_VERSION, type });
@@ -45,9 +47,7 @@ function withAdditions(value: unknown): unknown {
   return out;
 }
 
-let server: LocalNatsServer;
-before(async () => { server = await startLocalNatsServer(); });
-after(async () => { await server.stop(); });
+const server = useNats();
 
 test('schema compatibility - a consumer validating with the written v1 schemas accepts events with fields added within v1', () => {
   const out = mkdtempSync(join(tmpdir(), 'gpucolo-compat-'));
@@ -84,8 +84,7 @@ test('schema compatibility - the bus admits a newer v1 event, and hands its cons
     await bus.nc.flush();
     raw.publish(subjects.gpuStatus('h', 'g'), encodeIndependent(withAdditions(EVENTS['gpu.status'])));
     await raw.flush();
-    const end = Date.now() + 3000;
-    while (got.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    await until(() => got.length > 0 || bus.stats.rejected > 0, 3000, 'the event, admitted or rejected', 10);
     assert.equal(bus.stats.rejected, 0);
     assert.deepEqual(got[0], EVENTS['gpu.status'], 'admitted, with the unknown fields left out');
     // Publishing stays strict: we never send a field our own schema does not define.

@@ -1,4 +1,4 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -7,11 +7,12 @@ import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import {
-  Bus, BusAuthError, BusUnavailableError, GpuStateStore, STATE_BUCKET, decode, encode, startLocalNatsServer,
-  type BusAuth, type LocalNatsServer,
+  Bus, BusAuthError, BusUnavailableError, GpuStateStore, STATE_BUCKET, decode, encode, type BusAuth,
 } from '../../bus/index.ts';
 import { SCHEMA_VERSION, subjects, type GpuStatusEvent } from '../../schemas/index.ts';
-import { cleanEnv, ROOT, startCli, until, type CliProcess } from '../faults/helpers.ts';
+import { cleanEnv, ROOT, startCli, type CliProcess } from '../faults/helpers.ts';
+import { useNats } from '../support/nats.ts';
+import { sleep, until } from '../support/wait.ts';
 import { hasOpenssl, makeTestPki, type TestPki } from './tls.ts';
 
 // The repo's example configuration, as shipped: accounts, per-host users, TLS with client certificates.
@@ -25,9 +26,8 @@ const password = () => `pw${randomBytes(12).toString('hex')}`;
 const passwords = { fleet: password(), observer: password(), 'host-a': password(), 'host-b': password() };
 
 let pki: TestPki | undefined;
-let server: LocalNatsServer;
 let url: string;
-before(async () => {
+useNats(() => {
   pki = withTls ? makeTestPki() : undefined;
   let configFile = CONFIG;
   if (!pki) {
@@ -36,19 +36,15 @@ before(async () => {
     configFile = join(dir, 'plain.conf');
     writeFileSync(configFile, `include ${JSON.stringify(ACCOUNTS)}\n`);
   }
-  server = await startLocalNatsServer({
+  return {
     configFile,
     env: {
       GPUCOLO_FLEET_PASSWORD: passwords.fleet, GPUCOLO_OBSERVER_PASSWORD: passwords.observer,
       GPUCOLO_HOST_A_PASSWORD: passwords['host-a'], GPUCOLO_HOST_B_PASSWORD: passwords['host-b'],
       ...(pki ? { GPUCOLO_TLS_CERT: pki.serverCert, GPUCOLO_TLS_KEY: pki.serverKey, GPUCOLO_TLS_CA: pki.caFile } : {}),
     },
-  });
-  url = `${pki ? 'tls' : 'nats'}://127.0.0.1:${server.port}`;
-});
-after(async () => {
-  await server.stop();
-});
+  };
+}, (server) => { url = `${pki ? 'tls' : 'nats'}://127.0.0.1:${server.port}`; });
 
 function authFor(user: keyof typeof passwords): BusAuth {
   return {
@@ -95,7 +91,7 @@ test(`access - example config${withTls ? ' over mutual TLS' : ' (no openssl: wit
     const { store } = await GpuStateStore.open(fleet);
     for (let i = 0; !(await store!.load('host-b', 'gpu0')); i++) {
       assert.ok(i < 100, `host-b saved its state in KV\n${runner.stderr()}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     const stored = await store!.load('host-b', 'gpu0');
     const sloBefore = fromB().at(-1)!.services[0]!.sloMs;
@@ -183,13 +179,13 @@ test('access - example config: each user reads only its own replies; host-a cann
       attacker.nc.subscribe(pattern, { callback: (e, m) => { if (!e) sniffed.push(`${pattern}: ${m.subject}`); } });
     }
     await attacker.nc.flush();
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     // host-b's own request and the fleet's request to host-b are answered...
     const own = await hostB.request<'gpu.command'>(subjects.gpuCommand('host-b', 'gpu9'), { type: 'gpu.command', action: 'get-state' });
     const byFleet = await fleet.request<'gpu.command'>(subjects.gpuCommand('host-b', 'gpu9'), { type: 'gpu.command', action: 'get-state' });
     assert.equal(own.ok && byFleet.ok, true);
     await attacker.nc.flush();
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     // ...and host-a saw none of those replies.
     assert.deepEqual(sniffed, []);
     const refused = attacker.errors.filter((e) => /permissions violation for subscription/i.test(e));

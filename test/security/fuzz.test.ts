@@ -1,9 +1,8 @@
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { metrics } from '@opentelemetry/api';
 import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Bus, DEFAULT_MAX_PAYLOAD_BYTES, decode, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus, DEFAULT_MAX_PAYLOAD_BYTES, decode } from '../../bus/index.ts';
 import type { Knobs, Pacing } from '../../control/types.ts';
 import { GpuModel, SimGpuDevice, loadProfile } from '../../gpu/model/index.ts';
 import { resetInstruments } from '../../observability/metrics.ts';
@@ -11,6 +10,8 @@ import { scaledClock } from '../../runners/clock.ts';
 import { startHost } from '../../runners/host.ts';
 import { DEFAULT_WORKLOADS } from '../../runners/workloads.ts';
 import { SCHEMA_VERSION, subjects, type BusRejectedEvent } from '../../schemas/index.ts';
+import { useNats } from '../support/nats.ts';
+import { until } from '../support/wait.ts';
 import { FUZZ_KINDS, hostilePayload, rng, wouldPass } from './fuzz-payloads.ts';
 
 /** Pulls metrics on demand: the rejection counter as an operator's exporter would see it. */
@@ -20,28 +21,12 @@ class PullReader extends MetricReader {
   protected override async onForceFlush(): Promise<void> {}
 }
 
-let server: LocalNatsServer;
-let raw: NatsConnection;
 const reader = new PullReader();
-before(async () => {
+before(() => {
   metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
   resetInstruments();
-  server = await startLocalNatsServer();
-  raw = await connect({ servers: server.url });
 });
-after(async () => {
-  await raw.close();
-  await server.stop();
-});
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const server = useNats({ raw: true });
 
 /** A simulated GPU that records every actuation reaching it: the knobs an attacker would want to move. */
 class RecordingDevice extends SimGpuDevice {
@@ -88,9 +73,9 @@ test('fuzz - 10,000 hostile payloads on every subject a host runner listens on: 
   });
   const rejectedEvents: BusRejectedEvent[] = [];
   let statuses = 0;
-  raw.subscribe(subjects.busRejected(host), { callback: (_e, m) => { rejectedEvents.push(decode(m.data) as BusRejectedEvent); } });
-  raw.subscribe(subjects.gpuStatus(host, 'gpu0'), { callback: () => { statuses++; } });
-  await raw.flush();
+  server.raw.subscribe(subjects.busRejected(host), { callback: (_e, m) => { rejectedEvents.push(decode(m.data) as BusRejectedEvent); } });
+  server.raw.subscribe(subjects.gpuStatus(host, 'gpu0'), { callback: () => { statuses++; } });
+  await server.raw.flush();
   try {
     await until(() => statuses >= 2, 10_000, 'the runner to report');
     const device = devices[0]!;
@@ -134,14 +119,14 @@ test('fuzz - 10,000 hostile payloads on every subject a host runner listens on: 
       perKind.set(kind, (perKind.get(kind) ?? 0) + 1);
       // Some commands are sent as requests: a rejected command gets no reply, since nothing was run.
       if (t.subject.endsWith('.cmd') && sent % 50 < 10) {
-        replies.push(raw.request(t.subject, bytes, { timeout: 1500 }).then(() => 'replied', () => 'no reply'));
+        replies.push(server.raw.request(t.subject, bytes, { timeout: 1500 }).then(() => 'replied', () => 'no reply'));
       } else {
-        raw.publish(t.subject, bytes);
+        server.raw.publish(t.subject, bytes);
       }
       sent++;
-      if (sent % 250 === 0) await raw.flush();
+      if (sent % 250 === 0) await server.raw.flush();
     }
-    await raw.flush();
+    await server.raw.flush();
     await until(() => bus.stats.rejected - rejectedBefore >= N, 30_000, `all ${N} rejections (have ${bus.stats.rejected - rejectedBefore})`);
     const floodMs = performance.now() - floodStartMs;
     t.diagnostic(`${N} payloads rejected in ${floodMs.toFixed(0)} ms (${(N / floodMs * 1000).toFixed(0)}/s); by reason ${JSON.stringify(bus.stats.rejectedByReason)}; by kind ${JSON.stringify(Object.fromEntries(perKind))}; ${redrawn} still-valid mutations drawn again`);
@@ -187,8 +172,8 @@ test('fuzz - a host runner process flooded by an independent client: it keeps ru
   const host = 'fp';
   const runner = startCli(['host', '--host-id', host, '--backend', 'sim:1', '--speed', '5', '--policy', 'no-colocation', '--json'], cleanEnv({ NATS_URL: server.url }));
   const statuses: Array<{ mpsSharePct: number; pacing: unknown; trainingRunning: boolean; services: Array<{ sloMs: number }> }> = [];
-  raw.subscribe(subjects.gpuStatus(host, 'gpu0'), { callback: (_e, m) => { statuses.push(decode(m.data) as never); } });
-  await raw.flush();
+  server.raw.subscribe(subjects.gpuStatus(host, 'gpu0'), { callback: (_e, m) => { statuses.push(decode(m.data) as never); } });
+  await server.raw.flush();
   try {
     await until(() => statuses.length >= 2, 30_000, `the runner's status\n${runner.stderr()}`);
     const r = rng(7);
@@ -203,10 +188,10 @@ test('fuzz - a host runner process flooded by an independent client: it keeps ru
       const t = targets[sent % targets.length]!;
       const bytes = hostilePayload(r, FUZZ_KINDS[Math.floor(r() * FUZZ_KINDS.length)]!, t.valid);
       if (wouldPass(t.subject, bytes, DEFAULT_MAX_PAYLOAD_BYTES)) continue;
-      raw.publish(t.subject, bytes);
-      if (++sent % 250 === 0) await raw.flush();
+      server.raw.publish(t.subject, bytes);
+      if (++sent % 250 === 0) await server.raw.flush();
     }
-    await raw.flush();
+    await server.raw.flush();
     const seen = statuses.length;
     await until(() => statuses.length >= seen + 3, 15_000, 'statuses after the flood');
     runner.child.kill('SIGTERM');

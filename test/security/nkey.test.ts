@@ -1,12 +1,14 @@
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createUser } from '@nats-io/nkeys';
-import { Bus, BusUnavailableError, startLocalNatsServer, type LocalNatsServer } from '../../bus/index.ts';
+import { Bus, BusUnavailableError } from '../../bus/index.ts';
 import { SCHEMA_VERSION, subjects, type GpuStatusEvent } from '../../schemas/index.ts';
-import { cleanEnv, startCli, until } from '../faults/helpers.ts';
+import { cleanEnv, startCli } from '../faults/helpers.ts';
+import { useNats } from '../support/nats.ts';
+import { until } from '../support/wait.ts';
 
 // A nats-server that knows one user by its public nkey only: the client proves it holds the seed by signing
 // the server's nonce. The seed file is what an operator hands a host (`--nkey FILE` / NATS_NKEY).
@@ -18,18 +20,14 @@ const strangerFile = join(dir, 'stranger.nk');
 writeFileSync(seedFile, `${new TextDecoder().decode(user.getSeed())}\n`, { mode: 0o600 });
 writeFileSync(strangerFile, `${new TextDecoder().decode(stranger.getSeed())}\n`, { mode: 0o600 });
 
-let server: LocalNatsServer;
 let url: string;
-before(async () => {
+useNats(() => {
   const conf = join(dir, 'nkey.conf');
   writeFileSync(conf, `authorization { users = [ { nkey: ${user.getPublicKey()} } ] }\n`);
-  server = await startLocalNatsServer({ configFile: conf });
-  url = `nats://127.0.0.1:${server.port}`;
-});
-after(async () => {
-  await server.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+  return { configFile: conf };
+}, (server) => { url = `nats://127.0.0.1:${server.port}`; });
+// Registered after useNats: runs once the server has stopped.
+after(() => { rmSync(dir, { recursive: true, force: true }); });
 
 test('nkey - a user listed by public nkey connects with its seed file (Bus and the CLI through NATS_NKEY); another seed is refused', async () => {
   const bus = await Bus.connect({ url, name: 'nkey-host', host: 'nk', auth: { nkeySeedFile: seedFile } });
