@@ -3,6 +3,7 @@ import {
   initialPlannerState, planFleet,
   type FleetPlan, type Move, type PlannerGpu, type PlannerOptions, type PlannerState,
 } from '../control/fleet-planner.ts';
+import { recordFleetPlan } from '../observability/metrics.ts';
 import type { GpuStatusEvent } from '../schemas/index.ts';
 
 /** What the fleet assumes where a status does not say (memory and type are not in gpu.status). */
@@ -18,6 +19,9 @@ export interface FleetDefaults {
 export const FLEET_DEFAULTS: FleetDefaults = {
   gpuType: 'sim', gpuMemoryMiB: 24_576, serviceMemoryMiB: 2048, trainingMemoryMiB: 12_288, trainingDemand: 0.3,
 };
+
+/** How long a new leader waits before its first plan, so every GPU has reported (fleet clock ms). */
+export const FLEET_WARMUP_MS = 10_000;
 
 export interface FleetActorInput {
   fleetId: string;
@@ -167,6 +171,11 @@ export const fleetMachine = setup({
   actions: {
     /** I/O: carry out a plan's moves (start before drain), publish its events, trace it. */
     actuate: (_args, _params: { plan: FleetPlanSummary }) => {},
+    /**
+     * Every plan a round makes, moves or none: what it leaves (GPUs in use, GPUs freed). By default the
+     * gauges of observability/metrics.ts (the OpenTelemetry API: a no-op until a metrics exporter is set up).
+     */
+    recordPlan: (_args, params: { gpusInUse: number; gpusFreed: number }) => recordFleetPlan(params.gpusInUse, params.gpusFreed),
     /** I/O: say that this process leads or stands by. */
     announce: (_args, _params: { state: 'leading' | 'standby' | 'stopped'; revision: number }) => {},
     /** I/O: send TICK with the fleet clock now. */
@@ -181,7 +190,7 @@ export const fleetMachine = setup({
     fleetId: input.fleetId,
     planPeriodMs: input.planPeriodMs ?? 1000,
     staleAfterMs: input.staleAfterMs ?? 5000,
-    warmupMs: input.warmupMs ?? 10_000,
+    warmupMs: input.warmupMs ?? FLEET_WARMUP_MS,
     planner: input.planner ?? {},
     defaults: { ...FLEET_DEFAULTS, ...(input.defaults ?? {}) },
     gpus: {}, plannerState: initialPlannerState(), inflight: {}, settledAfterMs: {}, serviceMs: {},
@@ -255,6 +264,7 @@ export const fleetMachine = setup({
             enqueue.assign({
               plannerState: state, planMsTotal: context.planMsTotal + planMs, planMsMax: Math.max(context.planMsMax, planMs), plannedRounds: context.plannedRounds + 1,
             });
+            enqueue({ type: 'recordPlan', params: { gpusInUse: plan.gpusInUse, gpusFreed: plan.gpusFreed } });
             if (plan.moves.length === 0) return;
             const inflight = { ...context.inflight };
             for (const m of plan.moves) for (const id of [m.from, m.to]) inflight[id] = (inflight[id] ?? 0) + 1;

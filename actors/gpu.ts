@@ -103,14 +103,21 @@ export interface Actuation {
 }
 
 const policies = new Map<string, Policy>();
+/** The same, by the options object itself: the lookup on every event serialises no options. */
+const policiesByOptions = new WeakMap<Record<string, unknown>, Map<PolicyName, Policy>>();
 /** The (pure, stateless) policy object for a name and options; its state lives in the snapshot. */
 export function policyFor(name: PolicyName, options: Record<string, unknown>): Policy {
+  let byName = policiesByOptions.get(options);
+  let p = byName?.get(name);
+  if (p) return p;
   const key = `${name}:${JSON.stringify(options)}`;
-  let p = policies.get(key);
+  p = policies.get(key);
   if (!p) {
     p = createPolicy(name, options) as Policy;
     policies.set(key, p);
   }
+  if (!byName) policiesByOptions.set(options, (byName = new Map()));
+  byName.set(name, p);
   return p;
 }
 
@@ -183,20 +190,31 @@ export const gpuMachine = setup({
         WINDOW: {
           actions: [
             assign(({ context, event }) => {
-              const prev = context.services[event.serviceId];
-              const { seq: _seq, tMs: _t, sloWindows: _w, sloWindowsMet: _m, runP99Ms: _r, ...latency } = event.report;
-              const w: LatencyWindow = { ...latency, serviceId: event.serviceId };
-              const view: ServiceView = {
-                sloMs: prev?.sloMs ?? event.report.sloMs,
-                innerWindows: [...(prev?.innerWindows ?? []), w],
-                outerWindows: [...(prev?.outerWindows ?? []), w],
-                last: event.report,
-                ...(event.report.count > 0 ? { lastServedTMs: event.report.tMs } : prev?.lastServedTMs !== undefined ? { lastServedTMs: prev.lastServedTMs } : {}),
+              const r = event.report;
+              // Field by field: a spread clone given a new key ({ ...latency, serviceId }) outlives the young
+              // generation in V8 (Node 20), and every window's would make each scavenge a long pause.
+              const w: LatencyWindow = {
+                serviceId: event.serviceId, sloMs: r.sloMs, count: r.count, meanMs: r.meanMs, p50Ms: r.p50Ms, p95Ms: r.p95Ms,
+                p99Ms: r.p99Ms, maxMs: r.maxMs, rateRps: r.rateRps, windowMs: r.windowMs,
               };
+              const prev = context.services[event.serviceId];
+              let services = context.services;
+              if (prev) {
+                // The window buffers are the actor's own: appended in place, never copied per window (a tier
+                // that consumes them puts a fresh array in their place).
+                prev.innerWindows.push(w);
+                prev.outerWindows.push(w);
+                prev.last = r;
+                if (r.count > 0) prev.lastServedTMs = r.tMs;
+              } else {
+                const view: ServiceView = { sloMs: r.sloMs, innerWindows: [w], outerWindows: [w], last: r };
+                if (r.count > 0) view.lastServedTMs = r.tMs;
+                services = Object.assign({}, context.services, { [event.serviceId]: view });
+              }
               return {
-                services: { ...context.services, [event.serviceId]: view },
-                tMs: Math.max(context.tMs, event.report.tMs),
-                lastWindowTMs: Math.max(context.lastWindowTMs, event.report.tMs),
+                services,
+                tMs: Math.max(context.tMs, r.tMs),
+                lastWindowTMs: Math.max(context.lastWindowTMs, r.tMs),
                 stallMs: 0,
               };
             }),
@@ -214,11 +232,9 @@ export const gpuMachine = setup({
               }
               const periodMs = policyFor(context.policyName, context.policyOptions).innerPeriodMs;
               if (context.tMs - context.lastInnerTMs < 0.9 * periodMs) return;
-              stepPolicy(context, 'inner', enqueue);
-              enqueue.assign(({ context: c }) => ({
-                lastInnerTMs: c.tMs,
-                services: Object.fromEntries(Object.entries(c.services).map(([id, sv]) => [id, { ...sv, innerWindows: [] }])),
-              }));
+              stepPolicy(context, 'inner', enqueue, { lastInnerTMs: context.tMs });
+              // The decision has read them (synchronously, above): the next period starts with none.
+              for (const sv of Object.values(context.services)) if (sv.innerWindows.length) sv.innerWindows = [];
             }),
           ],
         },
@@ -353,9 +369,7 @@ export const gpuMachine = setup({
                   actions: enqueueActions(({ context, enqueue }) => {
                     const got = Object.values(context.services).some((s) => s.outerWindows.length > 0);
                     if (got && !context.safe && !context.mpsShareFixed) stepPolicy(context, 'outer', enqueue);
-                    enqueue.assign(({ context: c }) => ({
-                      services: Object.fromEntries(Object.entries(c.services).map(([id, s]) => [id, { ...s, outerWindows: [] }])),
-                    }));
+                    for (const s of Object.values(context.services)) if (s.outerWindows.length) s.outerWindows = [];
                   }),
                 },
               },
@@ -407,13 +421,16 @@ function overrideKnobs(context: GpuContext, knobs: Knobs, reason: string, terms:
   enqueue.assign({ knobs, mpsChanges: context.mpsChanges + mps, sleepChanges: context.sleepChanges + sleep });
 }
 
-/** Runs one policy step and enqueues the knob changes, decision events and counters. */
 /** The watchdog's tick: the inner period, at most 1 s. */
 function watchdogPeriodMs(context: GpuContext): number {
   return Math.min(1000, policyFor(context.policyName, context.policyOptions).innerPeriodMs);
 }
 
-function stepPolicy(context: GpuContext, tier: 'inner' | 'outer', enqueue: Enqueue): void {
+/**
+ * Runs one policy step and enqueues the knob changes, decision events and counters; `also` joins the same
+ * assign.
+ */
+function stepPolicy(context: GpuContext, tier: 'inner' | 'outer', enqueue: Enqueue, also: Partial<GpuContext> = {}): void {
   const policy = policyFor(context.policyName, context.policyOptions);
   const input = controlInput(context, tier);
   const proposed = tier === 'inner' ? policy.inner(context.policyState, input) : policy.outer(context.policyState, input);
@@ -425,11 +442,12 @@ function stepPolicy(context: GpuContext, tier: 'inner' | 'outer', enqueue: Enque
   if (mps || sleep || out.knobs.trainingRunning !== context.knobs.trainingRunning || out.decisions.length) {
     enqueue({ type: 'actuate', params: { tier, old: context.knobs, knobs: out.knobs, decisions: out.decisions } });
   }
-  enqueue.assign({
+  // One assign for the step and what the caller adds (each assign copies the whole context).
+  enqueue.assign(Object.assign(also, {
     policyState: out.state,
     knobs: out.knobs,
     mpsChanges: context.mpsChanges + mps,
     sleepChanges: context.sleepChanges + sleep,
     decisions: context.decisions + out.decisions.length,
-  });
+  }));
 }

@@ -103,11 +103,20 @@ export function gpuLabels(host: string, gpu: string): Attributes {
   return { 'gpucolo.host': host, 'gpucolo.gpu': gpu, 'host.name': hostName, ...(uuid ? { 'gpu.uuid': uuid } : {}) };
 }
 
+/**
+ * `base` and one more label, as a new object. Not `{ ...base, key: value }`: on Node 20 (V8 11.3) an object
+ * spread and then given a key its source lacks outlives the young generation, and these are made for every
+ * window and status.
+ */
+function withLabel(base: Attributes, key: string, value: string): Attributes {
+  return Object.assign({}, base, { [key]: value });
+}
+
 /** Records the latency of finished inference requests of one service. */
 export function recordLatencies(host: string, gpu: string, serviceId: string, latenciesMs: readonly number[]): void {
   if (!latenciesMs.length) return;
   const h = instruments().latency;
-  const attrs = { ...gpuLabels(host, gpu), 'gpucolo.service': serviceId };
+  const attrs = withLabel(gpuLabels(host, gpu), 'gpucolo.service', serviceId);
   for (const ms of latenciesMs) h.record(ms / 1000, attrs);
 }
 
@@ -119,7 +128,7 @@ export function recordGpuStatus(s: GpuStatusEvent): void {
   const i = instruments();
   const gpu = gpuLabels(s.host, s.gpu);
   for (const svc of s.services) {
-    const attrs = { ...gpu, 'gpucolo.service': svc.serviceId };
+    const attrs = withLabel(gpu, 'gpucolo.service', svc.serviceId);
     i.slo.record(svc.sloMs / 1000, attrs);
     if (svc.sloWindows > 0) i.attainment.record(svc.sloWindowsMet / svc.sloWindows, attrs);
   }
@@ -128,7 +137,7 @@ export function recordGpuStatus(s: GpuStatusEvent): void {
   i.mpsShare.record(s.mpsSharePct, gpu);
   i.safeMode.record(s.state === 'safe' ? 1 : 0, gpu);
   for (const t of s.trainings) {
-    const attrs = { ...gpu, 'gpucolo.job': t.jobId };
+    const attrs = withLabel(gpu, 'gpucolo.job', t.jobId);
     i.throughput.record(t.itersPerSec, attrs);
     // Paused: meant to run (neither stopped by a decision nor restarting for a share change) yet no
     // iteration since the last progress.
@@ -145,7 +154,7 @@ export function recordGpuStatus(s: GpuStatusEvent): void {
 
 /** Counts one decided knob change. */
 export function recordDecision(host: string, gpu: string, tier: string, knob: string): void {
-  instruments().decisions.add(1, { ...gpuLabels(host, gpu), 'gpucolo.tier': tier, 'gpucolo.knob': knob });
+  instruments().decisions.add(1, Object.assign({}, gpuLabels(host, gpu), { 'gpucolo.tier': tier, 'gpucolo.knob': knob }));
 }
 
 /** Counts a message dropped at the bus edge. */

@@ -15,6 +15,7 @@ const gpusCommand = lazy(async () => (await import('./gpus-command.ts')).gpusCom
 const explainCommand = lazy(async () => (await import('./explain-command.ts')).explainCommand);
 const reportCommand = lazy(async () => (await import('./report-command.ts')).reportCommand);
 const benchControlCommand = lazy(async () => (await import('./bench-command.ts')).benchControlCommand);
+const benchFleetCommand = lazy(async () => (await import('./bench-fleet-command.ts')).benchFleetCommand);
 const simFleetCommand = lazy(async () => (await import('./sim-command.ts')).simFleetCommand);
 const calibrateCommand = lazy(async () => (await import('./calibrate-command.ts')).calibrateCommand);
 
@@ -86,7 +87,7 @@ export function program(): Command {
     .option('--json', 'one JSON object per line')
     .action(eventsCommand);
 
-  const bench = p.command('bench').description('benchmarks: control quality of every policy on the same simulated GPU');
+  const bench = p.command('bench').description('benchmarks: control quality of every policy on the same simulated GPU (control); fleet scale and the control round trip over NATS (fleet)');
   bench.command('control')
     .description('run control policies side by side on one simulated GPU through a load (or a matrix of loads x plants x seeds); print a table, write an SVG chart')
     .option('--scenario <name>', 'paper-burst | rate-2x | diurnal (required unless --matrix)')
@@ -96,12 +97,19 @@ export function program(): Command {
     .option('--mean-rps <r>', 'rescale the load curve to this mean request rate (default: the scenario\'s)')
     .option('--seed <n>', 'random seed (every policy sees the same arrivals)', '1')
     .option('--seeds <n>', 'run seeds 1..n and report the median and worst of each metric (with --matrix: seeds per cell, default 1)')
-    .option('--matrix [loads]', 'run every load x every profile x seeds in parallel and print one table; loads: a comma-separated list of load names, CSV files or folders (default: the three scenarios, ../shared/data/loads, the GenAI qps cycle, flat 30/60/85% and MMPP 2x/4x/10x)')
+    .option('--matrix [loads]', 'run every load x every profile of the plant family (the built-ins but the measured ones; or --profile LIST) x seeds in parallel and print one table; loads: a comma-separated list of load names, CSV files or folders (default: the three scenarios, ../shared/data/loads, the GenAI qps cycle, flat 30/60/85% and MMPP 2x/4x/10x)')
     .option('--workers <n>', 'worker threads for --matrix (default: the CPU count)')
     .option('--warmup <s>', 'seconds at the start that are scored for no policy (latency and training alike)', String(DEFAULT_WARMUP_S_TEXT))
     .option('--out <dir>', 'directory for the chart control-<scenario>.svg; none = no chart', '.')
     .option('--json', 'tables on stderr; last stdout line one JSON object (the scenario, "profile", "policies": {NAME: {...}}; or the matrix)')
     .action(benchControlCommand);
+  bench.command('fleet')
+    .description('one fleet process against N simulated GPUs over a loopback nats-server (its CPU, memory and plan time), then the control round trip over NATS (window -> GPU actor decision -> training command acknowledged) beside the same three hops on a bare NATS client')
+    .option('--gpus <n>', 'simulated GPUs, each reporting a gpu.status once a second (1-100000)', '10000')
+    .option('--seconds <s>', 'seconds the fleet process is measured, once it leads and its 10 s warm-up and two planning rounds are over (1-3600)', '30')
+    .option('--round-trips <n>', 'round trips measured, and as many bare NATS ones (10-100000; a tenth more, at most 100, run first unmeasured)', '1000')
+    .option('--json', 'table on stderr; last stdout line {"scale": {...}, "roundTrip": {"p50Ms", "p99Ms", ...}, "natsFloor": {"p50Ms", "p99Ms", ...}, "p99OverFloor"}')
+    .action(benchFleetCommand);
 
   const sim = p.command('sim').description('the fleet trace simulation: how many GPUs co-location saves');
   sim.command('fleet')
