@@ -31,11 +31,6 @@ export function pacingValue(p: Pacing): number {
   return p.mode === 'duty' ? p.duty : p.sleepMs;
 }
 
-/** Knobs with the duty pacing set. */
-export function withDuty(k: Knobs, duty: number, periodMs: number): Knobs {
-  return { ...k, pacing: { mode: 'duty', duty, periodMs } };
-}
-
 /** Knobs with per-iteration sleep set. */
 export function withSleepMs(k: Knobs, sleepMs: number): Knobs {
   return { ...k, pacing: { mode: 'per-iteration', sleepMs } };

@@ -48,7 +48,7 @@
 import { clamp, decision, roundTo, trainingActive } from './common.ts';
 import { feedforward, type FeedforwardOptions } from './feedforward.ts';
 import {
-  dutyGrid, ewma, interferenceFromStretch, interferenceFromTail, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty,
+  atDuty, atRate, dutyGrid, ewma, interferenceFromStretch, interferenceFromTail, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty,
   rateBin, serviceFromMean, slowdown, surpriseOf, tailMs, xiOf,
 } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
@@ -285,7 +285,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     } else if (modelReady(sm)) {
       const plant = { s0Ms: sm.s0Ms, interference: iNow!, periodMs: o.dutyPeriodMs, closed };
       const grid = dutyGrid(o.maxDuty);
-      const row = missRow({ ...plant, rateRps }, kappa, m.sloMs, sigma, grid);
+      const row = missRow(atRate(plant, rateRps), kappa, m.sloMs, sigma, grid);
       const surprise = surpriseOf(sm.lnRateVar, sm.lnRateCov, sm.lnRateMean === null ? Infinity : Math.exp(sm.lnRateMean));
       // The forecast moves slowly: its mix is computed once a second (on the estimator's whole seconds) and kept.
       if (surprise > 0.02 && (sm.mix === null || sm.mix.length !== grid.length || steps % keep === 0)) {
@@ -303,12 +303,12 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       reason = 'model: awake time against the chance of a miss at this load';
       Object.assign(terms, {
         s0Ms: sm.s0Ms, interference: iNow!, kappa, closedLoop: closed ? 1 : 0, missChance: missOf(row[k]!, mix[k]!, surprise),
-        surprise, aloneMissChance: aloneChance(sm, aloneMs, m.sloMs), modelMs: kappa * tailMs({ ...plant, rateRps, duty: next }),
+        surprise, aloneMissChance: aloneChance(sm, aloneMs, m.sloMs), modelMs: kappa * tailMs(atDuty(atRate(plant, rateRps), next)),
         aloneModelMs: aloneMs,
       });
       // A tail far above what the model expects at this load (a backlog still draining after a burst) holds the
       // duty where it is until it clears.
-      if (w && w.count > 0 && metricOf(w, fastMetric(o)) > BACKLOG_FACTOR * kappa * tailMs({ ...plant, rateRps, duty })) {
+      if (w && w.count > 0 && metricOf(w, fastMetric(o)) > BACKLOG_FACTOR * kappa * tailMs(atDuty(atRate(plant, rateRps), duty))) {
         next = Math.max(next, duty);
         reason = 'tail far above the model (backlog): hold the duty';
       }
@@ -351,6 +351,6 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   if (Math.abs(next - duty) < 0.005 && next !== o.maxDuty && !modeSwitch) next = duty;
   const out: GpucoloState = { ...base, duty: next, dutyAvg: ewma(s.dutyAvg, next, dutyAlpha), awakeSum: s.awakeSum + (1 - next), awakeN: s.awakeN + 1 };
   if (next === duty && !modeSwitch) return { state: out, knobs: input.knobs, decisions: [] };
-  const decisions: Decision[] = [decision('inner', 'pacing', duty, next, want.reason, { ...want.terms, newDuty: next }, want.serviceId)];
+  const decisions: Decision[] = [decision('inner', 'pacing', duty, next, want.reason, Object.assign(want.terms, { newDuty: next }), want.serviceId)];
   return { state: out, knobs: { ...input.knobs, pacing: { mode: 'duty', duty: next, periodMs: o.dutyPeriodMs } }, decisions };
 }

@@ -37,7 +37,7 @@
  */
 import { clamp, decision, hold, sharePct, trainingActive } from './common.ts';
 import { allowedExtra, aloneChance, interferenceNow, modelReady, noiseOf, quantileBin } from './gpucolo-service.ts';
-import { binRate, dutyGrid, missOf, missRow, pickDuty, slowdown, surpriseOf, tailMs, weightedSlope } from './gpucolo-model.ts';
+import { atRate, binRate, dutyGrid, missOf, missRow, pickDuty, slowdown, surpriseOf, tailMs, weightedSlope } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel, ShareRecord } from './gpucolo-options.ts';
 import type { ControlInput, Decision, Knobs, StepResult } from './types.ts';
 
@@ -105,7 +105,7 @@ function predict(o: GpucoloOptions, sm: ServiceModel, sloMs: number, share: numb
   // Every load counts, those inference alone barely serves included: there training's part is what it adds to
   // alone's chance of a miss (nothing where alone misses anyway, much where alone just makes it).
   const alones = bins.map((b) => aloneChance(sm, kappa * tailMs({ ...plant, interference: 0, duty: 0, rateRps: b.rateRps }), sloMs));
-  const rows = bins.map((b, i) => missRow({ ...plant, rateRps: b.rateRps }, kappa, sloMs, sigma, grid).map((p) => Math.max(p, alones[i]!)));
+  const rows = bins.map((b, i) => missRow(atRate(plant, b.rateRps), kappa, sloMs, sigma, grid).map((p) => Math.max(p, alones[i]!)));
   const mix = grid.map(() => 0);
   let mass = 0;
   bins.forEach((b, i) => { mass += b.weight; for (let k = 0; k < grid.length; k++) mix[k]! += b.weight * rows[i]![k]!; });

@@ -3,7 +3,7 @@
  * noise, the chance inference alone misses, the load the server carries, the floor's allowance. The inner tier
  * (gpucolo-inner.ts) updates the model every period; the outer tier (gpucolo-outer.ts) plans shares on it.
  */
-import { ewma, interferenceOf, missChance, missRow, binRate, type PlantPoint } from './gpucolo-model.ts';
+import { atRate, ewma, interferenceOf, missChance, missRow, binRate, type PlantPoint } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
 import type { ControlInput, LatencyWindow } from './types.ts';
 import { metricOf, type LatencyMetric } from './window.ts';
@@ -38,7 +38,7 @@ export function forecastMix(sm: ServiceModel, plant: Omit<PlantPoint, 'duty' | '
   let mass = 0;
   for (const [bin, weight] of Object.entries(sm.rates)) {
     mass += weight;
-    const row = missRow({ ...plant, rateRps: binRate(Number(bin)) }, kappa, sloMs, sigma, grid);
+    const row = missRow(atRate(plant, binRate(Number(bin))), kappa, sloMs, sigma, grid);
     for (let k = 0; k < grid.length; k++) mix[k]! += weight * row[k]!;
   }
   return mass > 0 ? mix.map((x) => x / mass) : mix;

@@ -133,11 +133,12 @@ export function mergeWindows(ws: readonly LatencyWindow[]): LatencyWindow {
   const sloMs = Math.min(...ws.map((w) => w.sloMs));
   const full = ws.filter((w) => w.count > 0);
   const count = full.reduce((s, w) => s + w.count, 0);
-  const base = { serviceId: first.serviceId, sloMs, windowMs, rateRps: windowMs > 0 ? arrivals / (windowMs / 1000) : 0 };
-  if (count === 0) return { ...base, count: 0, meanMs: 0, p50Ms: 0, p95Ms: 0, p99Ms: 0, maxMs: 0 };
+  // Field by field, no spread: merges run every period on the round trip's path (see gpucolo-model.ts atDuty).
+  const rateRps = windowMs > 0 ? arrivals / (windowMs / 1000) : 0;
+  if (count === 0) return { serviceId: first.serviceId, sloMs, windowMs, rateRps, count: 0, meanMs: 0, p50Ms: 0, p95Ms: 0, p99Ms: 0, maxMs: 0 };
   const parts = full.map((w) => ({ xs: knots(w), weight: w.count }));
   return {
-    ...base,
+    serviceId: first.serviceId, sloMs, windowMs, rateRps,
     count,
     meanMs: full.reduce((s, w) => s + w.meanMs * w.count, 0) / count,
     p50Ms: mixtureQuantile(parts, 0.5),
