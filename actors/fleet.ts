@@ -2,8 +2,8 @@ import { assign, enqueueActions, setup } from 'xstate';
 import {
   initialPlannerState, planFleet,
   type FleetPlan, type Move, type PlannerGpu, type PlannerOptions, type PlannerState,
-} from '../control/fleet-planner.ts';
-import { recordFleetPlan } from '../observability/metrics.ts';
+} from '../control/index.ts';
+import { recordFleetPlan } from '../observability/index.ts';
 import type { GpuStatusEvent } from '../schemas/index.ts';
 
 /** What the fleet assumes where a status does not say (memory and type are not in gpu.status). */

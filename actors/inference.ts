@@ -1,7 +1,6 @@
 import { assign, setup } from 'xstate';
-import type { Completion } from '../gpu/types.ts';
-import { summarize } from '../control/window.ts';
-import type { LatencyWindow } from '../control/types.ts';
+import type { Completion } from '../gpu/index.ts';
+import { summarize, type LatencyWindow } from '../control/index.ts';
 import { addToHistogram, addToSeconds, emptySecondWindows, histogramQuantile, type LatencyHistogram, type SecondWindows } from './latency-seconds.ts';
 
 export interface InferenceInput {

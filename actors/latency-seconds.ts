@@ -1,4 +1,4 @@
-import { nearestRank } from '../control/window.ts';
+import { nearestRank } from '../control/index.ts';
 
 /**
  * SLO attainment over 1 s windows: the fraction of whole seconds (device clock) whose p99 latency is within

@@ -1,6 +1,6 @@
 import { assign, setup } from 'xstate';
-import type { Pacing } from '../control/types.ts';
-import type { TrainingRunState } from '../gpu/types.ts';
+import type { Pacing } from '../control/index.ts';
+import type { TrainingRunState } from '../gpu/index.ts';
 
 export interface TrainingInput {
   host: string;

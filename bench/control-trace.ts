@@ -8,8 +8,7 @@
  *   OPTS='{"marginPct":40}' node --import tsx bench/control-trace.ts gpucolo 2 150 25 1.5 120 1
  */
 import { isPolicyName } from '../control/index.ts';
-import type { Scenario } from './control/scenarios.ts';
-import { simulate } from './control/simulate.ts';
+import { simulate, type Scenario } from './control/index.ts';
 
 const [policyArg = 'gpucolo', batch = '2', rate = '150', slo = '25', burst = '1.5', durationArg = '120', seed = '1'] = process.argv.slice(2);
 if (!isPolicyName(policyArg)) throw new Error(`unknown policy ${policyArg}`);

@@ -8,7 +8,7 @@
  * Targets: a planning round under 1 s, the fleet process under half a core, round trip p99 within 3x of the
  * bare NATS p99 measured in the same run.
  *
- * Run it as `gpucolo bench fleet` (runners/bench-fleet-command.ts), or `node --import tsx bench/fleet-scale.ts
+ * Run it as `gpucolo bench fleet` (cli/bench-fleet-command.ts), or `node --import tsx bench/fleet-scale.ts
  * [flags]`, the same command.
  */
 import { spawn } from 'node:child_process';
@@ -16,8 +16,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { createActor } from 'xstate';
-import { FLEET_WARMUP_MS } from '../actors/fleet.ts';
-import { gpuMachine } from '../actors/gpu.ts';
+import { FLEET_WARMUP_MS, gpuMachine } from '../actors/index.ts';
 import { Bus, startLocalNatsServer } from '../bus/index.ts';
 import { nearestRank } from '../control/index.ts';
 import { SCHEMA_VERSION, subjects, type GpuStatusEvent, type InferenceWindow } from '../schemas/index.ts';
@@ -215,7 +214,7 @@ function windowOf(seq: number, tMs: number, p99Ms: number): InferenceWindow {
 
 /**
  * Window published -> GPU actor decides (gpucolo policy) -> training command acknowledged, all over NATS, as a
- * host runner wires it (runners/host.ts). The MPS share is fixed (no outer-tier restart to wait out): what is
+ * host runner wires it (host/host.ts). The MPS share is fixed (no outer-tier restart to wait out): what is
  * timed is the inner tier's control loop. Windows alternate over and under the SLO so that most inner periods
  * move the sleep duty; a window that moves nothing is known at once (the actor decides synchronously on
  * receipt) and the next one follows. A controller that settles (no move for SETTLED_AFTER windows) is

@@ -71,7 +71,7 @@ mkdirSync(DIST, { recursive: true });
 const result = await build({
   absWorkingDir: ROOT,
   entryPoints: [
-    { in: 'runners/cli.ts', out: 'cli' },
+    { in: 'cli/cli.ts', out: 'cli' },
     ...Object.entries(WORKERS).map(([out, src]) => ({ in: `worker-entry:${src}`, out })),
   ],
   outdir: DIST,

@@ -38,6 +38,6 @@ if (mode !== 'source' && buildUsable()) {
     process.exit(1);
   }
   tsx.register();
-  cli = await import('../runners/cli.ts');
+  cli = await import('../cli/index.ts');
 }
 await cli.main(process.argv);

@@ -3,21 +3,18 @@ import { context as otelContext, type Context } from '@opentelemetry/api';
 import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
-  SCHEMA_VERSION, isPublishedEvent, knownFieldsOf, knownFieldsValidatorFor, subjects, typeForSubject, validatorFor,
-  type BusRejectedEvent, type CommandReply, type MessageOf, type MessageType,
+  SCHEMA_VERSION, knownFieldsValidatorFor, subjects, typeForSubject, validatorFor,
+  type CommandReply, type MessageOf, type MessageType,
 } from '../schemas/index.ts';
-import { extractTraceContext, injectTraceContext } from '../observability/tracing.ts';
-import { recordRejected } from '../observability/metrics.ts';
-import { withHandleSpan } from '../observability/spans.ts';
+import { injectTraceContext, withHandleSpan } from '../observability/index.ts';
+import { Admission, DEFAULT_MAX_PAYLOAD_BYTES, type Received, type RejectReason } from './admission.ts';
 import { decode, encode } from './codec.ts';
-import { authFromEnv, BusAuthError, connectionAuth, describeAuth, hasAuth, type BusAuth } from './auth.ts';
+import { authFromEnv, BusAuthError, connectionAuth, describeAuth, hasAuth, type BusAuth } from './auth/index.ts';
 import { BusUnavailableError, CommandError, NoRespondersError, OutgoingSchemaError } from './errors.ts';
 import { startLocalNatsServer, type LocalNatsServer } from './server.ts';
 
-/** Default cap on an incoming payload; larger messages are dropped at the edge. */
-export const DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024;
-
-export type RejectReason = BusRejectedEvent['reason'];
+// The incoming edge (checks, rejection events) is admission.ts; these stay importable from here.
+export { DEFAULT_MAX_PAYLOAD_BYTES, type Received, type RejectReason } from './admission.ts';
 
 export interface BusOptions {
   /** NATS server URL; default NATS_URL, else a private nats-server (the embedded default). */
@@ -46,13 +43,6 @@ export function inboxPrefixFor(options: Pick<BusOptions, 'inboxPrefix' | 'host'>
     throw new BusAuthError(`inbox prefix ${JSON.stringify(prefix)} must be subject tokens (letters, digits, _ $ -) separated by dots, no wildcards`);
   }
   return prefix;
-}
-
-/** A message that passed the edge, with the trace context it carried. */
-export interface Received<T> {
-  subject: string;
-  message: T;
-  traceContext: Context;
 }
 
 export interface BusStats {
@@ -85,7 +75,6 @@ const IDEMPOTENCY_CACHE = 4096;
 /** Events kept through a server outage (about a minute of a 16-GPU host's events). */
 const MAX_HELD_EVENTS = 10_000;
 const EVENTS_PREFIX = subjects.allEvents().slice(0, -1);
-const REJECT_EVENTS_PER_SEC = 20;
 
 /**
  * The NATS edge: msgpack codec, schema validation of everything received, trace context in headers,
@@ -97,15 +86,11 @@ export class Bus {
     published: 0, received: 0, rejected: 0, handlerErrors: 0, reconnects: 0, eventsHeld: 0, eventsDropped: 0,
     rejectedByReason: { oversize: 0, decode: 0, schema: 0, 'unknown-subject': 0, version: 0 },
   };
-  private readonly maxPayloadBytes: number;
+  /** The incoming edge: checks every message received, reports the rejected ones (admission.ts). */
+  private readonly admission: Admission;
   /** Prefix of this connection's reply subjects (BusOptions.inboxPrefix). */
   readonly inboxPrefix: string;
   private readonly subs: Subscription[] = [];
-  private rejectWindowStartMs = 0;
-  private rejectEventsInWindow = 0;
-  /** Rejections past the per-second event cap, reported together by one summary event. */
-  private rejectsUnreported = 0;
-  private rejectSummaryTimer: NodeJS.Timeout | undefined;
   private closed = false;
   /** performance.now() when the connection was made: how fast a restarted runner is back is measured from it. */
   readonly connectedAtMs = performance.now();
@@ -130,7 +115,14 @@ export class Bus {
     private readonly options: BusOptions,
     private readonly server?: LocalNatsServer,
   ) {
-    this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.admission = new Admission({
+      host: options.host,
+      maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+      stats: this.stats,
+      closed: () => this.closed,
+      publish: (subject, event) => this.publish(subject, event),
+      onError: (err, where) => this.onError(err, where),
+    });
     this.inboxPrefix = inboxPrefixFor(options);
     void this.watchStatus();
   }
@@ -340,7 +332,7 @@ export class Bus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.rejectSummaryTimer);
+    this.admission.stop();
     for (const p of this.pendingReplies.values()) p.reject(new Error('bus closed'));
     this.pendingReplies.clear();
     try {
@@ -380,74 +372,7 @@ export class Bus {
 
   /** The edge: size, msgpack, subject, version and schema checks. Returns undefined when rejected. */
   admitMessage(subject: string, data: Uint8Array, headers?: MsgHdrs): Received<unknown> | undefined {
-    const bytes = data.length;
-    if (bytes > this.maxPayloadBytes) return this.reject(subject, 'oversize', `${bytes} bytes > limit ${this.maxPayloadBytes}`, bytes);
-    const type = typeForSubject(subject);
-    if (!type) return this.reject(subject, 'unknown-subject', 'no message type is defined for this subject', bytes);
-    let message: unknown;
-    try {
-      message = decode(data);
-    } catch (err) {
-      return this.reject(subject, 'decode', `not msgpack: ${(err as Error).message}`.slice(0, 200), bytes);
-    }
-    const v = (message as { v?: unknown } | null)?.v;
-    if (typeof message === 'object' && message !== null && v !== SCHEMA_VERSION) {
-      return this.reject(subject, 'version', `schema version ${JSON.stringify(v)}, expected ${SCHEMA_VERSION}`, bytes);
-    }
-    // Fields this version knows only, the fast path. An event from a newer v1 producer may carry more
-    // (published events are open to additions): valid, and its unknown fields never reach an actor.
-    if (!knownFieldsValidatorFor(type).Check(message)) {
-      const check = validatorFor(type);
-      if (!isPublishedEvent(type) || !check.Check(message)) {
-        const first = check.Errors(message).First();
-        return this.reject(subject, 'schema', `${type}: ${first?.path || '/'} ${first?.message ?? 'invalid'}`.slice(0, 200), bytes);
-      }
-      message = knownFieldsOf(type, message);
-    }
-    this.stats.received++;
-    const traceContext = extractTraceContext((k) => headers?.get(k) || undefined);
-    return { subject, message, traceContext };
-  }
-
-  private reject(subject: string, reason: RejectReason, detail: string, bytes: number): undefined {
-    this.stats.rejected++;
-    this.stats.rejectedByReason[reason]++;
-    recordRejected(this.options.host, reason);
-    // Never report a rejection of a rejection event (no storms), and cap the event rate.
-    if (subject.endsWith('.rejected') || this.closed) return undefined;
-    const now = Date.now();
-    if (now - this.rejectWindowStartMs >= 1000) {
-      this.rejectWindowStartMs = now;
-      this.rejectEventsInWindow = 0;
-    }
-    if (this.rejectEventsInWindow++ >= REJECT_EVENTS_PER_SEC) {
-      // Over the cap: no event each, but one summary when the window ends, so the last event a
-      // watcher sees always carries the true total.
-      this.rejectsUnreported++;
-      this.rejectSummaryTimer ??= setTimeout(() => {
-        this.rejectSummaryTimer = undefined;
-        const n = this.rejectsUnreported;
-        this.rejectsUnreported = 0;
-        this.publishRejected(subject, reason, `${n} more rejected message(s) in the last second, reported together; latest: ${detail}`.slice(0, 300), bytes, Date.now());
-      }, Math.max(1, this.rejectWindowStartMs + 1000 - now));
-      this.rejectSummaryTimer.unref?.();
-      return undefined;
-    }
-    this.publishRejected(subject, reason, detail, bytes, now);
-    return undefined;
-  }
-
-  private publishRejected(subject: string, reason: RejectReason, detail: string, bytes: number, unixMs: number): void {
-    if (this.closed) return;
-    const event: BusRejectedEvent = {
-      v: SCHEMA_VERSION, type: 'bus.rejected', host: this.options.host, unixMs,
-      subject: subject.slice(0, 256), reason, detail, bytes, rejectedTotal: this.stats.rejected,
-    };
-    try {
-      this.publish(subjects.busRejected(this.options.host), event);
-    } catch (err) {
-      this.onError(err, 'publishing a rejection event');
-    }
+    return this.admission.admitMessage(subject, data, headers);
   }
 
   private runHandler(fn: () => void | Promise<void>, where: string): void {

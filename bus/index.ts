@@ -1,4 +1,4 @@
-export * from './auth.ts';
+export * from './auth/index.ts';
 export * from './bus.ts';
 export * from './codec.ts';
 export * from './errors.ts';

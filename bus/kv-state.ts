@@ -1,8 +1,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { PacingSchema } from '../schemas/messages.ts';
-import { ID_PATTERN } from '../schemas/subjects.ts';
+import { ID_PATTERN, PacingSchema } from '../schemas/index.ts';
 import type { Bus } from './bus.ts';
 import { decode, encode } from './codec.ts';
 import { clusterReplicas } from './events-stream.ts';

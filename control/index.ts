@@ -29,6 +29,7 @@ export {
   type GsliceState,
 } from './baselines.ts';
 export { linePrior, lineUpdate, type LineEstimate } from './rls.ts';
+export * from './fleet-planner.ts';
 
 /** Options each policy accepts (all optional; see each *_DEFAULTS). */
 export interface PolicyOptionsByName {

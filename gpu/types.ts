@@ -1,4 +1,4 @@
-import type { Pacing } from '../control/types.ts';
+import type { Pacing } from '../control/index.ts';
 
 /** One finished inference request: when it finished and how long it took (device clock, ms). */
 export interface Completion {

@@ -6,3 +6,5 @@ export * from './gpu-telemetry.ts';
 export * from './trace-file.ts';
 export * from './explain.ts';
 export * from './report.ts';
+export * from './health.ts';
+export * from './env-exporters.ts';

@@ -5,5 +5,5 @@ const argv1 = process.argv[1];
 process.argv[1] = '';
 await import('../../gpu/model/index.ts');
 process.argv[1] = argv1!;
-const { main } = await import('../../runners/cli.ts');
+const { main } = await import('../../cli/index.ts');
 await main(process.argv);

@@ -1,4 +1,4 @@
-import { MAX_DUTY } from '../../control/types.ts';
+import { MAX_DUTY } from '../../control/index.ts';
 import { loadProfile, parseProfile, type GpuProfile } from '../model/index.ts';
 import type { Measurements } from './procedure.ts';
 

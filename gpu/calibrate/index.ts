@@ -6,3 +6,5 @@ export type { Plant, Measurements, LatencyStats, AlonePoint, ColocPoint, Iterati
 export { fitProfile, fittedPoints, lognormalP99OverMean } from './fit.ts';
 export type { FitPoint, FitResult, FitOptions } from './fit.ts';
 export { simPlant, SIM_SERVICE_ID, SIM_JOB_ID } from './sim-plant.ts';
+export { startNvidiaPlant, CalibrationNvidiaDevice, BATCH_PLACEHOLDER } from './nvidia-plant.ts';
+export type { CalibrationServiceSpec, NvidiaPlantOptions } from './nvidia-plant.ts';

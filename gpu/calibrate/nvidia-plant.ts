@@ -1,11 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Pacing } from '../../control/types.ts';
+import type { Pacing } from '../../control/index.ts';
 import {
   MpsControl, parseLatencyLine, PauseGuard, TrainingJob, WorkloadProcess,
   type NvidiaBinaries, type NvidiaGpu, type TrainingJobSpec,
 } from '../nvidia/index.ts';
-import type { Completion, GpuDevice, GpuInfo, TrainingStatus } from '../types.ts';
+import type { Completion, GpuDevice, GpuInfo, TrainingStatus } from '../index.ts';
 import type { Plant } from './procedure.ts';
 
 /** The inference program calibrate launches: its argv may hold `{batch}`, replaced by the batch to measure. */

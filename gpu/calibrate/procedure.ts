@@ -1,5 +1,5 @@
-import type { Pacing } from '../../control/types.ts';
-import type { GpuDevice, GpuInfo } from '../types.ts';
+import type { Pacing } from '../../control/index.ts';
+import type { GpuDevice, GpuInfo } from '../index.ts';
 import type { CalibrationPlan } from './plan.ts';
 
 /**

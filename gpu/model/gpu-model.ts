@@ -1,5 +1,5 @@
-import type { Pacing } from '../../control/types.ts';
-import type { Completion, TrainingStatus } from '../types.ts';
+import type { Pacing } from '../../control/index.ts';
+import type { Completion, TrainingStatus } from '../index.ts';
 import { GpuModelError } from './errors.ts';
 import { inferenceShareSpeed, serviceMs, tailModel, trainingInterference, trainingSpeed } from './physics.ts';
 import type { GpuProfile } from './profile-schema.ts';

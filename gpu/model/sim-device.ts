@@ -1,5 +1,5 @@
-import type { Pacing } from '../../control/types.ts';
-import type { Completion, GpuDevice, GpuInfo, TrainingStatus } from '../types.ts';
+import type { Pacing } from '../../control/index.ts';
+import type { Completion, GpuDevice, GpuInfo, TrainingStatus } from '../index.ts';
 import { GpuModel, type GpuModelOptions } from './gpu-model.ts';
 import type { GpuProfile } from './profile-schema.ts';
 import { loadProfile } from './profiles.ts';

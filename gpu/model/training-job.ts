@@ -1,5 +1,5 @@
-import { MAX_DUTY, type Pacing } from '../../control/types.ts';
-import type { TrainingRunState, TrainingStatus } from '../types.ts';
+import { MAX_DUTY, type Pacing } from '../../control/index.ts';
+import type { TrainingRunState, TrainingStatus } from '../index.ts';
 
 /**
  * Hardware never pauses training outright: a duty above MAX_DUTY acts as MAX_DUTY (as the signal pacer and the

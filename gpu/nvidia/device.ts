@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import type { Knobs, Pacing } from '../../control/types.ts';
-import type { Completion, DeviceHealth, GpuDevice, GpuInfo, TrainingStatus, WorkloadHealth } from '../types.ts';
+import type { Knobs, Pacing } from '../../control/index.ts';
+import type { Completion, DeviceHealth, GpuDevice, GpuInfo, TrainingStatus, WorkloadHealth } from '../index.ts';
 import { NvidiaToolError } from './errors.ts';
 import { parseLatencyLine, PromLatencyTracker, type PromLatencyKind } from './latency.ts';
 import type { MpsControl } from './mps.ts';

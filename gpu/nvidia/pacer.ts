@@ -1,5 +1,5 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import { MAX_DUTY, type Pacing } from '../../control/types.ts';
+import { MAX_DUTY, type Pacing } from '../../control/index.ts';
 import type { PauseGuard } from './pause-guard.ts';
 
 /** The inner-tier knob applied to one training job's process. */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Knobs, Pacing } from '../../control/types.ts';
-import type { TrainingRunState, TrainingStatus } from '../types.ts';
+import type { Knobs, Pacing } from '../../control/index.ts';
+import type { TrainingRunState, TrainingStatus } from '../index.ts';
 import type { MpsControl } from './mps.ts';
 import { LeasePacer, SignalPacer, type Pacer, type PacingMode } from './pacer.ts';
 import type { PauseGuard } from './pause-guard.ts';

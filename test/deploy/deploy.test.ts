@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
-import { parseNvidiaWorkloads } from '../../runners/nvidia-backend.ts';
+import { parseNvidiaWorkloads } from '../../host/nvidia/nvidia-backend.ts';
 import { assertId } from '../../schemas/index.ts';
 import { BIN, runCli } from '../observability/helpers.ts';
 
@@ -274,7 +274,7 @@ test('deploy container - the recipe installs the npm pack package; laid out as i
   assert.equal(r.status, 0, r.stderr);
   const packed = (JSON.parse(r.stdout) as { filename: string; files: { path: string }[] }[])[0]!;
   const files = new Set(packed.files.map((f) => f.path));
-  for (const f of [link[1]!, 'package.json', 'runners/cli.ts', 'workloads/gpucolo_hook.py']) assert.ok(files.has(f), `the package holds ${f}`);
+  for (const f of [link[1]!, 'package.json', 'cli/cli.ts', 'workloads/gpucolo_hook.py']) assert.ok(files.has(f), `the package holds ${f}`);
   const pkgDir = join(dir, 'lib', 'node_modules', 'gpucolo');
   mkdirSync(pkgDir, { recursive: true });
   mkdirSync(join(dir, 'bin'));

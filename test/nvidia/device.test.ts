@@ -68,7 +68,7 @@ test('nvidia device - Triton and vLLM services already running: latency comes fr
 });
 
 test('nvidia workloads file - the example validates as YAML, the same content as JSON, and mistakes name their field', async () => {
-  const { loadNvidiaWorkloads, parseNvidiaWorkloads } = await import('../../runners/nvidia-backend.ts');
+  const { loadNvidiaWorkloads, parseNvidiaWorkloads } = await import('../../host/nvidia/nvidia-backend.ts');
   const example = loadNvidiaWorkloads(join(import.meta.dirname, '..', '..', 'workloads', 'nvidia-example.yaml'));
   assert.equal(example.gpus[0]!.gpu, 0);
   assert.equal(example.gpus[0]!.trainings[0]!.pacing, 'cooperative');
@@ -80,7 +80,7 @@ test('nvidia workloads file - the example validates as YAML, the same content as
 });
 
 test('host command - --backend nvidia is parsed, and needs a workloads file and real time', async () => {
-  const { hostCommand, parseBackend } = await import('../../runners/host-command.ts');
+  const { hostCommand, parseBackend } = await import('../../cli/host-command.ts');
   assert.deepEqual(parseBackend('nvidia'), { kind: 'nvidia' });
   assert.deepEqual(parseBackend('sim:3'), { kind: 'sim', gpus: 3 });
   assert.throws(() => parseBackend('cuda'), /--backend must be sim:N \(N simulated GPUs\) or nvidia/);

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { BURST_DAYS, buildWorkload, FirstFit, INFERENCE, replicaCapacity, Settler, FleetDataError, loadFleetData, DEFAULT_FLEET_DATA_DIR, simulateFleet, FLEET_DATA_FILES, fastestFirst, matchedSweep, DEFAULT_PACK_LINE, FLEET_POLICIES, runFleet, runFleetParallel } from '../../sim/index.ts';
-import { simFleetCommand } from '../../runners/sim-command.ts';
-import { UsageError } from '../../runners/errors.ts';
+import { simFleetCommand } from '../../cli/sim-command.ts';
+import { UsageError } from '../../cli/errors.ts';
 import { loadProfile, Rng } from '../../gpu/model/index.ts';
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'gpucolo.mjs');

@@ -1,0 +1,33 @@
+import { fleetBenchTable, runFleetBench, type FleetBenchResult } from '../bench/index.ts';
+import { numberFlag } from './errors.ts';
+
+export interface BenchFleetFlags {
+  gpus: string;
+  seconds: string;
+  roundTrips: string;
+  json?: boolean;
+}
+
+const r4 = (x: number | null) => (x === null || !Number.isFinite(x) ? null : Number(x.toFixed(4)));
+
+/** The JSON line: every number to 4 decimals (none is compared finer than that). */
+export function benchFleetJson(b: FleetBenchResult): Record<string, unknown> {
+  const round = (o: object) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'number' ? r4(v) : v]));
+  return { scale: round(b.scale), roundTrip: round(b.roundTrip), natsFloor: round(b.natsFloor), p99OverFloor: r4(b.p99OverFloor) };
+}
+
+/** `gpucolo bench fleet`. */
+export async function benchFleetCommand(f: BenchFleetFlags): Promise<void> {
+  const gpus = numberFlag('--gpus', f.gpus, { integer: true, min: 1, max: 100_000 });
+  const seconds = numberFlag('--seconds', f.seconds, { min: 1, max: 3600 });
+  const roundTrips = numberFlag('--round-trips', f.roundTrips, { integer: true, min: 10, max: 100_000 });
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const b = await runFleetBench({ gpus, seconds, roundTrips, log });
+  const table = fleetBenchTable(b);
+  if (f.json) {
+    log(table);
+    process.stdout.write(`${JSON.stringify(benchFleetJson(b))}\n`);
+  } else {
+    process.stdout.write(`${table}\n`);
+  }
+}
