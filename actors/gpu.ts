@@ -1,5 +1,5 @@
 import { assign, enqueueActions, raise, setup } from 'xstate';
-import { createPolicy, mergeWindows, pacingValue } from '../control/index.ts';
+import { createPolicy, mergeWindows, pacingValue, samePacing } from '../control/index.ts';
 import type { ControlInput, Decision, Knobs, LatencyWindow, Policy, PolicyName, TrainingObservation } from '../control/index.ts';
 import type { Actuation, GpuActorInput, GpuContext, GpuEvent, ServiceView } from './gpu-context.ts';
 
@@ -40,7 +40,7 @@ function controlInput(ctx: GpuContext, tier: 'inner' | 'outer'): ControlInput {
 /** Counts the knob changes between two settings: [mps changes, sleep changes]. */
 function changes(a: Knobs, b: Knobs): [number, number] {
   const mps = a.mpsSharePct !== b.mpsSharePct ? 1 : 0;
-  const sleep = a.pacing.mode !== b.pacing.mode || pacingValue(a.pacing) !== pacingValue(b.pacing) ? 1 : 0;
+  const sleep = samePacing(a.pacing, b.pacing) ? 0 : 1;
   return [mps, sleep];
 }
 
@@ -294,7 +294,6 @@ export const gpuMachine = setup({
   },
 });
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Enqueue = any;
 
 /** Services that served before and have finished no request for over staleAfterMs (device time `nowMs`). */

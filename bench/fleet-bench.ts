@@ -18,7 +18,7 @@ import { connect } from '@nats-io/transport-node';
 import { createActor } from 'xstate';
 import { FLEET_WARMUP_MS, gpuMachine } from '../actors/index.ts';
 import { Bus, startLocalNatsServer } from '../bus/index.ts';
-import { nearestRank } from '../control/index.ts';
+import { nearestRank, samePacing } from '../control/index.ts';
 import { SCHEMA_VERSION, subjects, type GpuStatusEvent, type InferenceWindow } from '../schemas/index.ts';
 
 // import.meta.url, not dirname: the compiled build (bin/build.mjs) points it at this source file.
@@ -232,7 +232,7 @@ export async function roundTrip(url: string, count: number, warmup: number) {
   const gpu = createActor(gpuMachine.provide({
     actions: {
       actuate: (_a, { tier, old, knobs }) => {
-        if (tier === 'start' || (old.pacing.mode === knobs.pacing.mode && JSON.stringify(old.pacing) === JSON.stringify(knobs.pacing))) return;
+        if (tier === 'start' || samePacing(old.pacing, knobs.pacing)) return;
         // The decision runs on receipt of the window just sent: its send time is the round trip's start.
         const startedAt = sentAt;
         const measured = timing;

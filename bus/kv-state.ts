@@ -1,7 +1,6 @@
 import { Kvm, type KV } from '@nats-io/kv';
-import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { ID_PATTERN, PacingSchema } from '../schemas/index.ts';
+import { GpuStateRecord } from '../schemas/index.ts';
 import type { Bus } from './bus.ts';
 import { decode, encode } from './codec.ts';
 import { clusterReplicas } from './events-stream.ts';
@@ -9,25 +8,6 @@ import { clusterReplicas } from './events-stream.ts';
 /** The JetStream KV bucket holding each GPU's control state, key `<host>.<gpu>`. */
 export const STATE_BUCKET = 'colo_state';
 
-/** What a host runner needs to resume a GPU where its previous incarnation left it. */
-export const GpuStateRecord = Type.Object({
-  v: Type.Literal(1),
-  host: Type.String({ pattern: ID_PATTERN.source }),
-  gpu: Type.String({ pattern: ID_PATTERN.source }),
-  policy: Type.String({ maxLength: 64 }),
-  /** The controller's knobs (never the safe setting's: that one is re-derived from telemetry). */
-  knobs: Type.Object({
-    mpsSharePct: Type.Number({ minimum: 1, maximum: 100 }),
-    pacing: PacingSchema,
-    trainingRunning: Type.Boolean(),
-    /** Inference's own MPS share (GSLICE); absent = 100. */
-    inferenceSharePct: Type.Optional(Type.Number({ minimum: 1, maximum: 100 })),
-  }, { additionalProperties: false }),
-  /** SLO in force per service (set by commands; they outlive the runner). */
-  sloMs: Type.Record(Type.String({ pattern: ID_PATTERN.source }), Type.Number({ exclusiveMinimum: 0 })),
-  savedUnixMs: Type.Number({ minimum: 0 }),
-}, { additionalProperties: false });
-export type GpuStateRecord = Static<typeof GpuStateRecord>;
 const checkRecord = TypeCompiler.Compile(GpuStateRecord);
 
 /** Another writer changed a GPU's state since this runner read it (two runners with one host id?). */

@@ -4,7 +4,6 @@ import { applyBusOptions, withBusOptions } from './bus-options.ts';
 import { UsageError } from './errors.ts';
 
 // Commands load lazily: `--help` and `schema` never pay for the simulator or the bus.
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const lazy = (load: () => Promise<(f: any) => unknown>) => async (f: any) => { await (await load())(f); };
 const hostCommand = lazy(async () => (await import('./host-command.ts')).hostCommand);
 const demoCommand = lazy(async () => (await import('./demo.ts')).demoCommand);

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { context, trace } from '@opentelemetry/api';
 import { Bus, NoRespondersError, ensureEventsStream } from '../bus/index.ts';
-import { POLICY_NAMES } from '../control/index.ts';
+import { isPolicyName, POLICY_NAMES } from '../control/index.ts';
 import { commandSpan, exporterNames, failSpan, prometheusEndpoint, setupTelemetry, shutdownTelemetry, SPAN } from '../observability/index.ts';
 import { subjects, type GpuStatusEvent, type HostLifecycleEvent } from '../schemas/index.ts';
 import { UsageError, numberFlag } from './errors.ts';
@@ -116,7 +116,7 @@ export async function demoCommand(f: DemoFlags): Promise<void> {
   const seed = numberFlag('--seed', f.seed, { integer: true });
   const burst = numberFlag('--burst', f.burst, { min: 0.1, max: 10 });
   const fleets = f.fleet === false ? 0 : numberFlag('--fleets', f.fleets ?? '1', { min: 0, max: 8, integer: true });
-  if (f.policy !== undefined && !(POLICY_NAMES as readonly string[]).includes(f.policy)) {
+  if (f.policy !== undefined && !isPolicyName(f.policy)) {
     throw new UsageError(`--policy must be one of ${POLICY_NAMES.join(', ')}, got ${JSON.stringify(f.policy)}`);
   }
   const out = f.json ? process.stderr : process.stdout;

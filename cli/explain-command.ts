@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { explain, formatExplanation, parseTimeBound, readTraceFile, type ExplainFilter, type TraceFileContents } from '../observability/index.ts';
+import { GPU_REF_PATTERN } from '../schemas/index.ts';
 import { UsageError } from './errors.ts';
 
 export interface ExplainFlags {
@@ -34,7 +35,7 @@ function bound(flag: string, raw: string | undefined) {
 
 /** `gpucolo explain FILE`: per GPU, every knob change and why, one line each. */
 export function explainCommand(f: ExplainFlags): void {
-  if (f.gpu !== undefined && !/^[A-Za-z0-9_-]{1,64}\/[A-Za-z0-9_-]{1,64}$/.test(f.gpu)) {
+  if (f.gpu !== undefined && !new RegExp(GPU_REF_PATTERN).test(f.gpu)) {
     throw new UsageError(`--gpu must be HOST/GPU, e.g. host0/gpu1, got ${JSON.stringify(f.gpu)}`);
   }
   const filter: ExplainFilter = {};

@@ -1,7 +1,7 @@
 import { dirname, resolve } from 'node:path';
 import { scaledClock } from '../actors/index.ts';
 import { Bus, EVENTS_STREAM, GpuStateStore, STATE_BUCKET, ensureEventsStream } from '../bus/index.ts';
-import { POLICY_NAMES, type PolicyName } from '../control/index.ts';
+import { isPolicyName, POLICY_NAMES, type PolicyName } from '../control/index.ts';
 import { DEFAULT_WORKLOADS, loadWorkloads, startHost, type RunningHost } from '../host/index.ts';
 import type { NvidiaBackend } from '../host/nvidia/index.ts';
 import { setGpuIdentity, setMessagingServer, setupTelemetry, shutdownTelemetry, startHealthServer, type HealthServer } from '../observability/index.ts';
@@ -44,7 +44,7 @@ export async function hostCommand(f: HostFlags): Promise<void> {
   const speed = numberFlag('--speed', f.speed, { min: 0.01, max: 1000 });
   const seed = numberFlag('--seed', f.seed, { integer: true });
   const durationS = f.duration !== undefined ? numberFlag('--duration', f.duration, { min: 0 }) : undefined;
-  if (f.policy !== undefined && !(POLICY_NAMES as readonly string[]).includes(f.policy)) {
+  if (f.policy !== undefined && !isPolicyName(f.policy)) {
     throw new UsageError(`--policy must be one of ${POLICY_NAMES.join(', ')}, got ${JSON.stringify(f.policy)}`);
   }
   const healthAt = f.healthPort !== undefined ? healthPortFlag(f.healthPort) : undefined;

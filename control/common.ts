@@ -31,6 +31,11 @@ export function pacingValue(p: Pacing): number {
   return p.mode === 'duty' ? p.duty : p.sleepMs;
 }
 
+/** Whether two pacing settings are the same: same mode, same value, and (both duty) same period. */
+export function samePacing(a: Pacing, b: Pacing): boolean {
+  return a.mode === b.mode && pacingValue(a) === pacingValue(b) && (a.mode !== 'duty' || b.mode !== 'duty' || a.periodMs === b.periodMs);
+}
+
 /** Knobs with per-iteration sleep set. */
 export function withSleepMs(k: Knobs, sleepMs: number): Knobs {
   return { ...k, pacing: { mode: 'per-iteration', sleepMs } };
@@ -65,9 +70,6 @@ export function reassert(tier: Decision['tier'], from: Knobs, to: Knobs): Decisi
   if (from.mpsSharePct !== to.mpsSharePct) {
     out.push(decision(tier, 'mpsSharePct', from.mpsSharePct, to.mpsSharePct, 'restore fixed setting', {}));
   }
-  const a = from.pacing;
-  const b = to.pacing;
-  const samePacing = a.mode === b.mode && pacingValue(a) === pacingValue(b) && (a.mode !== 'duty' || b.mode !== 'duty' || a.periodMs === b.periodMs);
-  if (!samePacing) out.push(decision(tier, 'pacing', pacingValue(a), pacingValue(b), 'restore fixed setting', {}));
+  if (!samePacing(from.pacing, to.pacing)) out.push(decision(tier, 'pacing', pacingValue(from.pacing), pacingValue(to.pacing), 'restore fixed setting', {}));
   return out;
 }

@@ -14,7 +14,7 @@ import { POLICY_NAMES, type Policy, type PolicyName } from './types.ts';
 export * from './types.ts';
 export * from './window.ts';
 export * from './tightest.ts';
-export { clamp, pacingValue, trainingActive } from './common.ts';
+export { clamp, pacingValue, samePacing, trainingActive } from './common.ts';
 export { feedforward, type FeedforwardOptions, type FeedforwardResult } from './feedforward.ts';
 export { createGpucolo, GPUCOLO_DEFAULTS, resolveGpucoloOptions, type GpucoloOptions, type GpucoloState } from './gpucolo.ts';
 export { createPaper, PAPER_DEFAULTS, type PaperOptions, type PaperState } from './paper.ts';

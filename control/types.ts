@@ -1,3 +1,6 @@
+import type { Static } from '@sinclair/typebox';
+import type { PacingSchema } from '../schemas/index.ts';
+
 /**
  * The largest fraction of time any pacing path pauses training: the signal pacer (gpu/nvidia/pacer.ts), the
  * cooperative hook (workloads/gpucolo_hook.py, MAX_DUTY) and the simulated GPU (gpu/model) all cap a duty here,
@@ -5,12 +8,13 @@
  */
 export const MAX_DUTY = 0.95;
 
-/** How a training job is paced between its iterations. */
-export type Pacing =
-  /** Fine-grained duty cycle: every `periodMs`, training sleeps `duty * periodMs` (cooperative hook or SIGSTOP/SIGCONT). */
-  | { mode: 'duty'; duty: number; periodMs: number }
-  /** The paper's knob: after each training iteration, sleep `sleepMs`. */
-  | { mode: 'per-iteration'; sleepMs: number };
+/**
+ * How a training job is paced between its iterations, as on the wire (schemas' PacingSchema):
+ * `{ mode: 'duty', duty, periodMs }`, a fine-grained duty cycle (every `periodMs`, training sleeps `duty * periodMs`,
+ * by the cooperative hook or SIGSTOP/SIGCONT), or `{ mode: 'per-iteration', sleepMs }`, the paper's knob (after
+ * each training iteration, sleep `sleepMs`). A type-only import: control/ loads nothing of schemas/ at run time.
+ */
+export type Pacing = Static<typeof PacingSchema>;
 
 /** The two knobs of a co-located GPU, applied to every training job on it. */
 export interface Knobs {

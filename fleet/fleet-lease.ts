@@ -1,17 +1,13 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { FleetLeaseValue, SCHEMA_VERSION } from '../schemas/index.ts';
 
 /** The KV bucket and key of the fleet leader's lease. */
 export const FLEET_LEASE_BUCKET = 'COLO_FLEET';
 export const FLEET_LEASE_KEY = 'leader';
 
-const LeaseValue = TypeCompiler.Compile(Type.Object({
-  v: Type.Literal(1),
-  fleetId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
-  renewedUnixMs: Type.Number(),
-}));
+const LeaseValue = TypeCompiler.Compile(FleetLeaseValue);
 
 export interface LeaseState {
   held: boolean;
@@ -50,7 +46,7 @@ export class FleetLease {
     try {
       this.kv ??= await new Kvm(this.nc).create(this.bucket, { history: 1 });
       const kv = this.kv;
-      const value = new TextEncoder().encode(JSON.stringify({ v: 1, fleetId: this.fleetId, renewedUnixMs: Date.now() }));
+      const value = new TextEncoder().encode(JSON.stringify({ v: SCHEMA_VERSION, fleetId: this.fleetId, renewedUnixMs: Date.now() } satisfies FleetLeaseValue));
       const e = await kv.get(FLEET_LEASE_KEY);
       const now = this.now();
       if (!e || e.operation !== 'PUT') {

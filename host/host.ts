@@ -3,12 +3,12 @@ import { createActor, fromPromise, type Actor } from 'xstate';
 import {
   gpuMachine, hostMachine, inferenceMachine, policyFor, trainingMachine, type GpuContext, type ScaledClock, type TrainingCommandEvent,
 } from '../actors/index.ts';
-import { StateSaver, type Bus, type CommandBody, type GpuStateRecord, type GpuStateStore, type StoredState } from '../bus/index.ts';
-import { pacingValue, POLICY_NAMES, type Knobs, type PolicyName } from '../control/index.ts';
+import { StateSaver, type Bus, type CommandBody, type GpuStateStore, type StoredState } from '../bus/index.ts';
+import { isPolicyName, POLICY_NAMES, samePacing, type Knobs, type PolicyName } from '../control/index.ts';
 import { GpuModel, SimGpuDevice, loadProfile, type GpuProfile } from '../gpu/model/index.ts';
 import type { GpuDevice } from '../gpu/index.ts';
 import { commandSpan, failSpan, GpuTelemetry, recordLatencies, SPAN, type TracedStep } from '../observability/index.ts';
-import { SCHEMA_VERSION, assertId, subjects, type GpuStatusEvent } from '../schemas/index.ts';
+import { SCHEMA_VERSION, assertId, subjects, type GpuStateRecord, type GpuStatusEvent } from '../schemas/index.ts';
 import { servePlacement, type PlacedActor, type PlacedServiceSpec, type PlacementHost } from './fleet-placement.ts';
 import { workloadFor, type WorkloadsFile } from './workloads.ts';
 
@@ -94,7 +94,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
     const gpuId = gpuIds[index]!;
     const w = workloadFor(o.workloads, index);
     const r = restored?.record;
-    const gpuPolicy = r && POLICIES.has(r.policy) ? (r.policy as PolicyName) : policy;
+    const gpuPolicy = r && isPolicyName(r.policy) ? (r.policy as PolicyName) : policy;
     const initial = r?.knobs ?? policyFor(gpuPolicy, {}).initialKnobs();
     const telemetry = new GpuTelemetry(hostId, gpuId);
     const device: GpuDevice = o.makeDevice ? o.makeDevice(index, gpuId, initial) : simDevice(index, gpuId, w, initial);
@@ -249,7 +249,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
         for (const [id, a] of services) if (!m.serviceId || id === m.serviceId) a.actor.send({ type: 'SET_SLO', sloMs: m.sloMs });
       } else if (m.action === 'set-policy') {
         const name = m.policy as PolicyName;
-        if (!m.policy || !POLICIES.has(name)) return { ok: false, error: `unknown policy ${JSON.stringify(m.policy)}; known: ${[...POLICIES].join(', ')}` };
+        if (!m.policy || !isPolicyName(name)) return { ok: false, error: `unknown policy ${JSON.stringify(m.policy)}; known: ${POLICY_NAMES.join(', ')}` };
         gpu.send({ type: 'SET_POLICY', policy: name });
       }
       const now = gpu.getSnapshot().context;
@@ -343,8 +343,6 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
   };
 }
 
-const POLICIES = new Set<string>(POLICY_NAMES);
-
 /** Reads a GPU's stored state; a failure to read is logged and the GPU starts afresh. */
 async function loadState(store: GpuStateStore, host: string, gpu: string, connectedAtMs: number, log: (l: string) => void): Promise<StoredState | undefined> {
   try {
@@ -376,7 +374,7 @@ function keepStateSaved(gpu: Actor<typeof gpuMachine>, saver: StateSaver): State
     const key = JSON.stringify([c.policyName, knobs, sloMs]);
     if (key === last) return;
     last = key;
-    const record: GpuStateRecord = { v: 1, host: c.host, gpu: c.gpu, policy: c.policyName, knobs, sloMs, savedUnixMs: Date.now() };
+    const record: GpuStateRecord = { v: SCHEMA_VERSION, host: c.host, gpu: c.gpu, policy: c.policyName, knobs, sloMs, savedUnixMs: Date.now() };
     saver.schedule(record);
   });
   return saver;
@@ -417,7 +415,7 @@ async function actuateJob(
   const base = { type: 'training.command' as const };
   if (!old || old.trainingRunning !== knobs.trainingRunning) cmds.push({ ...base, action: 'set-running', running: knobs.trainingRunning });
   if (!old || old.mpsSharePct !== knobs.mpsSharePct) cmds.push({ ...base, action: 'set-mps-share', mpsSharePct: knobs.mpsSharePct });
-  if (!old || old.pacing.mode !== knobs.pacing.mode || pacingValue(old.pacing) !== pacingValue(knobs.pacing)) {
+  if (!old || !samePacing(old.pacing, knobs.pacing)) {
     cmds.push({ ...base, action: 'set-pacing', pacing: knobs.pacing });
   }
   for (const body of cmds) {

@@ -5,8 +5,9 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { UsageError } from '../cli/index.ts';
 import { POLICY_NAMES } from '../control/index.ts';
 import { isProfileFile, loadProfile } from '../gpu/model/index.ts';
+import { ID_PATTERN } from '../schemas/index.ts';
 
-const Id = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
+const Id = Type.String({ pattern: ID_PATTERN.source });
 
 export const ServiceSpec = Type.Object({
   id: Id,

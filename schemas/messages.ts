@@ -1,9 +1,10 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { GPU_REF_PATTERN, ID_PATTERN } from './subjects.ts';
 
 /** Wire schema version: every payload carries it as `v`. Bump on any incompatible change. */
 export const SCHEMA_VERSION = 1 as const;
 
-const Id = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
+const Id = Type.String({ pattern: ID_PATTERN.source });
 const Ms = (description: string) => Type.Number({ minimum: 0, description });
 const Num = Type.Number();
 
@@ -26,10 +27,13 @@ const CLOSED = { additionalProperties: false } as const;
 const OPEN = {} as const;
 
 const pacing = (extra: typeof CLOSED | typeof OPEN) => Type.Union([
+  // Fine-grained duty cycle: every `periodMs`, training sleeps `duty * periodMs` (cooperative hook or SIGSTOP/SIGCONT).
   Type.Object({ mode: Type.Literal('duty'), duty: Type.Number({ minimum: 0, maximum: 1 }), periodMs: Type.Number({ exclusiveMinimum: 0, maximum: 60_000 }) }, extra),
-  // Bounded: a valid command can slow training, never park it for hours.
+  // The paper's knob: after each training iteration, sleep `sleepMs`. Bounded: a valid command can slow training,
+  // never park it for hours.
   Type.Object({ mode: Type.Literal('per-iteration'), sleepMs: Type.Number({ minimum: 0, maximum: 60_000 }) }, extra),
 ]);
+/** How a training job is paced between its iterations (control's `Pacing` is `Static<typeof PacingSchema>`). */
 export const PacingSchema = pacing(CLOSED);
 /** The pacing an event reports: the same fields, open to additions. */
 const PacingInEvent = pacing(OPEN);
@@ -203,7 +207,7 @@ export const PlacementCommand = Type.Object({
   planId: Type.Optional(Type.String({ maxLength: 64 })),
 }, CLOSED);
 
-const GpuRef = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_-]{1,64}$', description: 'host/gpu' });
+const GpuRef = Type.String({ pattern: GPU_REF_PATTERN, description: 'host/gpu' });
 const FleetMove = Type.Object({
   workload: Type.Union([Type.Literal('service'), Type.Literal('training')]),
   id: Id, from: GpuRef, to: GpuRef,

@@ -2,29 +2,41 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { MESSAGE_SCHEMAS, type MessageType } from './messages.ts';
-import { SUBJECT_ROOT, EVENT_TOKEN, FLEET_TOKEN } from './subjects.ts';
+import { SUBJECT_ROOT, EVENT_TOKEN, subjects } from './subjects.ts';
+
+/** Which builder of `subjects` names the subject each message type travels on, in match order. */
+const SUBJECT_TYPES: ReadonlyArray<readonly [keyof typeof subjects, MessageType]> = [
+  ['inferenceWindow', 'inference.window'],
+  ['inferenceCommand', 'inference.command'],
+  ['trainingProgress', 'training.progress'],
+  ['trainingCommand', 'training.command'],
+  ['gpuCommand', 'gpu.command'],
+  ['gpuStatus', 'gpu.status'],
+  ['gpuDecision', 'gpu.decision'],
+  ['gpuSafety', 'gpu.safety'],
+  ['busRejected', 'bus.rejected'],
+  ['hostLifecycle', 'host.lifecycle'],
+  ['placementCommand', 'placement.command'],
+  ['fleetPlan', 'fleet.plan'],
+  ['fleetLeader', 'fleet.leader'],
+  ['gpuFreed', 'gpu.freed'],
+  ['gpuClaimed', 'gpu.claimed'],
+];
+
+/** A subject builder's NATS pattern: every id replaced by the one-token wildcard `*`. */
+function wildcard(build: (...ids: string[]) => string): string {
+  return build(...Array<string>(build.length).fill('*'));
+}
 
 /**
  * Subject patterns (NATS wildcards) mapped to the message type carried there: every subject the runtime
- * publishes or listens on, replies aside. The edge validator and `gpucolo schema` both read this table.
+ * publishes or listens on, replies aside. Derived from `subjects` (subjects.ts), the one definition of the tree.
+ * The edge validator and `gpucolo schema` both read this table.
  */
-export const SUBJECT_PATTERNS: ReadonlyArray<{ pattern: string; type: MessageType }> = [
-  { pattern: `${SUBJECT_ROOT}.*.*.inf.*.window`, type: 'inference.window' },
-  { pattern: `${SUBJECT_ROOT}.*.*.inf.*.cmd`, type: 'inference.command' },
-  { pattern: `${SUBJECT_ROOT}.*.*.train.*.progress`, type: 'training.progress' },
-  { pattern: `${SUBJECT_ROOT}.*.*.train.*.cmd`, type: 'training.command' },
-  { pattern: `${SUBJECT_ROOT}.*.*.cmd`, type: 'gpu.command' },
-  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.*.status`, type: 'gpu.status' },
-  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.*.decision`, type: 'gpu.decision' },
-  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.*.safety`, type: 'gpu.safety' },
-  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.rejected`, type: 'bus.rejected' },
-  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.lifecycle`, type: 'host.lifecycle' },
-  { pattern: `${SUBJECT_ROOT}.*.*.placement`, type: 'placement.command' },
-  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.${FLEET_TOKEN}.plan`, type: 'fleet.plan' },
-  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.${FLEET_TOKEN}.leader`, type: 'fleet.leader' },
-  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.*.freed`, type: 'gpu.freed' },
-  { pattern: `${SUBJECT_ROOT}.${EVENT_TOKEN}.*.*.claimed`, type: 'gpu.claimed' },
-];
+export const SUBJECT_PATTERNS: ReadonlyArray<{ pattern: string; type: MessageType }> = SUBJECT_TYPES.map(([name, type]) => ({
+  pattern: wildcard(subjects[name] as (...ids: string[]) => string),
+  type,
+}));
 
 /** True when a concrete subject matches a NATS pattern (`*` one token, `>` the rest). */
 export function subjectMatches(pattern: string, subject: string): boolean {

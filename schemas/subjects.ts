@@ -8,8 +8,12 @@ export const EVENT_TOKEN = 'evt';
 /** The token under the event tree where the fleet actor's own events live (so no host may use it). */
 export const FLEET_TOKEN = 'fleet';
 
-/** Host, GPU, service and job ids become subject tokens: letters, digits, `_` and `-` only. */
-export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/** One id as regex text, unanchored: 1-64 letters, digits, `_` or `-`. */
+const ID_TOKEN = '[A-Za-z0-9_-]{1,64}';
+/** Host, GPU, service and job ids become subject tokens: letters, digits, `_` and `-` only. Schemas use `ID_PATTERN.source`. */
+export const ID_PATTERN = new RegExp(`^${ID_TOKEN}$`);
+/** A GPU named as `host/gpu`, as pattern text (JSON Schema `pattern`; `new RegExp` it to test). */
+export const GPU_REF_PATTERN = `^${ID_TOKEN}/${ID_TOKEN}$`;
 
 /** Throws a clear error when an id cannot be a subject token. */
 export function assertId(kind: string, id: string): string {

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { ID_PATTERN } from './subjects.ts';
 
 /**
  * The workloads file of `gpucolo host --backend nvidia` (YAML or JSON): per GPU, the inference services and
@@ -6,7 +7,7 @@ import { Type, type Static } from '@sinclair/typebox';
  * and latency source, per job its pacing mode.
  */
 
-const Id = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'a subject token: 1-64 of A-Z a-z 0-9 _ -' });
+const Id = Type.String({ pattern: ID_PATTERN.source, description: 'a subject token: 1-64 of A-Z a-z 0-9 _ -' });
 const Command = Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'argv: the program and its arguments, run without a shell' });
 const Env = Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String(), { description: 'variables added to the environment' });
 const IntervalMs = Type.Optional(Type.Number({ minimum: 50, description: 'scrape period, ms (default 1000)' }));

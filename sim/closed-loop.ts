@@ -12,7 +12,7 @@
  * policy's share knob is applied as min(knob, 100 x demand), and every change of the knob restarts the
  * job (gpu/model's restart cost), whether or not the job can use the new share.
  */
-import { createPolicy, mergeWindows, nearestRank, summarize, type Knobs, type LatencyWindow, type PolicyName, type StepResult } from '../control/index.ts';
+import { createPolicy, mergeWindows, nearestRank, samePacing, summarize, type Knobs, type LatencyWindow, type PolicyName, type StepResult } from '../control/index.ts';
 import { GpuModel, trainingSpeed, type GpuProfile } from '../gpu/model/index.ts';
 
 export interface ClosedLoopCase {
@@ -73,7 +73,7 @@ export function closedLoop(c: ClosedLoopCase): ClosedLoopResult {
   const apply = (next: StepResult<unknown>) => {
     const k = next.knobs;
     if (k.mpsSharePct !== knobs.mpsSharePct) { restarts++; model.setMpsShare('job', eff(k)); }
-    if (k.pacing.mode !== knobs.pacing.mode || JSON.stringify(k.pacing) !== JSON.stringify(knobs.pacing)) model.setPacing('job', k.pacing);
+    if (!samePacing(k.pacing, knobs.pacing)) model.setPacing('job', k.pacing);
     if (k.trainingRunning !== knobs.trainingRunning) model.setTrainingRunning('job', k.trainingRunning);
     if ((k.inferenceSharePct ?? 100) !== (knobs.inferenceSharePct ?? 100)) model.setInferenceShare(k.inferenceSharePct ?? 100);
     state = next.state;

@@ -4,7 +4,7 @@
  * is deterministic for a seed and as fast as the model. `runFixed` is the same run for knobs that never
  * move (no policy, no windows), several times faster: the hindsight references search grids with it.
  */
-import { createPolicy, mergeWindows, nearestRank, pacingValue, summarize, type Decision, type Knobs, type LatencyWindow, type PolicyName, type StepResult, type TrainingObservation } from '../../control/index.ts';
+import { createPolicy, mergeWindows, nearestRank, samePacing, summarize, type Decision, type Knobs, type LatencyWindow, type PolicyName, type StepResult, type TrainingObservation } from '../../control/index.ts';
 import { GpuModel, iterationMs, loadProfile, type GpuProfile } from '../../gpu/model/index.ts';
 import type { Scenario } from './scenarios.ts';
 
@@ -149,7 +149,7 @@ export function simulate(s: Scenario, policy: PolicyName, seed: number, options:
     if (onDecisions && next.decisions.length) onDecisions(nowMs, next.decisions);
     const k = next.knobs;
     if (k.mpsSharePct !== knobs.mpsSharePct) { mpsRestarts++; model.setMpsShare('job', k.mpsSharePct); }
-    if (pacingValue(k.pacing) !== pacingValue(knobs.pacing) || k.pacing.mode !== knobs.pacing.mode) { sleepChanges++; model.setPacing('job', k.pacing); }
+    if (!samePacing(k.pacing, knobs.pacing)) { sleepChanges++; model.setPacing('job', k.pacing); }
     if (k.trainingRunning !== knobs.trainingRunning) model.setTrainingRunning('job', k.trainingRunning);
     if ((k.inferenceSharePct ?? 100) !== (knobs.inferenceSharePct ?? 100)) { inferenceRestarts++; model.setInferenceShare(k.inferenceSharePct ?? 100); }
     state = next.state;

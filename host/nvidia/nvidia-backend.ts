@@ -4,7 +4,7 @@ import { extname, join, resolve } from 'node:path';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from '../../cli/index.ts';
-import { POLICY_NAMES, type Knobs, type PolicyName } from '../../control/index.ts';
+import { isPolicyName, POLICY_NAMES, type Knobs, type PolicyName } from '../../control/index.ts';
 import {
   binariesFromEnv, DEFAULT_RESTART, manageableGpus, MpsControl, NvidiaGpuDevice, PauseGuard, queryGpus,
   type LatencySource, type NvidiaBinaries, type NvidiaGpu, type RestartPolicy,
@@ -21,7 +21,7 @@ export function parseNvidiaWorkloads(value: unknown, source = 'workloads'): Nvid
     const errs = [...check.Errors(value)].slice(0, 3).map((e) => `${e.path || '/'}: ${e.message}`);
     throw new UsageError(`${source} is invalid for --backend nvidia: ${errs.join('; ')}`);
   }
-  if (value.policy !== undefined && !(POLICY_NAMES as readonly string[]).includes(value.policy)) {
+  if (value.policy !== undefined && !isPolicyName(value.policy)) {
     throw new UsageError(`${source} is invalid: /policy must be one of ${POLICY_NAMES.join(', ')}, got ${JSON.stringify(value.policy)}`);
   }
   value.gpus.forEach((g, i) => {
