@@ -1,7 +1,7 @@
 import { assign, enqueueActions, setup } from 'xstate';
 import {
-  initialPlannerState, planFleet,
-  type FleetPlan, type Move, type PlannerGpu, type PlannerOptions, type PlannerState,
+  initialPlannerState, planFleet, viewOf,
+  type FleetGpuView, type FleetPlan, type Move, type PlannerGpu, type PlannerOptions, type PlannerState,
 } from '../control/index.ts';
 import { recordFleetPlan } from '../observability/index.ts';
 import type { GpuStatusEvent } from '../schemas/index.ts';
@@ -35,25 +35,6 @@ export interface FleetActorInput {
   defaults?: Partial<FleetDefaults>;
 }
 
-export interface FleetServiceView {
-  id: string;
-  sloMs: number;
-  rateRps: number;
-  /** Smoothed p99 of recent status periods (one noisy window does not move load). */
-  p99Ms: number;
-  /** Estimated cost of one batch on its GPU as it is (interference included), ms, smoothed. */
-  serviceMs: number;
-}
-
-export interface FleetGpuView {
-  host: string;
-  gpu: string;
-  /** Fleet clock when the last status arrived. */
-  seenMs: number;
-  services: FleetServiceView[];
-  trainings: string[];
-}
-
 export interface FleetContext {
   fleetId: string;
   planPeriodMs: number;
@@ -74,7 +55,11 @@ export interface FleetContext {
    */
   serviceMs: Record<string, number>;
   nowMs: number;
-  leadingSinceMs: number;
+  /**
+   * Fleet clock when this process's lead began; -1 from taking the lead to its first TICK; null while it
+   * does not lead (standby or stopped). JSON-safe, unlike the Infinity it replaces.
+   */
+  leadingSinceMs: number | null;
   rounds: number;
   plans: number;
   movesIssued: number;
@@ -94,50 +79,10 @@ export type FleetEvent =
   | { type: 'STATUS'; status: GpuStatusEvent; nowMs: number }
   | { type: 'LEASE'; held: boolean; revision: number }
   | { type: 'TICK'; nowMs: number; wallMs: number }
+  /** The `plan` action's answer: a round's plan and the time the planner took (ms). */
+  | { type: 'PLANNED'; plan: FleetPlan; planMs: number; nowMs: number; wallMs: number }
   | { type: 'MOVE_DONE'; move: Move; ok: boolean; nowMs: number; error?: string }
   | { type: 'STOP' };
-
-const P99_SMOOTHING = 0.5;
-const COST_SMOOTHING = 0.2;
-
-/**
- * The batch cost s behind a measured mean latency m at arrival rate r, by inverting the M/D/1 mean
- * m = s + rho s / (2 (1 - rho)), rho = r s: queueing taken out, interference left in (so it errs high).
- */
-export function batchCostMs(meanMs: number, rateRps: number): number {
-  if (!(meanMs > 0)) return 0;
-  const perMs = Math.max(0, rateRps) / 1000;
-  let lo = 0;
-  let hi = Math.min(meanMs, perMs > 0 ? 1 / perMs : meanMs);
-  for (let i = 0; i < 40; i++) {
-    const s = (lo + hi) / 2;
-    const rho = perMs * s;
-    const m = rho >= 1 ? Number.POSITIVE_INFINITY : s + (rho * s) / (2 * (1 - rho));
-    if (m > meanMs) hi = s; else lo = s;
-  }
-  return lo;
-}
-
-/** Folds a GPU status into the fleet's view; updates the per-service cost estimates in `estimates`. */
-export function viewOf(status: GpuStatusEvent, prev: FleetGpuView | undefined, estimates: Record<string, number>, nowMs: number): { view: FleetGpuView; estimates: Record<string, number> } {
-  const next = estimates;
-  const services = status.services.map((s) => {
-    const before = prev?.services.find((x) => x.id === s.serviceId);
-    const est = batchCostMs(s.meanMs, s.rateRps);
-    // A GPU past its SLO is queue-bound: its mean says how long the queue is, not what a batch costs.
-    // Learn the cost only from windows within the SLO (or when nothing better is known yet).
-    if (est > 0 && (s.p99Ms <= s.sloMs || next[s.serviceId] === undefined)) {
-      const prior = next[s.serviceId];
-      next[s.serviceId] = prior === undefined ? est : COST_SMOOTHING * est + (1 - COST_SMOOTHING) * prior;
-    }
-    return {
-      id: s.serviceId, sloMs: s.sloMs, rateRps: s.rateRps,
-      p99Ms: before ? P99_SMOOTHING * s.p99Ms + (1 - P99_SMOOTHING) * before.p99Ms : s.p99Ms,
-      serviceMs: next[s.serviceId] ?? 0,
-    };
-  });
-  return { view: { host: status.host, gpu: status.gpu, seenMs: nowMs, services, trainings: status.trainings.map((t) => t.jobId) }, estimates: next };
-}
 
 /** The planner's input from the fleet's view: fresh GPUs only; moving or unsettled ones pinned. */
 export function plannerInput(ctx: FleetContext): PlannerGpu[] {
@@ -180,6 +125,15 @@ export const fleetMachine = setup({
     announce: (_args, _params: { state: 'leading' | 'standby' | 'stopped'; revision: number }) => {},
     /** I/O: send TICK with the fleet clock now. */
     readClock: () => {},
+    /**
+     * Runs the planner (control/, pure) and sends PLANNED with its plan and the time it took. The default
+     * times it with performance.now(); the clock read is here, behind provide(), not in the machine's logic.
+     */
+    plan: ({ self }, p: { input: PlannerGpu[]; state: PlannerState; options: Partial<PlannerOptions>; nowMs: number; wallMs: number }) => {
+      const started = performance.now();
+      const plan = planFleet(p.input, p.state, p.nowMs, p.options);
+      self.send({ type: 'PLANNED', plan, planMs: performance.now() - started, nowMs: p.nowMs, wallMs: p.wallMs });
+    },
   },
   delays: {
     planPeriod: ({ context }) => context.planPeriodMs,
@@ -194,18 +148,19 @@ export const fleetMachine = setup({
     planner: input.planner ?? {},
     defaults: { ...FLEET_DEFAULTS, ...(input.defaults ?? {}) },
     gpus: {}, plannerState: initialPlannerState(), inflight: {}, settledAfterMs: {}, serviceMs: {},
-    nowMs: 0, leadingSinceMs: Number.POSITIVE_INFINITY, rounds: 0, plans: 0, movesIssued: 0, movesDone: 0, movesFailed: 0,
+    nowMs: 0, leadingSinceMs: null, rounds: 0, plans: 0, movesIssued: 0, movesDone: 0, movesFailed: 0,
     planMsTotal: 0, planMsMax: 0, plannedRounds: 0,
   }),
   initial: 'standby',
   on: {
     STATUS: {
-      // In place, deliberately: 10,000 GPUs report every second, and copying the whole view per status
-      // would cost O(GPUs) each time. The records stay plain data (the snapshot persists as before).
+      // The view (control/, pure) is new; it is stored in place, deliberately: 10,000 GPUs report every second,
+      // and copying the whole view per status would cost O(GPUs) each time. The records stay plain data.
       actions: assign(({ context, event }) => {
         const id = `${event.status.host}/${event.status.gpu}`;
-        const { view } = viewOf(event.status, context.gpus[id], context.serviceMs, event.nowMs);
+        const { view, updated } = viewOf(event.status, context.gpus[id], context.serviceMs, event.nowMs);
         context.gpus[id] = view;
+        Object.assign(context.serviceMs, updated);
         return { gpus: context.gpus, serviceMs: context.serviceMs, nowMs: Math.max(context.nowMs, event.nowMs) };
       }),
     },
@@ -244,7 +199,7 @@ export const fleetMachine = setup({
           guard: ({ event }) => !event.held,
           target: 'standby',
           actions: [
-            assign({ leadingSinceMs: Number.POSITIVE_INFINITY }),
+            assign({ leadingSinceMs: null }),
             { type: 'announce', params: ({ event }) => ({ state: 'standby' as const, revision: event.revision }) },
           ],
         },
@@ -252,14 +207,17 @@ export const fleetMachine = setup({
           actions: enqueueActions(({ context, event, enqueue }) => {
             const nowMs = Math.max(context.nowMs, event.nowMs);
             // The first TICK of a lead only starts the clock; planning waits for the warm-up.
-            const leadingSinceMs = context.leadingSinceMs < 0 ? nowMs : context.leadingSinceMs;
+            const leadingSinceMs = context.leadingSinceMs === null || context.leadingSinceMs < 0 ? nowMs : context.leadingSinceMs;
             enqueue.assign({ nowMs, leadingSinceMs, rounds: context.rounds + 1 });
             if (nowMs - leadingSinceMs < context.warmupMs) return;
-            const started = performance.now();
             const input = plannerInput({ ...context, nowMs });
             if (input.length === 0) return;
-            const plan = planFleet(input, context.plannerState, nowMs, context.planner);
-            const planMs = performance.now() - started;
+            enqueue({ type: 'plan', params: { input, state: context.plannerState, options: context.planner, nowMs, wallMs: event.wallMs } });
+          }),
+        },
+        PLANNED: {
+          actions: enqueueActions(({ context, event, enqueue }) => {
+            const { plan, planMs, nowMs } = event;
             const { state, ...rest } = plan;
             enqueue.assign({
               plannerState: state, planMsTotal: context.planMsTotal + planMs, planMsMax: Math.max(context.planMsMax, planMs), plannedRounds: context.plannedRounds + 1,

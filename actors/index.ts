@@ -4,5 +4,4 @@ export * from './inference.ts';
 export * from './training.ts';
 export * from './host.ts';
 export * from './fleet.ts';
-export * from './latency-seconds.ts';
 export * from './clock.ts';

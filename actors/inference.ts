@@ -1,7 +1,9 @@
 import { assign, setup } from 'xstate';
 import type { Completion } from '../gpu/index.ts';
-import { summarize, type LatencyWindow } from '../control/index.ts';
-import { addToHistogram, addToSeconds, emptySecondWindows, histogramQuantile, type LatencyHistogram, type SecondWindows } from './latency-seconds.ts';
+import {
+  addToHistogram, addToSeconds, emptySecondWindows, histogramQuantile, summarize,
+  type LatencyHistogram, type LatencyWindow, type SecondWindows,
+} from '../control/index.ts';
 
 export interface InferenceInput {
   host: string;

@@ -30,6 +30,8 @@ export {
 } from './baselines.ts';
 export { linePrior, lineUpdate, type LineEstimate } from './rls.ts';
 export * from './fleet-planner.ts';
+export * from './fleet-view.ts';
+export * from './latency-seconds.ts';
 
 /** Options each policy accepts (all optional; see each *_DEFAULTS). */
 export interface PolicyOptionsByName {

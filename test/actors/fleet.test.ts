@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createActor, SimulatedClock } from 'xstate';
-import { batchCostMs, fleetMachine, type FleetPlanSummary } from '../../actors/fleet.ts';
+import { fleetMachine, type FleetPlanSummary } from '../../actors/fleet.ts';
+import { batchCostMs } from '../../control/index.ts';
 import { SCHEMA_VERSION, type GpuStatusEvent } from '../../schemas/index.ts';
 
 function status(gpu: string, services: Array<[string, number]>, trainings: string[] = []): GpuStatusEvent {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addToHistogram, addToSeconds, emptySecondWindows, histogramQuantile, percentile } from '../../actors/latency-seconds.ts';
+import { addToHistogram, addToSeconds, emptySecondWindows, histogramQuantile, percentile } from '../../control/index.ts';
 
 test('latency seconds - attainment counts whole 1 s windows whose p99 is within the SLO', () => {
   let s = emptySecondWindows();

@@ -1,4 +1,6 @@
-import { nearestRank } from '../control/index.ts';
+// SLO attainment over whole seconds and a run-long latency histogram, for the inference actor (actors/inference.ts).
+// Pure: plain data in, plain data out.
+import { nearestRank } from './window.ts';
 
 /**
  * SLO attainment over 1 s windows: the fraction of whole seconds (device clock) whose p99 latency is within
