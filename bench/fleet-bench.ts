@@ -214,7 +214,7 @@ function windowOf(seq: number, tMs: number, p99Ms: number): InferenceWindow {
 
 /**
  * Window published -> GPU actor decides (gpucolo policy) -> training command acknowledged, all over NATS, as a
- * host runner wires it (host/host.ts). The MPS share is fixed (no outer-tier restart to wait out): what is
+ * host runner wires it (runners/host/host.ts). The MPS share is fixed (no outer-tier restart to wait out): what is
  * timed is the inner tier's control loop. Windows alternate over and under the SLO so that most inner periods
  * move the sleep duty; a window that moves nothing is known at once (the actor decides synchronously on
  * receipt) and the next one follows. A controller that settles (no move for SETTLED_AFTER windows) is

@@ -82,7 +82,7 @@ export async function calibrateCommand(f: CalibrateFlags): Promise<void> {
     if (f.stateDir) throw new UsageError('--state-dir is for --backend nvidia');
     let profileRef = f.profile;
     if (f.workloads) {
-      const { loadWorkloads, workloadFor } = await import('../host/index.ts');
+      const { loadWorkloads, workloadFor } = await import('../runners/host/index.ts');
       const w = loadWorkloads(f.workloads);
       profileRef ??= w.profile;
       if (f.batch === undefined) plan.batch = workloadFor(w, 0).services[0]!.batch;
@@ -99,7 +99,7 @@ export async function calibrateCommand(f: CalibrateFlags): Promise<void> {
   } else {
     if (f.profile) throw new UsageError('--profile is for --backend sim:1 (a real GPU is measured, not given)');
     if (!f.workloads) throw new UsageError('--backend nvidia needs --workloads FILE (YAML or JSON, as for gpucolo host --backend nvidia): the GPU, the inference command (a closed loop; {batch} in its argv takes the batch size) and the training command');
-    const nv = await import('../host/nvidia/index.ts');
+    const nv = await import('../runners/host/nvidia/index.ts');
     const file = nv.loadNvidiaWorkloads(f.workloads);
     const baseDir = dirname(resolve(f.workloads));
     const w = file.gpus[0]!;

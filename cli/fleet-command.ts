@@ -1,6 +1,6 @@
 import { scaledClock } from '../actors/index.ts';
 import { Bus } from '../bus/index.ts';
-import { startFleet, type RunningFleet } from '../fleet/index.ts';
+import { startFleet, type RunningFleet } from '../runners/fleet/index.ts';
 import { recordFleetPlan, setMessagingServer, setupTelemetry, shutdownTelemetry, startHealthServer, type HealthServer } from '../observability/index.ts';
 import { assertId, subjects } from '../schemas/index.ts';
 import { UsageError, numberFlag } from './errors.ts';

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { WorkloadsFile } from '../host/index.ts';
+import type { WorkloadsFile } from '../runners/host/index.ts';
 import type { FleetPlanEvent, GpuStatusEvent } from '../schemas/index.ts';
 
 /** The `fleet` part of `gpucolo demo --json`. */

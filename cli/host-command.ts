@@ -2,8 +2,8 @@ import { dirname, resolve } from 'node:path';
 import { scaledClock } from '../actors/index.ts';
 import { Bus, EVENTS_STREAM, GpuStateStore, STATE_BUCKET, ensureEventsStream } from '../bus/index.ts';
 import { isPolicyName, POLICY_NAMES, type PolicyName } from '../control/index.ts';
-import { DEFAULT_WORKLOADS, loadWorkloads, startHost, type RunningHost } from '../host/index.ts';
-import type { NvidiaBackend } from '../host/nvidia/index.ts';
+import { DEFAULT_WORKLOADS, loadWorkloads, startHost, type RunningHost } from '../runners/host/index.ts';
+import type { NvidiaBackend } from '../runners/host/nvidia/index.ts';
 import { setGpuIdentity, setMessagingServer, setupTelemetry, shutdownTelemetry, startHealthServer, type HealthServer } from '../observability/index.ts';
 import { assertId } from '../schemas/index.ts';
 import { UsageError, numberFlag } from './errors.ts';
@@ -144,7 +144,7 @@ export async function hostCommand(f: HostFlags): Promise<void> {
 async function loadNvidia(f: HostFlags, speed: number, log: (line: string) => void) {
   if (!f.workloads) throw new UsageError('--backend nvidia needs --workloads FILE (YAML or JSON naming each GPU\'s inference and training commands)');
   if (speed !== 1) throw new UsageError(`--speed must be 1 with --backend nvidia (real GPUs run in real time), got ${speed}`);
-  const nv = await import('../host/nvidia/index.ts');
+  const nv = await import('../runners/host/nvidia/index.ts');
   const file = nv.loadNvidiaWorkloads(f.workloads);
   const baseDir = dirname(resolve(f.workloads));
   const chosen = await nv.matchNvidiaGpus(file, log);

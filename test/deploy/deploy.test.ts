@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
-import { parseNvidiaWorkloads } from '../../host/nvidia/nvidia-backend.ts';
+import { parseNvidiaWorkloads } from '../../runners/host/nvidia/nvidia-backend.ts';
 import { assertId } from '../../schemas/index.ts';
 import { BIN, runCli } from '../observability/helpers.ts';
 

@@ -68,7 +68,7 @@ test('nvidia device - Triton and vLLM services already running: latency comes fr
 });
 
 test('nvidia workloads file - the example validates as YAML, the same content as JSON, and mistakes name their field', async () => {
-  const { loadNvidiaWorkloads, parseNvidiaWorkloads } = await import('../../host/nvidia/nvidia-backend.ts');
+  const { loadNvidiaWorkloads, parseNvidiaWorkloads } = await import('../../runners/host/nvidia/nvidia-backend.ts');
   const example = loadNvidiaWorkloads(join(import.meta.dirname, '..', '..', 'workloads', 'nvidia-example.yaml'));
   assert.equal(example.gpus[0]!.gpu, 0);
   assert.equal(example.gpus[0]!.trainings[0]!.pacing, 'cooperative');

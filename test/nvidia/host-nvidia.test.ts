@@ -53,7 +53,7 @@ test('host nvidia - usage and setup errors exit 2 or 1 with what to fix, and lea
   assert.match(onMig.stderr, /GPU 1 \(GPU-9f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b\) cannot be managed: MIG is enabled/);
   assert.doesNotMatch(onMig.stderr, /bus nats/, 'refused before connecting to the bus or starting anything');
   // A missing nvidia-cuda-mps-control is found when the GPUs are claimed: reported, and the state directory released.
-  const { loadNvidiaWorkloads, matchNvidiaGpus, prepareNvidiaBackend } = await import('../../host/nvidia/nvidia-backend.ts');
+  const { loadNvidiaWorkloads, matchNvidiaGpus, prepareNvidiaBackend } = await import('../../runners/host/nvidia/nvidia-backend.ts');
   writeFileSync(mig, readFileSync(mig, 'utf8').replace('gpu: 1', 'gpu: 0'));
   const file = loadNvidiaWorkloads(mig);
   const binaries = { nvidiaSmi: join(FAKE_BIN, 'nvidia-smi'), mpsControl: join(dir, 'no-such-mps-control') };

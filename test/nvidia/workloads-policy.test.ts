@@ -127,7 +127,7 @@ gpus:
 });
 
 test('nvidia workloads file - restart, memory and fixed-share fields are checked with the field to fix', async () => {
-  const { parseNvidiaWorkloads } = await import('../../host/nvidia/nvidia-backend.ts');
+  const { parseNvidiaWorkloads } = await import('../../runners/host/nvidia/nvidia-backend.ts');
   const base = (svc: Record<string, unknown>, tr: Record<string, unknown>) => ({
     gpus: [{ gpu: 0, services: [{ id: 's', sloMs: 10, command: ['x'], latency: { source: 'stdout' }, ...svc }], trainings: [{ id: 't', command: ['y'], pacing: 'signal', ...tr }] }],
   });

@@ -10,8 +10,8 @@ import { setupTelemetry, shutdownTelemetry } from '../../observability/setup.ts'
 import { fleetPlanSpan } from '../../observability/spans.ts';
 import { parseTraceFile, readTraceFile, type SpanRecord } from '../../observability/trace-file.ts';
 import { scaledClock } from '../../actors/clock.ts';
-import { startHost } from '../../host/host.ts';
-import { DEFAULT_WORKLOADS } from '../../host/workloads.ts';
+import { startHost } from '../../runners/host/host.ts';
+import { DEFAULT_WORKLOADS } from '../../runners/host/workloads.ts';
 import { subjects } from '../../schemas/index.ts';
 import { useNats } from '../support/nats.ts';
 import { sleep } from '../support/wait.ts';

@@ -2,11 +2,11 @@
 // feed the GPU actor, and the host's side of the fleet's placements.
 import { context as otelContext } from '@opentelemetry/api';
 import type { Actor } from 'xstate';
-import { policyFor, type gpuMachine } from '../actors/index.ts';
-import type { StoredState } from '../bus/index.ts';
-import { isPolicyName, POLICY_NAMES, type Knobs, type PolicyName } from '../control/index.ts';
-import type { GpuDevice } from '../gpu/index.ts';
-import { SCHEMA_VERSION, subjects } from '../schemas/index.ts';
+import { policyFor, type gpuMachine } from '../../actors/index.ts';
+import type { StoredState } from '../../bus/index.ts';
+import { isPolicyName, POLICY_NAMES, type Knobs, type PolicyName } from '../../control/index.ts';
+import type { GpuDevice } from '../../gpu/index.ts';
+import { SCHEMA_VERSION, subjects } from '../../schemas/index.ts';
 import { actuateJob } from './actuation.ts';
 import { makeGpuActor, makeInference, makeTraining, type GpuWiring } from './gpu-actors.ts';
 import { servePlacement, type PlacementHost } from './fleet-placement.ts';

@@ -2,12 +2,12 @@
 // Each gets its I/O (the device, the bus, telemetry) through provide(), from a GpuWiring.
 import { context as otelContext } from '@opentelemetry/api';
 import { createActor, type Actor } from 'xstate';
-import { gpuMachine, inferenceMachine, trainingMachine, type ScaledClock } from '../actors/index.ts';
-import type { Bus } from '../bus/index.ts';
-import type { Knobs, PolicyName } from '../control/index.ts';
-import type { GpuDevice } from '../gpu/index.ts';
-import { recordLatencies, type GpuTelemetry } from '../observability/index.ts';
-import { SCHEMA_VERSION, subjects } from '../schemas/index.ts';
+import { gpuMachine, inferenceMachine, trainingMachine, type ScaledClock } from '../../actors/index.ts';
+import type { Bus } from '../../bus/index.ts';
+import type { Knobs, PolicyName } from '../../control/index.ts';
+import type { GpuDevice } from '../../gpu/index.ts';
+import { recordLatencies, type GpuTelemetry } from '../../observability/index.ts';
+import { SCHEMA_VERSION, subjects } from '../../schemas/index.ts';
 import { actuateJob, applyTraining, finiteTerms, statusEvent } from './actuation.ts';
 import type { PlacedActor, PlacedServiceSpec } from './fleet-placement.ts';
 

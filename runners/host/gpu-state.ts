@@ -1,8 +1,8 @@
 // A GPU's control state in the KV store: read at start (restore), written on every change (save).
 import type { Actor } from 'xstate';
-import type { gpuMachine } from '../actors/index.ts';
-import type { GpuStateStore, StateSaver, StoredState } from '../bus/index.ts';
-import { SCHEMA_VERSION, type GpuStateRecord } from '../schemas/index.ts';
+import type { gpuMachine } from '../../actors/index.ts';
+import type { GpuStateStore, StateSaver, StoredState } from '../../bus/index.ts';
+import { SCHEMA_VERSION, type GpuStateRecord } from '../../schemas/index.ts';
 
 /** Reads a GPU's stored state; a failure to read is logged and the GPU starts afresh. */
 export async function loadState(store: GpuStateStore, host: string, gpu: string, connectedAtMs: number, log: (l: string) => void): Promise<StoredState | undefined> {

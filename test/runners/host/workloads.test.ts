@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadProfile } from '../../gpu/model/index.ts';
-import { UsageError } from '../../cli/errors.ts';
-import { loadWorkloads } from '../../host/workloads.ts';
+import { loadProfile } from '../../../gpu/model/index.ts';
+import { UsageError } from '../../../cli/errors.ts';
+import { loadWorkloads } from '../../../runners/host/workloads.ts';
 
 const perGpu = { services: [{ id: 'svc', sloMs: 25, batch: 2, rateRps: 100 }], trainings: [{ id: 'job' }] };
 

@@ -4,13 +4,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Bus } from '../../bus/index.ts';
-import { subjects, type FleetLeaderEvent, type FleetPlanEvent, type GpuStatusEvent } from '../../schemas/index.ts';
-import { FOUR_LIGHT_GPUS } from '../faults/helpers.ts';
-import { useNats } from '../support/nats.ts';
-import { until } from '../support/wait.ts';
+import { Bus } from '../../../bus/index.ts';
+import { subjects, type FleetLeaderEvent, type FleetPlanEvent, type GpuStatusEvent } from '../../../schemas/index.ts';
+import { FOUR_LIGHT_GPUS } from '../../faults/helpers.ts';
+import { useNats } from '../../support/nats.ts';
+import { until } from '../../support/wait.ts';
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gpucolo.mjs');
+const BIN = join(import.meta.dirname, '..', '..', '..', 'bin', 'gpucolo.mjs');
 const children: ChildProcess[] = [];
 // Registered first, so it runs before the server stops.
 after(() => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); });

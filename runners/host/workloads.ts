@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { UsageError } from '../cli/index.ts';
-import { POLICY_NAMES } from '../control/index.ts';
-import { isProfileFile, loadProfile } from '../gpu/model/index.ts';
-import { ID_PATTERN } from '../schemas/index.ts';
+import { UsageError } from '../../cli/index.ts';
+import { POLICY_NAMES } from '../../control/index.ts';
+import { isProfileFile, loadProfile } from '../../gpu/model/index.ts';
+import { ID_PATTERN } from '../../schemas/index.ts';
 
 const Id = Type.String({ pattern: ID_PATTERN.source });
 

@@ -3,14 +3,14 @@ import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { parse as parseYaml } from 'yaml';
-import { UsageError } from '../../cli/index.ts';
-import { isPolicyName, POLICY_NAMES, type Knobs, type PolicyName } from '../../control/index.ts';
+import { UsageError } from '../../../cli/index.ts';
+import { isPolicyName, POLICY_NAMES, type Knobs, type PolicyName } from '../../../control/index.ts';
 import {
   binariesFromEnv, DEFAULT_RESTART, manageableGpus, MpsControl, NvidiaGpuDevice, PauseGuard, queryGpus,
   type LatencySource, type NvidiaBinaries, type NvidiaGpu, type RestartPolicy,
-} from '../../gpu/nvidia/index.ts';
-import type { GpuDevice } from '../../gpu/index.ts';
-import { NvidiaWorkloadsFile, type NvidiaGpuWorkload } from '../../schemas/index.ts';
+} from '../../../gpu/nvidia/index.ts';
+import type { GpuDevice } from '../../../gpu/index.ts';
+import { NvidiaWorkloadsFile, type NvidiaGpuWorkload } from '../../../schemas/index.ts';
 import type { WorkloadsFile } from '../index.ts';
 
 const check = TypeCompiler.Compile(NvidiaWorkloadsFile);

@@ -1,8 +1,8 @@
 import type { Subscription } from '@nats-io/nats-core';
-import type { Bus, CommandOutcome } from '../bus/index.ts';
-import type { Knobs } from '../control/index.ts';
-import type { GpuDevice } from '../gpu/index.ts';
-import { subjects, type PlacementCommand } from '../schemas/index.ts';
+import type { Bus, CommandOutcome } from '../../bus/index.ts';
+import type { Knobs } from '../../control/index.ts';
+import type { GpuDevice } from '../../gpu/index.ts';
+import { subjects, type PlacementCommand } from '../../schemas/index.ts';
 
 /** What a service needs to start on a GPU. */
 export interface PlacedServiceSpec {

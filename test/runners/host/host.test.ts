@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Bus, decode, encode } from '../../bus/index.ts';
-import { scaledClock } from '../../actors/clock.ts';
-import { startHost } from '../../host/host.ts';
-import { DEFAULT_WORKLOADS } from '../../host/workloads.ts';
-import { SCHEMA_VERSION, subjects, type BusRejectedEvent, type GpuDecisionEvent, type GpuStatusEvent } from '../../schemas/index.ts';
-import { useNats } from '../support/nats.ts';
-import { until } from '../support/wait.ts';
+import { Bus, decode, encode } from '../../../bus/index.ts';
+import { scaledClock } from '../../../actors/clock.ts';
+import { startHost } from '../../../runners/host/host.ts';
+import { DEFAULT_WORKLOADS } from '../../../runners/host/workloads.ts';
+import { SCHEMA_VERSION, subjects, type BusRejectedEvent, type GpuDecisionEvent, type GpuStatusEvent } from '../../../schemas/index.ts';
+import { useNats } from '../../support/nats.ts';
+import { until } from '../../support/wait.ts';
 
 const server = useNats({ raw: true });
 

@@ -1,10 +1,10 @@
 import { context as otelContext, trace, type Context } from '@opentelemetry/api';
 import { createActor, type Actor } from 'xstate';
-import { fleetMachine, type FleetActorInput, type FleetPlanSummary, type ScaledClock } from '../actors/index.ts';
-import type { Bus, CommandBody } from '../bus/index.ts';
-import type { Move } from '../control/index.ts';
-import { commandSpan, failSpan, fleetPlanSpan, SPAN } from '../observability/index.ts';
-import { SCHEMA_VERSION, assertId, subjects, type CommandReply } from '../schemas/index.ts';
+import { fleetMachine, type FleetActorInput, type FleetPlanSummary, type ScaledClock } from '../../actors/index.ts';
+import type { Bus, CommandBody } from '../../bus/index.ts';
+import type { Move } from '../../control/index.ts';
+import { commandSpan, failSpan, fleetPlanSpan, SPAN } from '../../observability/index.ts';
+import { SCHEMA_VERSION, assertId, subjects, type CommandReply } from '../../schemas/index.ts';
 import { FleetLease } from './fleet-lease.ts';
 
 export interface FleetOptions extends Omit<FleetActorInput, 'fleetId'> {

@@ -1,7 +1,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { FleetLeaseValue, SCHEMA_VERSION } from '../schemas/index.ts';
+import { FleetLeaseValue, SCHEMA_VERSION } from '../../schemas/index.ts';
 
 /** The KV bucket and key of the fleet leader's lease. */
 export const FLEET_LEASE_BUCKET = 'COLO_FLEET';

@@ -1,11 +1,11 @@
 // The host's outgoing commands and events: training commands for a GPU's knobs, the gpu.status event.
 import { trace, type Context } from '@opentelemetry/api';
-import type { GpuContext, TrainingCommandEvent } from '../actors/index.ts';
-import type { Bus, CommandBody } from '../bus/index.ts';
-import { samePacing, type Knobs } from '../control/index.ts';
-import type { GpuDevice } from '../gpu/index.ts';
-import { commandSpan, failSpan, SPAN, type TracedStep } from '../observability/index.ts';
-import { SCHEMA_VERSION, subjects, type GpuStatusEvent } from '../schemas/index.ts';
+import type { GpuContext, TrainingCommandEvent } from '../../actors/index.ts';
+import type { Bus, CommandBody } from '../../bus/index.ts';
+import { samePacing, type Knobs } from '../../control/index.ts';
+import type { GpuDevice } from '../../gpu/index.ts';
+import { commandSpan, failSpan, SPAN, type TracedStep } from '../../observability/index.ts';
+import { SCHEMA_VERSION, subjects, type GpuStatusEvent } from '../../schemas/index.ts';
 
 export function finiteTerms(terms: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};

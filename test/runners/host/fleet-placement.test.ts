@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Bus } from '../../bus/index.ts';
-import type { SimGpuDevice } from '../../gpu/model/index.ts';
-import { scaledClock } from '../../actors/clock.ts';
-import { startHost } from '../../host/host.ts';
-import { subjects, type GpuStatusEvent } from '../../schemas/index.ts';
-import { useNats } from '../support/nats.ts';
-import { until } from '../support/wait.ts';
+import { Bus } from '../../../bus/index.ts';
+import type { SimGpuDevice } from '../../../gpu/model/index.ts';
+import { scaledClock } from '../../../actors/clock.ts';
+import { startHost } from '../../../runners/host/host.ts';
+import { subjects, type GpuStatusEvent } from '../../../schemas/index.ts';
+import { useNats } from '../../support/nats.ts';
+import { until } from '../../support/wait.ts';
 
 const server = useNats();
 
