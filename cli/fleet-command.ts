@@ -1,8 +1,8 @@
 import { scaledClock } from '../actors/index.ts';
 import { Bus } from '../bus/index.ts';
 import { startFleet, type RunningFleet } from '../runners/fleet/index.ts';
-import { recordFleetPlan, setMessagingServer, setupTelemetry, shutdownTelemetry, startHealthServer, type HealthServer } from '../observability/index.ts';
-import { assertId, subjects } from '../schemas/index.ts';
+import { setMessagingServer, setupTelemetry, shutdownTelemetry, startHealthServer, type HealthServer } from '../observability/index.ts';
+import { assertId } from '../schemas/index.ts';
 import { UsageError, numberFlag } from './errors.ts';
 import { healthPortFlag, natsReadiness } from './health-flags.ts';
 
@@ -70,10 +70,7 @@ export async function fleetCommand(f: FleetFlags): Promise<void> {
   connected = bus;
   setMessagingServer(bus.nc.getServer());
   bus.onReconnect(() => setMessagingServer(bus.nc.getServer()));
-  // The plans this process makes while it leads, as metrics (a standby makes none).
-  bus.subscribe<'fleet.plan'>(subjects.fleetPlan(), ({ message }) => {
-    if (message.fleetId === fleetId) recordFleetPlan(message.gpusInUse, message.gpusFreed);
-  });
+  // The plans this process makes while it leads are recorded as metrics by the fleet actor itself (recordPlan).
   bus.onError = (err, where) => log(`bus: ${where}: ${(err as Error)?.message ?? err}`);
   log(`fleet ${fleetId}: bus ${bus.url}${bus.embedded ? ' (embedded)' : ''}, plan every ${planPeriodS} s at ${speed}x, lease ttl ${leaseTtlS} s`);
   const fleet = running = await startFleet({

@@ -4,7 +4,7 @@
  * is deterministic for a seed and as fast as the model. `runFixed` is the same run for knobs that never
  * move (no policy, no windows), several times faster: the hindsight references search grids with it.
  */
-import { createPolicy, mergeWindows, nearestRank, samePacing, summarize, type Decision, type Knobs, type LatencyWindow, type PolicyName, type StepResult, type TrainingObservation } from '../../control/index.ts';
+import { createPolicy, mergeWindows, nearestRank, samePacing, summarize, type Knobs, type LatencyWindow, type PolicyName, type StepResult, type TrainingObservation } from '../../control/index.ts';
 import { GpuModel, iterationMs, loadProfile, type GpuProfile } from '../../gpu/model/index.ts';
 import type { Scenario } from './scenarios.ts';
 
@@ -133,9 +133,7 @@ function loadStepper(s: Scenario, model: GpuModel): (tMs: number) => void {
 }
 
 /** Runs `policy` through `s` with `seed`; `options` are the policy's own (see control/). */
-/** `onDecisions`: called with every step's decisions (for traces and debugging; the run is the same without it). */
-export function simulate(s: Scenario, policy: PolicyName, seed: number, options: Record<string, unknown> = {}, label: string = policy,
-  onDecisions?: (tMs: number, decisions: Decision[]) => void): RunResult {
+export function simulate(s: Scenario, policy: PolicyName, seed: number, options: Record<string, unknown> = {}, label: string = policy): RunResult {
   const profile = scenarioProfile(s);
   const p = createPolicy(policy, options as never);
   let state = p.initialState();
@@ -144,9 +142,7 @@ export function simulate(s: Scenario, policy: PolicyName, seed: number, options:
   let mpsRestarts = 0;
   let sleepChanges = 0;
   let inferenceRestarts = 0;
-  let nowMs = 0;
   const apply = (next: StepResult<unknown>) => {
-    if (onDecisions && next.decisions.length) onDecisions(nowMs, next.decisions);
     const k = next.knobs;
     if (k.mpsSharePct !== knobs.mpsSharePct) { mpsRestarts++; model.setMpsShare('job', k.mpsSharePct); }
     if (!samePacing(k.pacing, knobs.pacing)) { sleepChanges++; model.setPacing('job', k.pacing); }
@@ -167,7 +163,6 @@ export function simulate(s: Scenario, policy: PolicyName, seed: number, options:
   let completions = 0;
 
   for (let t = WINDOW_MS; t <= durationMs; t += WINDOW_MS) {
-    nowMs = t;
     stepLoad(t);
     model.advanceTo(t);
     const taken = model.takeCompletions('svc');

@@ -11,17 +11,12 @@
  */
 import { mergeWindowsByService, summarize } from '../../control/window.ts';
 import type { Decision, Knobs, LatencyWindow, Policy } from '../../control/types.ts';
+import { Rng } from '../../gpu/model/index.ts';
 
-/** mulberry32: a tiny seeded PRNG in [0, 1). */
+/** The simulated GPU's seeded PRNG (gpu/model, mulberry32) as a function: uniform in [0, 1). */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 /** Standard normal by Box-Muller. */

@@ -1,16 +1,11 @@
 import { decode, encode } from '../../bus/index.ts';
+import { Rng } from '../../gpu/model/index.ts';
 import { typeForSubject, validatorFor } from '../../schemas/index.ts';
 
 /** A small seeded PRNG (mulberry32): the same seed sends the same 10,000 payloads every run. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed); // the simulated GPU's generator (gpu/model)
+  return () => r.next();
 }
 
 export type FuzzKind =
