@@ -40,7 +40,9 @@
  * the load unsettled.
  * A fall of the duty is limited to maxStepDown per period, and a tail far above the model (a backlog) holds it.
  * Safety first: a 200 ms window already past the SLO, a second in which requests arrived but none finished, or an
- * arrival rate that at least doubled sends the duty to the cap at once.
+ * arrival rate that at least doubled sends the duty to the cap at once; a window past the SLO is excused (no cap)
+ * only away from saturation, when windows with training out of the way miss about as often as awake ones (the
+ * misses are inference's own: a host's stalls, not training's interference; gpucolo-service.ts missExcused).
  *
  * Holds (no knob change) while training is not running (restart after an MPS change, or stopped): those windows
  * are inference alone, s0's reading. Windows with no finished request never move towards more training.
@@ -53,7 +55,7 @@ import {
 } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
 import {
-  aloneChance, allowedExtra, currentDuty, emptyModel, fastMetric, forecastMix, interferenceNow, modelReady, noiseOf, overloaded,
+  aloneChance, allowedExtra, countFast, currentDuty, emptyModel, missExcused, REFLEX_AWAKE_DUTY, countAloneSecond, fastMetric, forecastMix, interferenceNow, modelReady, noiseOf, overloaded,
   quantileBin, readAlone, secondTail, serverLoad,
 } from './gpucolo-service.ts';
 import type { ControlInput, Decision, StepResult } from './types.ts';
@@ -87,6 +89,8 @@ const ALERT_MS = 12_000;
 const ALERT_FACTOR = 4;
 /** A window whose tail is this many times the model's expectation is read as a backlog, not as the plant. */
 const BACKLOG_FACTOR = 2;
+/** Utilisation (model, training's slowdown at the duty in force) at or above which a fast miss is never excused. */
+const REFLEX_MAX_LOAD = 0.7;
 
 interface Want {
   duty: number;
@@ -150,6 +154,12 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     // The load the server carries: what arrives, or what it completes while a queue drains (after a burst the
     // arrivals fall at once, the work does not).
     const loadRps = serverLoad(m);
+    // The fast-window counts: does this window's miss, if any, come with training awake more than without it?
+    // Counted away from saturation only (as the excuse is read): near it a miss is a queue, at any duty.
+    if (w && w.count > 0 && settled && sm.s0Ms !== null && (closed || (serverLoad(w) * sm.s0Ms * slowdown(interferenceNow(sm) ?? 0, duty)) / 1000 < REFLEX_MAX_LOAD)) {
+      const regime = !active || dutyEff >= o.maxDuty - 1e-9 ? 'cap' : dutyEff <= REFLEX_AWAKE_DUTY ? 'awake' : null;
+      countFast(sm, regime, metricOf(w, fastMetric(o)) > w.sloMs);
+    }
 
     if (!active) {
       // Inference alone: s0's reading (after the first windows, while queues built under training drain), and
@@ -157,9 +167,10 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       if (m.count > 0 && settled) {
         const alone = serviceFromMean(m.meanMs, loadRps, closed);
         if (alone > 0) sm.s0Ms = sm.s0Ms === null ? alone : Math.exp(ewma(Math.log(sm.s0Ms), Math.log(alone), 0.3));
-        const aloneMs = Math.exp(sm.lnKappa) * tailMs({ s0Ms: sm.s0Ms!, interference: 0, duty: 0, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed });
+        const aloneMs = tailMs({ s0Ms: sm.s0Ms!, interference: 0, duty: 0, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed });
         if (m.count >= 5 && aloneMs > 0 && Number.isFinite(aloneMs) && (loadRps * sm.s0Ms!) / 1000 < CALIBRATION_MAX_LOAD) {
           readAlone(sm, Math.log(secondTail(m, o.metric)) - Math.log(aloneMs));
+          countAloneSecond(sm, secondTail(m, o.metric) > m.sloMs, aloneMs, m.sloMs, 1 / keep);
         }
       }
       models[id] = sm;
@@ -218,12 +229,15 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     }
     const rateRps = ff.trackers[id]?.refRps ?? loadRps;
     const kappa = Math.exp(sm.lnKappa);
-    const aloneMs = sm.s0Ms === null ? 0 : kappa * tailMs({ s0Ms: sm.s0Ms, interference: 0, duty: 0, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed });
+    // Alone's level: the model with no training, read against alone's own seconds (aloneBias), not through kappa,
+    // which is calibrated on seconds next to training and moves with them.
+    const aloneMs = sm.s0Ms === null ? 0 : tailMs({ s0Ms: sm.s0Ms, interference: 0, duty: 0, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed });
     // How the calibrated model reads inference alone: its bias and spread, from seconds with training out of the
     // way (restarts, the duty cap), so that alone's misses are not read through the noise training adds.
     if (sm.s0Ms !== null && (!active || dutyEff >= o.maxDuty - 1e-9) && settled && measured !== null && measured > 0 && m.count >= 5
       && !overloaded(loadRps, sm.s0Ms, closed) && (loadRps * sm.s0Ms) / 1000 < CALIBRATION_MAX_LOAD && aloneMs > 0) {
       readAlone(sm, Math.log(measured) - Math.log(aloneMs));
+      countAloneSecond(sm, measured > m.sloMs, aloneMs, m.sloMs, 1 / keep);
     }
 
     // Every whole second of windows (aligned with the estimator): how well one second's load predicts the next.
@@ -265,7 +279,12 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     let next: number;
     let reason: string;
     const windowMs = w && w.count > 0 ? metricOf(w, fastMetric(o)) : 0;
-    if (w && w.count > 0 && windowMs > w.sloMs) {
+    // A miss inference has as often with training out of the way does not send the duty to the cap, away from
+    // saturation (gpucolo-service.ts missExcused).
+    const excused = windowMs > m.sloMs && sm.s0Ms !== null && iNow !== null && missExcused(sm)
+      && (closed || (loadRps * sm.s0Ms * slowdown(iNow, duty)) / 1000 < REFLEX_MAX_LOAD);
+    if (excused) terms.excusedWindowMs = windowMs;
+    if (w && w.count > 0 && windowMs > w.sloMs && !excused) {
       next = o.maxDuty;
       reason = `window ${fastMetric(o)} above SLO: duty to cap`;
       terms.windowMs = windowMs;

@@ -149,6 +149,20 @@ export interface ServiceModel {
   aloneN: number;
   /** Chance of a miss at each duty of the grid averaged over the load forecast, as last computed (once a second). */
   mix: number[] | null;
+  /**
+   * Fast windows past the SLO, counted apart (decayed counts, gpucolo-service.ts FAST_MEMORY) while training is out
+   * of the way (restarting, or the last second at the duty cap) and while it is awake (the last second at a duty
+   * of at most REFLEX_AWAKE_DUTY): whether sending the duty to the cap at a miss removes misses, or only training.
+   */
+  /** Seconds with training out of the way (decayed count), those past the SLO, and the model's chances of a miss
+   * in them summed (aloneChance): whether inference alone misses more often than its log-normal model says. */
+  aloneSecs: number;
+  aloneSecMisses: number;
+  aloneSecChance: number;
+  capWindows: number;
+  capOver: number;
+  awakeWindows: number;
+  awakeOver: number;
 }
 
 /** What was measured at one MPS share (the outer tier fits the exponents across these). */

@@ -104,7 +104,7 @@ function predict(o: GpucoloOptions, sm: ServiceModel, sloMs: number, share: numb
   const bins = Object.entries(sm.rates).map(([bin, weight]) => ({ rateRps: binRate(Number(bin)), weight }));
   // Every load counts, those inference alone barely serves included: there training's part is what it adds to
   // alone's chance of a miss (nothing where alone misses anyway, much where alone just makes it).
-  const alones = bins.map((b) => aloneChance(sm, kappa * tailMs({ ...plant, interference: 0, duty: 0, rateRps: b.rateRps }), sloMs));
+  const alones = bins.map((b) => aloneChance(sm, tailMs({ ...plant, interference: 0, duty: 0, rateRps: b.rateRps }), sloMs));
   const rows = bins.map((b, i) => missRow(atRate(plant, b.rateRps), kappa, sloMs, sigma, grid).map((p) => Math.max(p, alones[i]!)));
   const mix = grid.map(() => 0);
   let mass = 0;

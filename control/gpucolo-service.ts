@@ -50,7 +50,7 @@ export function emptyModel(): ServiceModel {
     s0Ms: null, iSum: 0, iWeight: 0, lnKappa: 0, lnKappaSlow: null, kappaN: 0, noiseVar: null, closed: null, rates: {},
     price: INITIAL_PRICE, lnPriceSlow: null, scored: 0, missed: 0, peakBin: -1, peakSinceMs: null,
     lnRateMean: null, lnRateVar: null, lnRateCov: null, lastLnRate: null, aloneMiss: null, oursMiss: null, aloneBias: null, aloneVar: null, aloneN: 0,
-    mix: null,
+    mix: null, aloneSecs: 0, aloneSecMisses: 0, aloneSecChance: 0, capWindows: 0, capOver: 0, awakeWindows: 0, awakeOver: 0,
   };
 }
 
@@ -79,11 +79,44 @@ export function readAlone(sm: ServiceModel, r: number): void {
   sm.aloneN = n;
 }
 
-/** Chance that inference alone misses a second whose calibrated model tail is `levelMs` (its own bias and spread). */
+/** Chance that inference alone misses a second whose calibrated model tail is `levelMs` (its own bias and spread),
+ * times how much more often than that it was seen to miss (aloneExcess). */
 export function aloneChance(sm: ServiceModel, levelMs: number, sloMs: number): number {
+  return Math.min(1, aloneExcess(sm) * aloneModelChance(sm, levelMs, sloMs));
+}
+
+function aloneModelChance(sm: ServiceModel, levelMs: number, sloMs: number): number {
   // Until alone has been read, its spread is taken as no wider than the co-located one (training adds spread).
   const sigma = sm.aloneVar === null || sm.aloneN < ALONE_READY ? Math.min(ALONE_NOISE, noiseOf(sm)) : Math.sqrt(sm.aloneVar);
   return missChance(levelMs * Math.exp(sm.aloneBias ?? 0), sloMs, sigma);
+}
+
+/** Memory of the alone-second counts, in seconds with training out of the way. */
+const ALONE_SECOND_MEMORY = 600;
+/** Misses alone (decayed count) before its excess over the model is taken. */
+const ALONE_EXCESS_MISSES = 3;
+const ALONE_EXCESS_MAX = 1000;
+
+/**
+ * Counts `weight` of a second with training out of the way (restarting, or at the duty cap), away from saturation:
+ * whether its tail missed the SLO, and the chance the model gave it (before the excess).
+ */
+export function countAloneSecond(sm: ServiceModel, missed: boolean, levelMs: number, sloMs: number, weight: number): void {
+  const d = Math.exp(-weight / ALONE_SECOND_MEMORY);
+  sm.aloneSecs = sm.aloneSecs * d + weight;
+  sm.aloneSecMisses = sm.aloneSecMisses * d + (missed ? weight : 0);
+  sm.aloneSecChance = sm.aloneSecChance * d + weight * aloneModelChance(sm, levelMs, sloMs);
+}
+
+/**
+ * How many times more often inference alone missed than its model expected (1 until ALONE_EXCESS_MISSES misses
+ * were seen; never below 1). The 1 s tail is the slowest request or two of a second: its spread is skewed, and a
+ * log-normal fitted to it can put alone's chance of a miss orders of magnitude low, so that every miss reads as
+ * training's. The excess scales the model, so it still follows the load.
+ */
+export function aloneExcess(sm: ServiceModel): number {
+  if (sm.aloneSecMisses < ALONE_EXCESS_MISSES) return 1;
+  return Math.min(ALONE_EXCESS_MAX, Math.max(1, sm.aloneSecMisses / Math.max(sm.aloneSecChance, 1e-6)));
 }
 
 /**
@@ -140,4 +173,56 @@ export function allowedExtra(o: GpucoloOptions, aloneMiss: number, part = o.floo
 /** The metric a single 200 ms window is read at for the fast path: p95 stands for the p99 of one fifth of a second. */
 export function fastMetric(o: GpucoloOptions): LatencyMetric {
   return o.metric === 'p99' && o.estimatorWindows >= 5 ? 'p95' : o.metric;
+}
+
+/** Memory of the fast-window counts, in windows (about 5 minutes of 200 ms windows). */
+const FAST_MEMORY = 1500;
+/** A second at a duty of at most this is an awake second for the fast-window counts. */
+export const REFLEX_AWAKE_DUTY = 0.5;
+/** Windows each side needs before the counts can excuse a miss. */
+const REFLEX_EVIDENCE = 25;
+/** Rate of fast windows past the SLO with training out of the way below which every miss is training's, and the
+ * fewest such windows (decayed count) that show inference has misses of its own at all. */
+const REFLEX_ALONE_RATE = 0.01;
+const REFLEX_ALONE_MISSES = 5;
+/** Training's part of the awake misses (1 - cap rate / awake rate) below which the cap is not sent. */
+const REFLEX_TRAINING_PART = 0.5;
+
+/** Counts one fast window into the model's cap or awake counts (`regime`), decaying both. */
+export function countFast(sm: ServiceModel, regime: 'cap' | 'awake' | null, over: boolean): void {
+  const d = Math.exp(-1 / FAST_MEMORY);
+  sm.capWindows *= d; sm.capOver *= d; sm.awakeWindows *= d; sm.awakeOver *= d;
+  if (regime === 'cap') { sm.capWindows++; if (over) sm.capOver++; }
+  if (regime === 'awake') { sm.awakeWindows++; if (over) sm.awakeOver++; }
+}
+
+/**
+ * Whether a fast window past the SLO is one inference would have had with training out of the way: the windows
+ * at the cap miss often enough (REFLEX_ALONE_RATE), and awake windows at most 1 / (1 - REFLEX_TRAINING_PART) times
+ * as often. Then the cap would cost training its awake time and leave the misses where they are (a host's stalls,
+ * inference's own spikes); the model and the price, which count a miss as training's only by the part it adds,
+ * decide the duty instead. Only read away from saturation: there a miss is a queue, which any load training adds
+ * makes worse, whatever the counts say.
+ */
+export function missExcused(sm: ServiceModel): boolean {
+  const part = trainingPart(sm);
+  return part !== null && part <= REFLEX_TRAINING_PART;
+}
+
+/**
+ * Training's part of the misses, as the fast-window counts measure it: 1 - (cap rate / awake rate); null until
+ * both sides have REFLEX_EVIDENCE windows and inference has shown misses of its own (REFLEX_ALONE_MISSES windows
+ * past the SLO at the cap, at a rate of at least REFLEX_ALONE_RATE): where it has none, every miss is training's.
+ * What the books charge training for a miss is at most this: a miss inference has as often with training out of
+ * the way is not training's, whatever the model's (log-normal) noise says of inference alone's chances.
+ */
+export function trainingPart(sm: ServiceModel): number | null {
+  if (sm.capWindows < REFLEX_EVIDENCE || sm.awakeWindows < REFLEX_EVIDENCE || sm.capOver < REFLEX_ALONE_MISSES) return null;
+  const cap = sm.capOver / sm.capWindows, awake = sm.awakeOver / sm.awakeWindows;
+  if (cap < REFLEX_ALONE_RATE) return null;
+  return awake > 0 ? clamp01(1 - cap / awake) : 0;
+}
+
+function clamp01(x: number): number {
+  return Math.min(1, Math.max(0, x));
 }

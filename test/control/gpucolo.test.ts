@@ -6,7 +6,7 @@ import {
   dutyGrid, interferenceFromStretch, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty, serviceFromMean,
   surpriseOf, tailMs,
 } from '../../control/gpucolo-model.ts';
-import { secondTail, serverLoad } from '../../control/gpucolo-service.ts';
+import { aloneChance, aloneExcess, countAloneSecond, emptyModel, secondTail, serverLoad } from '../../control/gpucolo-service.ts';
 
 const duty = (k: Knobs) => (k.pacing.mode === 'duty' ? k.pacing.duty : NaN);
 const input = (nowMs: number, services: LatencyWindow[], knobs: Knobs, running = true): ControlInput => ({
@@ -193,4 +193,45 @@ test('control - gpucolo inner: a 200 ms window past the SLO, or a second with no
   // Coming down is gradual: at most maxStepDown per period.
   const down = p.inner(r.state, input(8_400, [win(5)], r.knobs));
   assert.ok(duty(r.knobs) - duty(down.knobs) <= p.options.maxStepDown + 1e-9);
+});
+
+test('control - gpucolo inner: a window past the SLO that inference has as often with training out of the way does not send the duty to the cap', () => {
+  const p = createGpucolo({ initialDuty: 0 });
+  let s: GpucoloState = p.initialState();
+  let k = p.initialKnobs();
+  for (let t = 200; t <= 8_000; t += 200) ({ state: s, knobs: k } = p.inner(s, input(t, [win(5)], k)));
+  assert.ok(s.models.svc!.s0Ms !== null, 'inference alone has been read');
+  const hot = summarize('svc', 25, [...Array.from({ length: 28 }, () => 5), 40, 40], 30, 200);
+  const counted = (capOver: number, awakeOver: number): GpucoloState =>
+    ({ ...s, models: { svc: { ...s.models.svc!, capWindows: 200, capOver, awakeWindows: 200, awakeOver } } });
+  const reasons = (st: GpucoloState) => p.inner(st, input(8_200, [hot], k)).decisions.map((d) => d.reason);
+  // Inference's own spikes: 10% of the fast windows past the SLO at the cap, 11% awake (training's part 9%).
+  assert.ok(!reasons(counted(20, 22)).includes('window p95 above SLO: duty to cap'));
+  // Training's: 10% at the cap, 40% awake (its part 75%): the cap, at once.
+  assert.ok(reasons(counted(20, 80)).includes('window p95 above SLO: duty to cap'));
+  // Inference alone never misses: every miss is training's, whatever the awake rate.
+  assert.ok(reasons(counted(0, 1)).includes('window p95 above SLO: duty to cap'));
+  // Too few windows at the cap to say.
+  assert.ok(reasons({ ...s, models: { svc: { ...s.models.svc!, capWindows: 10, capOver: 5, awakeWindows: 200, awakeOver: 22 } } })
+    .includes('window p95 above SLO: duty to cap'));
+});
+
+test('control - gpucolo: inference alone\'s chance of a miss is scaled up by how much more often it was seen to miss than its model said', () => {
+  const sm = emptyModel();
+  // A model that puts alone's chance at a 1 s tail of 15 ms against a 25 ms SLO at about 3 in 10,000.
+  sm.aloneBias = 0; sm.aloneVar = 0.15 ** 2; sm.aloneN = 100;
+  const p0 = aloneChance(sm, 15, 25);
+  assert.ok(p0 > 1e-5 && p0 < 1e-3, `${p0}`);
+  // Two misses in 100 seconds with training out of the way: not yet evidence.
+  for (let i = 0; i < 100; i++) countAloneSecond(sm, i % 50 === 0, 15, 25, 1);
+  assert.equal(aloneExcess(sm), 1);
+  assert.equal(aloneChance(sm, 15, 25), p0);
+  // Five in 200: alone misses about 2.5% of its seconds, and its chance says so.
+  for (let i = 0; i < 100; i++) countAloneSecond(sm, i % 33 === 0, 15, 25, 1);
+  const p1 = aloneChance(sm, 15, 25);
+  assert.ok(p1 > 0.01 && p1 < 0.05, `${p1}`);
+  // Scaled, not replaced: a lower load (a lower level) still gives a lower chance.
+  assert.ok(aloneChance(sm, 12, 25) < p1);
+  // Never below the model, never above 1.
+  assert.ok(aloneChance(sm, 30, 25) <= 1 && aloneChance(sm, 30, 25) >= missChance(30, 25, 0.15) - 1e-12);
 });
