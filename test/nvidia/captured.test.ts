@@ -93,6 +93,10 @@ test('captured h200 - the fake MPS control daemon answers as the real one did, a
     assert.equal(await mps.command('get_server_status 1'), read('mps-server-status-unknown.txt').trim());
     // What terminate_client answered for a pid the server holds no context of: a CUDA result code.
     assert.equal(read('mps-terminate-client-unknown.txt').trim(), '201');
+    // And for a live client (a CUDA program under this daemon): 0, and the client is gone.
+    const [answer, after] = read('mps-terminate-client.txt').split('\n');
+    assert.equal(answer, '0');
+    assert.match(after!, /after terminate_client: gone/);
     await mps.quit();
     assert.equal(await mps.isRunning(), false);
   } finally {
