@@ -38,6 +38,13 @@ export interface ServiceView {
   lastServedTMs?: number;
 }
 
+/**
+ * A latency window (WINDOW, actors/gpu.ts) and the decision it completes write their fields into this object in
+ * place (its services' window buffers, tMs, lastWindowTMs, stallMs, lastInnerTMs, policyState, knobs and the
+ * counters): an xstate assign would copy the whole context and clone the snapshot for every window. A snapshot is
+ * therefore the actor's current state, not a frozen copy; knobs and services are still new objects whenever they
+ * change, so comparing them by reference tells a change (runners/host keepStateSaved does).
+ */
 export interface GpuContext {
   host: string;
   gpu: string;

@@ -2,6 +2,7 @@ import { assign, enqueueActions, raise, setup } from 'xstate';
 import { createPolicy, mergeWindows, pacingValue, samePacing } from '../control/index.ts';
 import type { ControlInput, Decision, Knobs, LatencyWindow, Policy, PolicyName, TrainingObservation } from '../control/index.ts';
 import type { Actuation, GpuActorInput, GpuContext, GpuEvent, ServiceView } from './gpu-context.ts';
+import type { InferenceReport } from './inference.ts';
 
 // The actor's types live in gpu-context.ts; they stay importable from here.
 export type { Actuation, GpuActorInput, GpuContext, GpuEvent, ServiceView } from './gpu-context.ts';
@@ -92,56 +93,30 @@ export const gpuMachine = setup({
       entry: { type: 'actuate', params: ({ context }) => ({ tier: 'start' as const, old: context.knobs, knobs: context.knobs, decisions: [] }) },
       on: {
         WINDOW: {
-          actions: [
-            assign(({ context, event }) => {
-              const r = event.report;
-              // Field by field: a spread clone given a new key ({ ...latency, serviceId }) outlives the young
-              // generation in V8 (Node 20), and every window's would make each scavenge a long pause.
-              const w: LatencyWindow = {
-                serviceId: event.serviceId, sloMs: r.sloMs, count: r.count, meanMs: r.meanMs, p50Ms: r.p50Ms, p95Ms: r.p95Ms,
-                p99Ms: r.p99Ms, maxMs: r.maxMs, rateRps: r.rateRps, windowMs: r.windowMs,
-              };
-              const prev = context.services[event.serviceId];
-              let services = context.services;
-              if (prev) {
-                // The window buffers are the actor's own: appended in place, never copied per window (a tier
-                // that consumes them puts a fresh array in their place).
-                prev.innerWindows.push(w);
-                // A fixed share has no outer tier to read them: none kept (the buffer only grew until its clear).
-                if (!context.mpsShareFixed) prev.outerWindows.push(w);
-                prev.last = r;
-                if (r.count > 0) prev.lastServedTMs = r.tMs;
-              } else {
-                const view: ServiceView = { sloMs: r.sloMs, innerWindows: [w], outerWindows: context.mpsShareFixed ? [] : [w], last: r };
-                if (r.count > 0) view.lastServedTMs = r.tMs;
-                services = Object.assign({}, context.services, { [event.serviceId]: view });
-              }
-              return {
-                services,
-                tMs: Math.max(context.tMs, r.tMs),
-                lastWindowTMs: Math.max(context.lastWindowTMs, r.tMs),
-                stallMs: 0,
-              };
-            }),
+          // One action, no assign: a window and the decision it completes are written into the actor's own
+          // context in place (an xstate assign copies the whole context and clones the snapshot, twice a window
+          // before; at a window every 200 ms per service that churn was most of the actor's allocation, and its
+          // young-generation collections the control round trip's tail).
+          actions: enqueueActions(({ context, event, enqueue }) => {
+            addWindow(context, event.serviceId, event.report);
             // Decide as soon as a period's worth of telemetry is in: no timer phase lag between the
             // inference actor's windows and the decision.
-            enqueueActions(({ context, enqueue }) => {
-              const silent = silentServices(context, context.tMs);
-              if (context.safe) {
-                if (silent.length === 0 && !anyDown(context)) enqueue(raise({ type: 'TELEMETRY_RESTORED' }));
-                return;
-              }
-              if (silent.length > 0) {
-                enqueue(raise({ type: 'TELEMETRY_LOST', silent }));
-                return;
-              }
-              const periodMs = policyFor(context.policyName, context.policyOptions).innerPeriodMs;
-              if (context.tMs - context.lastInnerTMs < 0.9 * periodMs) return;
-              stepPolicy(context, 'inner', enqueue, { lastInnerTMs: context.tMs });
-              // The decision has read them (synchronously, above): the next period starts with none.
-              for (const sv of Object.values(context.services)) if (sv.innerWindows.length) sv.innerWindows = [];
-            }),
-          ],
+            const silent = silentServices(context, context.tMs);
+            if (context.safe) {
+              if (silent.length === 0 && !anyDown(context)) enqueue(raise({ type: 'TELEMETRY_RESTORED' }));
+              return;
+            }
+            if (silent.length > 0) {
+              enqueue(raise({ type: 'TELEMETRY_LOST', silent }));
+              return;
+            }
+            const periodMs = policyFor(context.policyName, context.policyOptions).innerPeriodMs;
+            if (context.tMs - context.lastInnerTMs < 0.9 * periodMs) return;
+            context.lastInnerTMs = context.tMs;
+            stepPolicy(context, 'inner', enqueue);
+            // The decision has read them (synchronously, above): the next period starts with none.
+            for (const id in context.services) { const sv = context.services[id]!; if (sv.innerWindows.length) sv.innerWindows = []; }
+          }),
         },
         PROGRESS: {
           actions: assign(({ context, event }) => ({
@@ -331,10 +306,10 @@ function watchdogPeriodMs(context: GpuContext): number {
 }
 
 /**
- * Runs one policy step and enqueues the knob changes, decision events and counters; `also` joins the same
- * assign.
+ * Runs one policy step: enqueues the knob change (actuate) and writes the new policy state, knobs and counters
+ * into the actor's context in place (the actor's own object; see WINDOW).
  */
-function stepPolicy(context: GpuContext, tier: 'inner' | 'outer', enqueue: Enqueue, also: Partial<GpuContext> = {}): void {
+function stepPolicy(context: GpuContext, tier: 'inner' | 'outer', enqueue: Enqueue): void {
   const policy = policyFor(context.policyName, context.policyOptions);
   const input = controlInput(context, tier);
   const proposed = tier === 'inner' ? policy.inner(context.policyState, input) : policy.outer(context.policyState, input);
@@ -346,12 +321,38 @@ function stepPolicy(context: GpuContext, tier: 'inner' | 'outer', enqueue: Enque
   if (mps || sleep || out.knobs.trainingRunning !== context.knobs.trainingRunning || out.decisions.length) {
     enqueue({ type: 'actuate', params: { tier, old: context.knobs, knobs: out.knobs, decisions: out.decisions } });
   }
-  // One assign for the step and what the caller adds (each assign copies the whole context).
-  enqueue.assign(Object.assign(also, {
-    policyState: out.state,
-    knobs: out.knobs,
-    mpsChanges: context.mpsChanges + mps,
-    sleepChanges: context.sleepChanges + sleep,
-    decisions: context.decisions + out.decisions.length,
-  }));
+  context.policyState = out.state;
+  context.knobs = out.knobs;
+  context.mpsChanges += mps;
+  context.sleepChanges += sleep;
+  context.decisions += out.decisions.length;
+}
+
+/**
+ * A latency window into the actor's context, in place: its service's window buffers (appended, never copied
+ * per window; a tier that consumes them puts a fresh array in their place) and the device times.
+ */
+function addWindow(context: GpuContext, serviceId: string, r: InferenceReport): void {
+  // Field by field: a spread clone given a new key ({ ...latency, serviceId }) outlives the young
+  // generation in V8 (Node 20), and every window's would make each scavenge a long pause.
+  const w: LatencyWindow = {
+    serviceId, sloMs: r.sloMs, count: r.count, meanMs: r.meanMs, p50Ms: r.p50Ms, p95Ms: r.p95Ms,
+    p99Ms: r.p99Ms, maxMs: r.maxMs, rateRps: r.rateRps, windowMs: r.windowMs,
+  };
+  const prev = context.services[serviceId];
+  if (prev) {
+    prev.innerWindows.push(w);
+    // A fixed share has no outer tier to read them: none kept (the buffer only grew until its clear).
+    if (!context.mpsShareFixed) prev.outerWindows.push(w);
+    prev.last = r;
+    if (r.count > 0) prev.lastServedTMs = r.tMs;
+  } else {
+    const view: ServiceView = { sloMs: r.sloMs, innerWindows: [w], outerWindows: context.mpsShareFixed ? [] : [w], last: r };
+    if (r.count > 0) view.lastServedTMs = r.tMs;
+    // A new services object (assigns elsewhere copy it; a snapshot taken before still lists what it listed).
+    context.services = Object.assign({}, context.services, { [serviceId]: view });
+  }
+  context.tMs = Math.max(context.tMs, r.tMs);
+  context.lastWindowTMs = Math.max(context.lastWindowTMs, r.tMs);
+  context.stallMs = 0;
 }

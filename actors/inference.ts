@@ -26,6 +26,19 @@ export interface InferenceReport extends Omit<LatencyWindow, 'serviceId'> {
   runP99Ms: number;
 }
 
+/**
+ * The report an inference.window message carries (what the GPU actor's WINDOW takes), copied field by field: a
+ * rest spread (`{ v, type, host, gpu, serviceId, ...report }`) clones into an object that outlives V8's young
+ * generation (Node 20), and one such per window lengthened every scavenge on the control round trip's path.
+ */
+export function inferenceReportOf(m: InferenceReport): InferenceReport {
+  return {
+    seq: m.seq, tMs: m.tMs, windowMs: m.windowMs, sloMs: m.sloMs, count: m.count, meanMs: m.meanMs, p50Ms: m.p50Ms,
+    p95Ms: m.p95Ms, p99Ms: m.p99Ms, maxMs: m.maxMs, rateRps: m.rateRps, sloWindows: m.sloWindows,
+    sloWindowsMet: m.sloWindowsMet, runP99Ms: m.runP99Ms,
+  };
+}
+
 /** A change of offered load (from an inference command). */
 export type LoadChange = { type: 'SET_RATE'; rateRps: number } | { type: 'SCALE_RATE'; scale: number } | { type: 'SET_BATCH'; batch: number };
 

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { createActor } from 'xstate';
-import { FLEET_WARMUP_MS, gpuMachine } from '../actors/index.ts';
+import { FLEET_WARMUP_MS, gpuMachine, inferenceReportOf } from '../actors/index.ts';
 import { Bus, startLocalNatsServer } from '../bus/index.ts';
 import { nearestRank, samePacing } from '../control/index.ts';
 import { SCHEMA_VERSION, subjects, type GpuStatusEvent, type InferenceWindow } from '../schemas/index.ts';
@@ -244,9 +244,8 @@ export async function roundTrip(url: string, count: number, warmup: number) {
     },
   }), { input: { host: 'rt', gpu: 'gpu0', policy: 'gpucolo', statusPeriodMs: 1e9, mpsShareFixed: true } });
   bus.subscribe<'inference.window'>(subjects.inferenceWindow('rt', 'gpu0', '*'), ({ message }) => {
-    const { v: _v, type: _t, host: _h, gpu: _g, serviceId, ...report } = message;
     moved = false;
-    gpu.send({ type: 'WINDOW', serviceId, report });
+    gpu.send({ type: 'WINDOW', serviceId: message.serviceId, report: inferenceReportOf(message) });
     if (!moved) settle(); // no knob moved: no command to wait for
   });
   await bus.nc.flush();

@@ -1,4 +1,4 @@
-import type { Context } from '@opentelemetry/api';
+import { context as otelContext, type Context } from '@opentelemetry/api';
 import type { MsgHdrs } from '@nats-io/nats-core';
 import {
   SCHEMA_VERSION, isPublishedEvent, knownFieldsOf, knownFieldsValidatorFor, subjects, typeForSubject, validatorFor,
@@ -80,7 +80,8 @@ export class Admission {
       message = knownFieldsOf(type, message);
     }
     this.o.stats.received++;
-    const traceContext = extractTraceContext((k) => headers?.get(k) || undefined);
+    // No headers, no trace context to read: the active one (what the W3C extraction returns then too).
+    const traceContext = headers ? extractTraceContext((k) => headers.get(k) || undefined) : otelContext.active();
     return { subject, message, traceContext };
   }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { context as otelContext, type Context } from '@opentelemetry/api';
+import { context as otelContext, isSpanContextValid, trace, type Context } from '@opentelemetry/api';
 import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
@@ -356,7 +356,12 @@ export class Bus {
   }
 
   private traceHeaders(ctx?: Context) {
-    const carrier = injectTraceContext(ctx ?? otelContext.active());
+    const c = ctx ?? otelContext.active();
+    // No span to carry (telemetry off, or no active span): no headers, without building a carrier per message
+    // (the W3C propagator injects nothing for an invalid or absent span context either).
+    const sc = trace.getSpanContext(c);
+    if (!sc || !isSpanContextValid(sc)) return undefined;
+    const carrier = injectTraceContext(c);
     const keys = Object.keys(carrier);
     if (keys.length === 0) return undefined;
     const h = natsHeaders();

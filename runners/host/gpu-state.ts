@@ -24,14 +24,19 @@ export async function loadState(store: GpuStateStore, host: string, gpu: string,
 /** Saves a GPU actor's policy, SLOs and controller knobs whenever they change. */
 export function keepStateSaved(gpu: Actor<typeof gpuMachine>, saver: StateSaver): StateSaver {
   let last = '';
+  let seen: { policy: string; knobs: unknown; services: unknown } | undefined;
   gpu.subscribe((snap) => {
     const c = snap.context;
     // Nothing to say before the first latency window names the services (and their SLOs).
     if (Object.keys(c.services).length === 0) return;
-    const sloMs: Record<string, number> = {};
-    for (const [id, sv] of Object.entries(c.services)) sloMs[id] = sv.sloMs;
     // In the safe setting the controller's own knobs are saved: the safe duty is re-derived from telemetry.
     const knobs = c.safe && c.preSafeKnobs ? c.preSafeKnobs : c.knobs;
+    // The same policy, knobs object and services object as the last snapshot: nothing saved changed (the actor
+    // makes new knobs and a new services object for every change of them), so no key is built for each window.
+    if (seen && seen.policy === c.policyName && seen.knobs === knobs && seen.services === c.services) return;
+    seen = { policy: c.policyName, knobs, services: c.services };
+    const sloMs: Record<string, number> = {};
+    for (const [id, sv] of Object.entries(c.services)) sloMs[id] = sv.sloMs;
     const key = JSON.stringify([c.policyName, knobs, sloMs]);
     if (key === last) return;
     last = key;

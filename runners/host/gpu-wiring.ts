@@ -2,7 +2,7 @@
 // feed the GPU actor, and the host's side of the fleet's placements.
 import { context as otelContext } from '@opentelemetry/api';
 import type { Actor } from 'xstate';
-import { policyFor, type gpuMachine } from '../../actors/index.ts';
+import { inferenceReportOf, policyFor, type gpuMachine } from '../../actors/index.ts';
 import type { StoredState } from '../../bus/index.ts';
 import { isPolicyName, POLICY_NAMES, type Knobs, type PolicyName } from '../../control/index.ts';
 import type { GpuDevice } from '../../gpu/index.ts';
@@ -71,9 +71,10 @@ export function buildGpu(w: GpuWiring, b: GpuBuild): GpuParts {
 export function registerGpuHandlers(w: GpuWiring, gpu: Actor<typeof gpuMachine>, p: Pick<PlacementHost, 'services' | 'trainings'>): void {
   const { hostId, gpuId, bus, telemetry } = w;
   bus.subscribe<'inference.window'>(subjects.inferenceWindow(hostId, gpuId, '*'), ({ message, traceContext }) => {
-    const { v: _v, type: _t, host: _h, gpu: _g, serviceId, ...report } = message;
+    const serviceId = message.serviceId;
     // A drained service's last window can land after it left: it no longer concerns this GPU's controller.
     if (!p.services.has(serviceId)) return;
+    const report = inferenceReportOf(message);
     telemetry.onWindow(serviceId, report, traceContext);
     gpu.send({ type: 'WINDOW', serviceId, report });
   });

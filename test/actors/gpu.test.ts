@@ -137,3 +137,31 @@ test('gpu actor - a fixed MPS share: no policy, tier or policy change moves it; 
   assert.ok(actuations.some((a) => a.decisions.some((d) => d.knob === 'pacing')), 'the inner tier paced training');
   actor.stop();
 });
+
+test('gpu actor - a window and its decision are written in place: no context copy per window, new knobs and services objects on a change', () => {
+  const { clock, actor, actuations } = harness();
+  let knobs = actor.getSnapshot().context.knobs;
+  let knobChanges = 0;
+  actor.send({ type: 'WINDOW', serviceId: 's', report: report(200, 80) });
+  clock.increment(200);
+  const services = actor.getSnapshot().context.services;
+  for (let t = 400; t <= 3000; t += 200) {
+    const before = actor.getSnapshot().context;
+    actor.send({ type: 'WINDOW', serviceId: 's', report: report(t, 80) });
+    const c = actor.getSnapshot().context;
+    assert.equal(c, before, 'the same context object: a window copies no context');
+    assert.equal(c.tMs, t);
+    assert.equal(c.lastWindowTMs, t);
+    assert.equal(c.lastInnerTMs, t, 'a decision every inner period');
+    if (c.knobs !== knobs) { knobChanges++; knobs = c.knobs; }
+    clock.increment(200);
+  }
+  // What a saved state compares by reference (runners/host keepStateSaved): a change of knobs is a new object.
+  if (actor.getSnapshot().context.knobs !== knobs) knobChanges++;
+  const moves = actuations.filter((a) => a.tier === 'inner' && a.knobs !== a.old);
+  assert.ok(moves.length > 0 && knobChanges > 0, 'the decisions moved the knobs, each to a new knobs object');
+  assert.equal(actor.getSnapshot().context.services, services, 'the same service: the same services object');
+  actor.send({ type: 'WINDOW', serviceId: 't', report: report(3200, 10) });
+  assert.notEqual(actor.getSnapshot().context.services, services, 'a new service: a new services object');
+  assert.deepEqual(Object.keys(actor.getSnapshot().context.services), ['s', 't']);
+});
