@@ -3,7 +3,6 @@ import {
   initialPlannerState, planFleet, viewOf,
   type FleetGpuView, type FleetPlan, type Move, type PlannerGpu, type PlannerOptions, type PlannerState,
 } from '../control/index.ts';
-import { recordFleetPlan } from '../observability/index.ts';
 import type { GpuStatusEvent } from '../schemas/index.ts';
 
 /** What the fleet assumes where a status does not say (memory and type are not in gpu.status). */
@@ -117,10 +116,10 @@ export const fleetMachine = setup({
     /** I/O: carry out a plan's moves (start before drain), publish its events, trace it. */
     actuate: (_args, _params: { plan: FleetPlanSummary }) => {},
     /**
-     * Every plan a round makes, moves or none: what it leaves (GPUs in use, GPUs freed). By default the
-     * gauges of observability/metrics.ts (the OpenTelemetry API: a no-op until a metrics exporter is set up).
+     * I/O: every plan a round makes, moves or none: what it leaves (GPUs in use, GPUs freed). The fleet runner
+     * records them as the gauges of observability/metrics.ts.
      */
-    recordPlan: (_args, params: { gpusInUse: number; gpusFreed: number }) => recordFleetPlan(params.gpusInUse, params.gpusFreed),
+    recordPlan: (_args, _params: { gpusInUse: number; gpusFreed: number }) => {},
     /** I/O: say that this process leads or stands by. */
     announce: (_args, _params: { state: 'leading' | 'standby' | 'stopped'; revision: number }) => {},
     /** I/O: send TICK with the fleet clock now. */

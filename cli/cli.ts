@@ -181,7 +181,8 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
       return;
     }
-    if (err instanceof UsageError) {
+    // A usage error, or an error of the operator's input that says how to exit (a workloads file: 2).
+    if (err instanceof UsageError || (err instanceof Error && (err as { exitCode?: unknown }).exitCode === 2)) {
       process.stderr.write(`gpucolo: ${err.message}\n`);
       process.exitCode = 2;
       return;

@@ -3,7 +3,7 @@ import { createActor, type Actor } from 'xstate';
 import { fleetMachine, type FleetActorInput, type FleetPlanSummary, type ScaledClock } from '../../actors/index.ts';
 import type { Bus, CommandBody } from '../../bus/index.ts';
 import type { Move } from '../../control/index.ts';
-import { commandSpan, failSpan, fleetPlanSpan, SPAN } from '../../observability/index.ts';
+import { commandSpan, failSpan, fleetPlanSpan, recordFleetPlan, SPAN } from '../../observability/index.ts';
 import { SCHEMA_VERSION, assertId, subjects, type CommandReply } from '../../schemas/index.ts';
 import { FleetLease } from './fleet-lease.ts';
 
@@ -141,6 +141,7 @@ export async function startFleet(o: FleetOptions): Promise<RunningFleet> {
   actor = createActor(fleetMachine.provide({
     actions: {
       actuate: (_a, { plan }) => actuate(plan),
+      recordPlan: (_a, { gpusInUse, gpusFreed }) => recordFleetPlan(gpusInUse, gpusFreed),
       announce: (_a, { state, revision }) => {
         if (state === 'leading') leaderChanges++;
         log(`fleet ${fleetId}: ${state}`);

@@ -2,10 +2,18 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { UsageError } from '../../cli/index.ts';
 import { POLICY_NAMES } from '../../control/index.ts';
 import { isProfileFile, loadProfile } from '../../gpu/model/index.ts';
 import { ID_PATTERN } from '../../schemas/index.ts';
+
+/**
+ * A workloads file that cannot be read or is not valid: the operator's input, so the CLI exits 2 with this
+ * message (as for a bad flag). Defined here, not in cli/, which sits above the runners.
+ */
+export class WorkloadsFileError extends Error {
+  override name = 'WorkloadsFileError';
+  readonly exitCode = 2;
+}
 
 const Id = Type.String({ pattern: ID_PATTERN.source });
 
@@ -54,13 +62,13 @@ const check = TypeCompiler.Compile(WorkloadsFile);
 export function parseWorkloads(value: unknown, source = 'workloads'): WorkloadsFile {
   if (!check.Check(value)) {
     const errs = [...check.Errors(value)].slice(0, 3).map((e) => `${e.path || '/'}: ${e.message}`);
-    throw new UsageError(`${source} is invalid: ${errs.join('; ')}`);
+    throw new WorkloadsFileError(`${source} is invalid: ${errs.join('; ')}`);
   }
-  if (!value.perGpu && !value.gpus?.length) throw new UsageError(`${source} is invalid: give "perGpu" or a non-empty "gpus"`);
+  if (!value.perGpu && !value.gpus?.length) throw new WorkloadsFileError(`${source} is invalid: give "perGpu" or a non-empty "gpus"`);
   for (const w of [value.perGpu, ...(value.gpus ?? [])]) {
     if (!w) continue;
     const ids = [...w.services.map((s) => s.id), ...w.trainings.map((t) => t.id)];
-    if (new Set(ids).size !== ids.length) throw new UsageError(`${source} is invalid: service and training ids on one GPU must be distinct (${ids.join(', ')})`);
+    if (new Set(ids).size !== ids.length) throw new WorkloadsFileError(`${source} is invalid: service and training ids on one GPU must be distinct (${ids.join(', ')})`);
   }
   return value;
 }
@@ -75,13 +83,13 @@ export function loadWorkloads(file: string): WorkloadsFile {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read workloads file ${file}: ${(err as Error).message}`);
+    throw new WorkloadsFileError(`cannot read workloads file ${file}: ${(err as Error).message}`);
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`workloads file ${file} is not JSON: ${(err as Error).message}`);
+    throw new WorkloadsFileError(`workloads file ${file} is not JSON: ${(err as Error).message}`);
   }
   const workloads = parseWorkloads(value, `workloads file ${file}`);
   if (workloads.profile !== undefined && isProfileFile(workloads.profile) && !isAbsolute(workloads.profile)) {
@@ -91,7 +99,7 @@ export function loadWorkloads(file: string): WorkloadsFile {
     try {
       loadProfile(workloads.profile);
     } catch (err) {
-      throw new UsageError(`workloads file ${file}: profile: ${(err as Error).message}`);
+      throw new WorkloadsFileError(`workloads file ${file}: profile: ${(err as Error).message}`);
     }
   }
   return workloads;

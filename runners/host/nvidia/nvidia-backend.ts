@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { parse as parseYaml } from 'yaml';
-import { UsageError } from '../../../cli/index.ts';
+import { WorkloadsFileError } from '../index.ts';
 import { isPolicyName, POLICY_NAMES, type Knobs, type PolicyName } from '../../../control/index.ts';
 import {
   binariesFromEnv, DEFAULT_RESTART, manageableGpus, MpsControl, NvidiaGpuDevice, PauseGuard, queryGpus,
@@ -19,33 +19,33 @@ const check = TypeCompiler.Compile(NvidiaWorkloadsFile);
 export function parseNvidiaWorkloads(value: unknown, source = 'workloads'): NvidiaWorkloadsFile {
   if (!check.Check(value)) {
     const errs = [...check.Errors(value)].slice(0, 3).map((e) => `${e.path || '/'}: ${e.message}`);
-    throw new UsageError(`${source} is invalid for --backend nvidia: ${errs.join('; ')}`);
+    throw new WorkloadsFileError(`${source} is invalid for --backend nvidia: ${errs.join('; ')}`);
   }
   if (value.policy !== undefined && !isPolicyName(value.policy)) {
-    throw new UsageError(`${source} is invalid: /policy must be one of ${POLICY_NAMES.join(', ')}, got ${JSON.stringify(value.policy)}`);
+    throw new WorkloadsFileError(`${source} is invalid: /policy must be one of ${POLICY_NAMES.join(', ')}, got ${JSON.stringify(value.policy)}`);
   }
   value.gpus.forEach((g, i) => {
     const ids = [...g.services.map((s) => s.id), ...g.trainings.map((t) => t.id)];
-    if (new Set(ids).size !== ids.length) throw new UsageError(`${source} is invalid: /gpus/${i}: service and training ids on one GPU must be distinct (${ids.join(', ')})`);
+    if (new Set(ids).size !== ids.length) throw new WorkloadsFileError(`${source} is invalid: /gpus/${i}: service and training ids on one GPU must be distinct (${ids.join(', ')})`);
     g.services.forEach((s, k) => {
-      if (s.latency.source === 'stdout' && !s.command) throw new UsageError(`${source} is invalid: /gpus/${i}/services/${k}: latency source stdout needs a command to launch`);
+      if (s.latency.source === 'stdout' && !s.command) throw new WorkloadsFileError(`${source} is invalid: /gpus/${i}/services/${k}: latency source stdout needs a command to launch`);
       const launchOnly = (['restart', 'restartBackoffS', 'restartLimit', 'memoryLimitMiB'] as const).find((f) => s[f] !== undefined);
-      if (!s.command && launchOnly) throw new UsageError(`${source} is invalid: /gpus/${i}/services/${k}/${launchOnly}: only for a service the runner launches (give it a command)`);
+      if (!s.command && launchOnly) throw new WorkloadsFileError(`${source} is invalid: /gpus/${i}/services/${k}/${launchOnly}: only for a service the runner launches (give it a command)`);
     });
     [...g.services.map((s, k) => ({ w: s, at: `services/${k}` })), ...g.trainings.map((t, k) => ({ w: t, at: `trainings/${k}` }))].forEach(({ w, at }) => {
       if (w.memoryLimitMiB !== undefined && w.env?.CUDA_MPS_PINNED_DEVICE_MEM_LIMIT !== undefined) {
-        throw new UsageError(`${source} is invalid: /gpus/${i}/${at}: give the GPU memory limit once, as memoryLimitMiB or as env CUDA_MPS_PINNED_DEVICE_MEM_LIMIT`);
+        throw new WorkloadsFileError(`${source} is invalid: /gpus/${i}/${at}: give the GPU memory limit once, as memoryLimitMiB or as env CUDA_MPS_PINNED_DEVICE_MEM_LIMIT`);
       }
     });
     g.trainings.forEach((t, k) => {
       const checkpoints = t.checkpoint ?? t.pacing === 'cooperative';
       if (t.mpsSharePct !== undefined && checkpoints) {
-        throw new UsageError(`${source} is invalid: /gpus/${i}/trainings/${k}/mpsSharePct: a fixed share is for a job that cannot checkpoint (checkpoint: false); the controller moves this job's share`);
+        throw new WorkloadsFileError(`${source} is invalid: /gpus/${i}/trainings/${k}/mpsSharePct: a fixed share is for a job that cannot checkpoint (checkpoint: false); the controller moves this job's share`);
       }
     });
     const fixed = g.trainings.filter((t) => !(t.checkpoint ?? t.pacing === 'cooperative'));
     const shares = new Set(fixed.map((t) => t.mpsSharePct));
-    if (shares.size > 1) throw new UsageError(`${source} is invalid: /gpus/${i}/trainings: jobs that cannot checkpoint on one GPU share one MPS share; give them the same mpsSharePct`);
+    if (shares.size > 1) throw new WorkloadsFileError(`${source} is invalid: /gpus/${i}/trainings: jobs that cannot checkpoint on one GPU share one MPS share; give them the same mpsSharePct`);
   });
   return value;
 }
@@ -56,14 +56,14 @@ export function loadNvidiaWorkloads(file: string): NvidiaWorkloadsFile {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read workloads file ${file}: ${(err as Error).message}`);
+    throw new WorkloadsFileError(`cannot read workloads file ${file}: ${(err as Error).message}`);
   }
   const ext = extname(file).toLowerCase();
   let value: unknown;
   try {
     value = ext === '.json' ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new UsageError(`workloads file ${file} is not valid ${ext === '.json' ? 'JSON' : 'YAML or JSON'}: ${(err as Error).message.split('\n')[0]}`);
+    throw new WorkloadsFileError(`workloads file ${file} is not valid ${ext === '.json' ? 'JSON' : 'YAML or JSON'}: ${(err as Error).message.split('\n')[0]}`);
   }
   return parseNvidiaWorkloads(value, `workloads file ${file}`);
 }
@@ -80,7 +80,7 @@ export function resolveGpu(gpus: NvidiaGpu[], want: number | string, where: stri
   const found = typeof want === 'number' || /^\d+$/.test(want)
     ? gpus.find((g) => g.index === Number(want))
     : gpus.find((g) => g.uuid.toLowerCase() === want.toLowerCase());
-  if (!found) throw new UsageError(`${where}: no GPU ${JSON.stringify(want)} on this host; nvidia-smi lists ${known}`);
+  if (!found) throw new WorkloadsFileError(`${where}: no GPU ${JSON.stringify(want)} on this host; nvidia-smi lists ${known}`);
   return found;
 }
 
@@ -105,13 +105,13 @@ export async function matchNvidiaGpus(workloads: NvidiaWorkloadsFile, log: (line
     if (skip) throw new Error(`GPU ${gpu.index} (${gpu.uuid}) cannot be managed: ${skip.reason}`);
     for (const x of [...w.services, ...w.trainings]) {
       if (x.memoryLimitMiB !== undefined && gpu.memoryTotalMiB !== null && x.memoryLimitMiB > gpu.memoryTotalMiB) {
-        throw new UsageError(`workloads /gpus/${i}: ${x.id}'s memoryLimitMiB ${x.memoryLimitMiB} is more than GPU ${gpu.index} has (${gpu.memoryTotalMiB} MiB)`);
+        throw new WorkloadsFileError(`workloads /gpus/${i}: ${x.id}'s memoryLimitMiB ${x.memoryLimitMiB} is more than GPU ${gpu.index} has (${gpu.memoryTotalMiB} MiB)`);
       }
     }
     return { gpu, w };
   });
   const dup = chosen.find((c, i) => chosen.findIndex((d) => d.gpu.uuid === c.gpu.uuid) !== i);
-  if (dup) throw new UsageError(`workloads file names GPU ${dup.gpu.index} (${dup.gpu.uuid}) twice: give each GPU one entry`);
+  if (dup) throw new WorkloadsFileError(`workloads file names GPU ${dup.gpu.index} (${dup.gpu.uuid}) twice: give each GPU one entry`);
   return chosen;
 }
 
