@@ -54,7 +54,7 @@ test('calibrate --backend nvidia - end to end with the stand-in NVIDIA tools and
   const plan = join(dir, 'plan.json');
   writeFileSync(plan, JSON.stringify({
     batches: [1, 8], batch: 4, shares: [100, 50, 25], duties: [0, 0.5], dutyPeriodMs: 200, aloneWindowMs: 1000, noiseWindowMs: 1500,
-    colocWindowMs: 1500, iterWindowMs: 1500, settleMs: 300, pollMs: 20, restartTimeoutMs: 15_000, budgetMs: 120_000,
+    colocWindowMs: 1500, iterWindowMs: 3000, settleMs: 300, pollMs: 20, restartTimeoutMs: 15_000, budgetMs: 120_000,
   }));
   const out = join(dir, 'fit.json');
   const log = join(dir, 'nvidia.log');
