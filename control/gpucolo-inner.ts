@@ -51,7 +51,7 @@ import { clamp, decision, roundTo, trainingActive } from './common.ts';
 import { feedforward, type FeedforwardOptions } from './feedforward.ts';
 import {
   atDuty, atRate, dutyGrid, ewma, interferenceFromStretch, interferenceFromTail, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty,
-  rateBin, serviceFromMean, slowdown, surpriseOf, tailMs, xiOf,
+  rateBin, serviceFromMean, surpriseOf, tailMs, utilisation, xiOf,
 } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
 import {
@@ -156,7 +156,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     const loadRps = serverLoad(m);
     // The fast-window counts: does this window's miss, if any, come with training awake more than without it?
     // Counted away from saturation only (as the excuse is read): near it a miss is a queue, at any duty.
-    if (w && w.count > 0 && settled && sm.s0Ms !== null && (closed || (serverLoad(w) * sm.s0Ms * slowdown(interferenceNow(sm) ?? 0, duty)) / 1000 < REFLEX_MAX_LOAD)) {
+    if (w && w.count > 0 && settled && sm.s0Ms !== null && utilisation(serverLoad(w), sm.s0Ms, interferenceNow(sm) ?? 0, duty, closed) < REFLEX_MAX_LOAD) {
       const regime = !active || dutyEff >= o.maxDuty - 1e-9 ? 'cap' : dutyEff <= REFLEX_AWAKE_DUTY ? 'awake' : null;
       countFast(sm, regime, metricOf(w, fastMetric(o)) > w.sloMs);
     }
@@ -185,10 +185,10 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
 
     // Interference of the share in force, from this window's mean (not near saturation, where means say little).
     if (sm.s0Ms !== null && settled && w && w.count >= 3 && duty <= I_READ_MAX_DUTY) {
-      const wLoad = serverLoad(w);
       // A closed loop keeps the server busy by construction and its mean is the service time: no saturation
       // to avoid there (as in the calibration below); an open queue near saturation says little in its mean.
-      const u = closed ? 0 : (wLoad * sm.s0Ms * slowdown(interferenceNow(sm) ?? 0, duty)) / 1000;
+      const wLoad = serverLoad(w);
+      const u = utilisation(wLoad, sm.s0Ms, interferenceNow(sm) ?? 0, duty, closed);
       if (u < 0.85 && metricOf(w, o.metric) < 4 * w.sloMs) {
         const stretch = serviceFromMean(w.meanMs, wLoad, closed) / sm.s0Ms;
         // Averaged as xi = I / (1 + I), bounded: a mostly asleep window can read an absurd I, never an absurd xi.
@@ -210,7 +210,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     // steady state the model describes, and would drag kappa down for every other load.
     if (sm.s0Ms !== null && iNow !== null && measured !== null && measured > 0 && m.count >= 5) {
       const model = tailMs({ s0Ms: sm.s0Ms, interference: iNow, duty: dutyEff, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed });
-      const u = closed ? 0 : (loadRps * sm.s0Ms * slowdown(iNow, dutyEff)) / 1000;
+      const u = utilisation(loadRps, sm.s0Ms, iNow, dutyEff, closed);
       const resid = Math.log(measured) - Math.log(model);
       // Nor a backlog left by a burst: a tail many times the calibrated model is a queue draining, not the plant.
       backlog = resid - sm.lnKappa > Math.log(BACKLOG_FACTOR) + 3 * sigma;
@@ -279,12 +279,13 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     let next: number;
     let reason: string;
     const windowMs = w && w.count > 0 ? metricOf(w, fastMetric(o)) : 0;
+    const windowOver = w !== undefined && w.count > 0 && windowMs > w.sloMs;
     // A miss inference has as often with training out of the way does not send the duty to the cap, away from
     // saturation (gpucolo-service.ts missExcused).
-    const excused = windowMs > m.sloMs && sm.s0Ms !== null && iNow !== null && missExcused(sm)
-      && (closed || (loadRps * sm.s0Ms * slowdown(iNow, duty)) / 1000 < REFLEX_MAX_LOAD);
+    const excused = windowOver && sm.s0Ms !== null && iNow !== null && missExcused(sm)
+      && utilisation(loadRps, sm.s0Ms, iNow, duty, closed) < REFLEX_MAX_LOAD;
     if (excused) terms.excusedWindowMs = windowMs;
-    if (w && w.count > 0 && windowMs > w.sloMs && !excused) {
+    if (windowOver && !excused) {
       next = o.maxDuty;
       reason = `window ${fastMetric(o)} above SLO: duty to cap`;
       terms.windowMs = windowMs;

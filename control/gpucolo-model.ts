@@ -75,6 +75,14 @@ export function slowdown(interference: number, duty: number): number {
   return 1 / (1 - (1 - clamp(duty, 0, 1)) * xiOf(interference));
 }
 
+/**
+ * The server's busy fraction in the model: `rateRps` batches of `s0Ms` each, slowed by awake training at `duty`.
+ * A closed loop's is 0: its client waits for each reply, so no queue builds whatever the service time.
+ */
+export function utilisation(rateRps: number, s0Ms: number, interference: number, duty: number, closed: boolean): number {
+  return closed ? 0 : (rateRps * s0Ms * slowdown(interference, duty)) / 1000;
+}
+
 /** The model's p99 (ms); Infinity when the load is at or past capacity. */
 export function tailMs(p: PlantPoint): number {
   const i = Math.max(0, p.interference);

@@ -37,7 +37,7 @@
  */
 import { clamp, decision, hold, sharePct, trainingActive } from './common.ts';
 import { allowedExtra, aloneChance, interferenceNow, modelReady, noiseOf, quantileBin } from './gpucolo-service.ts';
-import { atRate, binRate, dutyGrid, missOf, missRow, pickDuty, slowdown, surpriseOf, tailMs, weightedSlope } from './gpucolo-model.ts';
+import { atRate, binRate, dutyGrid, missOf, missRow, pickDuty, surpriseOf, tailMs, utilisation, weightedSlope } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel, ShareRecord } from './gpucolo-options.ts';
 import type { ControlInput, Decision, Knobs, StepResult } from './types.ts';
 
@@ -135,7 +135,7 @@ function predict(o: GpucoloOptions, sm: ServiceModel, sloMs: number, share: numb
     peakRps = b.rateRps;
     if (below >= PEAK_QUANTILE * mass) break;
   }
-  const peakLoad = closed ? 0 : (peakRps * sm.s0Ms! * slowdown(interference, medianDuty)) / 1000;
+  const peakLoad = utilisation(peakRps, sm.s0Ms!, interference, medianDuty, closed);
   return { expected: trainC * (awake / mass), miss: miss / mass, allowed: allowed / mass, floorMiss: floorMiss / mass, meanDuty: dutySum / mass, priceIters, peakLoad };
 }
 

@@ -3,6 +3,7 @@
  * noise, the chance inference alone misses, the load the server carries, the floor's allowance. The inner tier
  * (gpucolo-inner.ts) updates the model every period; the outer tier (gpucolo-outer.ts) plans shares on it.
  */
+import { clamp } from './common.ts';
 import { atRate, ewma, interferenceOf, missChance, missRow, binRate, type PlantPoint } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
 import type { ControlInput, LatencyWindow } from './types.ts';
@@ -210,19 +211,13 @@ export function missExcused(sm: ServiceModel): boolean {
 }
 
 /**
- * Training's part of the misses, as the fast-window counts measure it: 1 - (cap rate / awake rate); null until
+ * Training's part of the fast windows' misses, as the counts measure it: 1 - (cap rate / awake rate); null until
  * both sides have REFLEX_EVIDENCE windows and inference has shown misses of its own (REFLEX_ALONE_MISSES windows
  * past the SLO at the cap, at a rate of at least REFLEX_ALONE_RATE): where it has none, every miss is training's.
- * What the books charge training for a miss is at most this: a miss inference has as often with training out of
- * the way is not training's, whatever the model's (log-normal) noise says of inference alone's chances.
  */
 export function trainingPart(sm: ServiceModel): number | null {
   if (sm.capWindows < REFLEX_EVIDENCE || sm.awakeWindows < REFLEX_EVIDENCE || sm.capOver < REFLEX_ALONE_MISSES) return null;
   const cap = sm.capOver / sm.capWindows, awake = sm.awakeOver / sm.awakeWindows;
   if (cap < REFLEX_ALONE_RATE) return null;
-  return awake > 0 ? clamp01(1 - cap / awake) : 0;
-}
-
-function clamp01(x: number): number {
-  return Math.min(1, Math.max(0, x));
+  return awake > 0 ? clamp(1 - cap / awake, 0, 1) : 0;
 }

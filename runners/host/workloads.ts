@@ -15,6 +15,15 @@ export class WorkloadsFileError extends Error {
   readonly exitCode = 2;
 }
 
+/** A workloads file's text (either backend's), or a WorkloadsFileError that says why it cannot be read. */
+export function readWorkloadsText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new WorkloadsFileError(`cannot read workloads file ${file}: ${(err as Error).message}`);
+  }
+}
+
 const Id = Type.String({ pattern: ID_PATTERN.source });
 
 export const ServiceSpec = Type.Object({
@@ -79,12 +88,7 @@ export function parseWorkloads(value: unknown, source = 'workloads'): WorkloadsF
  * usage error at start, not a failure when the first GPU is built.
  */
 export function loadWorkloads(file: string): WorkloadsFile {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new WorkloadsFileError(`cannot read workloads file ${file}: ${(err as Error).message}`);
-  }
+  const text = readWorkloadsText(file);
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { parse as parseYaml } from 'yaml';
-import { WorkloadsFileError } from '../index.ts';
+import { readWorkloadsText, WorkloadsFileError } from '../index.ts';
 import { isPolicyName, POLICY_NAMES, type Knobs, type PolicyName } from '../../../control/index.ts';
 import {
   binariesFromEnv, DEFAULT_RESTART, manageableGpus, MpsControl, NvidiaGpuDevice, PauseGuard, queryGpus,
@@ -52,12 +51,7 @@ export function parseNvidiaWorkloads(value: unknown, source = 'workloads'): Nvid
 
 /** Reads a workloads file for the nvidia backend: YAML (.yaml, .yml) or JSON. */
 export function loadNvidiaWorkloads(file: string): NvidiaWorkloadsFile {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new WorkloadsFileError(`cannot read workloads file ${file}: ${(err as Error).message}`);
-  }
+  const text = readWorkloadsText(file);
   const ext = extname(file).toLowerCase();
   let value: unknown;
   try {
