@@ -2,8 +2,8 @@
  * Fleet scale (`gpucolo bench fleet`): one `gpucolo fleet` process (a child, measured from /proc) against N
  * simulated GPUs that report a gpu.status once a second (spread evenly) and answer placement commands, all
  * over a loopback nats-server; then a control round trip on the same bus: an inference window published ->
- * the GPU actor's decision (actors/gpu.ts, gpucolo policy) -> the training command acknowledged; then the
- * same three NATS hops with a bare client, the floor under the round trip.
+ * the GPU actor's decision (actors/gpu.ts, gpucolo policy) -> the training command acknowledged; and the
+ * same three NATS hops with a bare client, the floor under the round trip, timed in alternating blocks with it.
  *
  * Targets: a planning round under 1 s, the fleet process under half a core, round trip p99 within 3x of the
  * bare NATS p99 measured in the same run.
@@ -32,12 +32,20 @@ const PLAN_PERIOD_S = 1;
  * settled; the gpucolo model takes a few hundred windows to identify the plant, moving the duty seldom meanwhile).
  */
 const SETTLED_AFTER = 1000;
+/**
+ * Unmeasured round trips before the timed ones: three times as many as are timed, at most WARMUP_MAX. What is
+ * timed is a runtime that has run a while. In one process, successive runs of 1000 round trips had V8 optimise
+ * 631, 164 and 40 functions, and the p99 fell with them: background compilation competing with nats-server for
+ * the cores, not our code. WARMUP_MAX round trips are about 13,000 windows, which a host runner's GPU actors (one
+ * process, one JIT) see within minutes of its start: a host of 16 services sends 80 windows a second.
+ */
+const WARMUP_MAX = 3000;
 
 export interface FleetBenchOptions {
   gpus: number;
   /** Seconds the fleet process is measured, once it leads and its warm-up is over. */
   seconds: number;
-  /** Round trips measured, after a tenth as many (at most 100) unmeasured ones; the floor the same. */
+  /** Round trips measured, after three times as many unmeasured ones (at most WARMUP_MAX); the floor the same. */
   roundTrips: number;
   /** Progress lines (stderr). */
   log?: (line: string) => void;
@@ -212,6 +220,13 @@ function windowOf(seq: number, tMs: number, p99Ms: number): InferenceWindow {
   };
 }
 
+/** A rig that times round trips in blocks: `block(n, timed)` runs n of them; `samples` holds the timed ones (ms). */
+interface Rig {
+  block(n: number, timed: boolean): Promise<void>;
+  readonly samples: number[];
+  close(): Promise<void>;
+}
+
 /**
  * Window published -> GPU actor decides (gpucolo policy) -> training command acknowledged, all over NATS, as a
  * host runner wires it (runners/host/host.ts). The MPS share is fixed (no outer-tier restart to wait out): what is
@@ -220,7 +235,7 @@ function windowOf(seq: number, tMs: number, p99Ms: number): InferenceWindow {
  * receipt) and the next one follows. A controller that settles (no move for SETTLED_AFTER windows) is
  * started afresh (SET_POLICY, untimed).
  */
-export async function roundTrip(url: string, count: number, warmup: number) {
+async function roundTripRig(url: string): Promise<Rig & { windows: number; resets: number }> {
   const bus = await Bus.connect({ url, name: 'bench-rtt', host: 'rt' });
   const samples: number[] = [];
   let sentAt = 0;
@@ -252,38 +267,43 @@ export async function roundTrip(url: string, count: number, warmup: number) {
   gpu.start();
   gpu.send({ type: 'PROGRESS', jobId: 'job', report: { seq: 1, tMs: 0, windowMs: 200, iterations: 1, itersPerSec: 2, state: 'running', mpsSharePct: 50, pacing: { mode: 'duty', duty: 0, periodMs: 50 } } });
   let tMs = 0;
-  let windows = 0;
-  let resets = 0;
+  let i = 0;
   let quiet = 0;
-  let done = 0;
-  const limit = (count + warmup) * 50;
-  for (let i = 0; done < count + warmup && i < limit; i++) {
-    tMs += 200;
-    // One window in four far over the SLO: the duty goes to its cap, and the model brings it down after.
-    const p99Ms = i % 4 === 0 ? 40 : 5;
-    const got = new Promise<void>((r) => { settle = r; });
-    const before = samples.length;
-    timing = done >= warmup;
-    moved = false;
-    sentAt = performance.now();
-    bus.publish(subjects.inferenceWindow('rt', 'gpu0', 'svc'), windowOf(i + 1, tMs, p99Ms));
-    await within(got, 2000, undefined);
-    windows++;
-    if (moved) {
-      done++;
-      quiet = 0;
-      if (timing && samples.length === before) throw new Error('round trip: a training command got no reply');
-    } else if (++quiet >= SETTLED_AFTER) {
-      gpu.send({ type: 'SET_POLICY', policy: 'gpucolo' });
-      resets++;
-      quiet = 0;
-    }
-    // The same pause as the floor's between messages: the event loop idles between windows, as it does live.
-    await sleep(1);
-  }
-  gpu.stop();
-  await bus.close();
-  return { ...latencySummary(samples), windows, policyResets: resets };
+  const rig = {
+    samples, windows: 0, resets: 0,
+    async block(n: number, timed: boolean) {
+      let done = 0;
+      for (const limit = i + n * 50; done < n && i < limit; i++) {
+        tMs += 200;
+        // One window in four far over the SLO: the duty goes to its cap, and the model brings it down after.
+        const p99Ms = i % 4 === 0 ? 40 : 5;
+        const got = new Promise<void>((r) => { settle = r; });
+        const before = samples.length;
+        timing = timed;
+        moved = false;
+        sentAt = performance.now();
+        bus.publish(subjects.inferenceWindow('rt', 'gpu0', 'svc'), windowOf(i + 1, tMs, p99Ms));
+        await within(got, 2000, undefined);
+        rig.windows++;
+        if (moved) {
+          done++;
+          quiet = 0;
+          if (timed && samples.length === before) throw new Error('round trip: a training command got no reply');
+        } else if (++quiet >= SETTLED_AFTER) {
+          gpu.send({ type: 'SET_POLICY', policy: 'gpucolo' });
+          rig.resets++;
+          quiet = 0;
+        }
+        // The same pause as the floor's between messages: the event loop idles between windows, as it does live.
+        await sleep(1);
+      }
+    },
+    async close() {
+      gpu.stop();
+      await bus.close();
+    },
+  };
+  return rig;
 }
 
 /** Sample count, p50, p99 and max of latency samples (ms). */
@@ -296,7 +316,7 @@ export function latencySummary(samples: readonly number[]): LatencySummary {
  * The floor under the round trip on this machine: the same three NATS hops (window, command, reply) with a
  * bare client and 300-byte payloads, no decoding, no validation, no actor; the same pause between messages.
  */
-export async function natsFloor(url: string, count: number, warmup: number) {
+async function natsFloorRig(url: string): Promise<Rig> {
   const nc = await connect({ servers: url, name: 'bench-floor' });
   const payload = new Uint8Array(300);
   nc.subscribe('floor.window', { callback: () => nc.publish('floor.command', payload) });
@@ -305,16 +325,47 @@ export async function natsFloor(url: string, count: number, warmup: number) {
   nc.subscribe('floor.reply', { callback: () => done() });
   await nc.flush();
   const samples: number[] = [];
-  for (let i = 0; i < count + warmup; i++) {
-    const got = new Promise<void>((r) => { done = r; });
-    const t0 = performance.now();
-    nc.publish('floor.window', payload);
-    await got;
-    if (i >= warmup) samples.push(performance.now() - t0);
-    await sleep(1);
+  return {
+    samples,
+    async block(n: number, timed: boolean) {
+      for (let i = 0; i < n; i++) {
+        const got = new Promise<void>((r) => { done = r; });
+        const t0 = performance.now();
+        nc.publish('floor.window', payload);
+        await got;
+        if (timed) samples.push(performance.now() - t0);
+        await sleep(1);
+      }
+    },
+    async close() { await nc.close(); },
+  };
+}
+
+/** Round trips and floor samples are timed in alternating blocks of this many, so both see the same machine. */
+const BLOCK = 100;
+
+/**
+ * The round trip and its floor, `count` timed samples each after `warmup` untimed ones each, measured in
+ * alternating blocks (a round-trip block, then a floor block) so that a busy spell of the machine falls on both.
+ */
+export async function roundTripAndFloor(url: string, count: number, warmup: number) {
+  const rt = await roundTripRig(url);
+  const floor = await natsFloorRig(url);
+  try {
+    await rt.block(warmup, false);
+    await floor.block(warmup, false);
+    for (let left = count; left > 0; left -= BLOCK) {
+      await rt.block(Math.min(BLOCK, left), true);
+      await floor.block(Math.min(BLOCK, left), true);
+    }
+    return {
+      roundTrip: { ...latencySummary(rt.samples), windows: rt.windows, policyResets: rt.resets },
+      natsFloor: latencySummary(floor.samples),
+    };
+  } finally {
+    await rt.close();
+    await floor.close();
   }
-  await nc.close();
-  return latencySummary(samples);
 }
 
 /** Runs the whole bench on a private loopback nats-server. */
@@ -324,10 +375,9 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetBenchRes
   try {
     log(`fleet scale: ${o.gpus} GPUs ...`);
     const s = await scale(server.url, o);
-    const warmup = Math.min(100, Math.ceil(o.roundTrips / 10));
-    log(`round trips: ${o.roundTrips} (after ${warmup} unmeasured), then the bare NATS floor ...`);
-    const r = await roundTrip(server.url, o.roundTrips, warmup);
-    const f = await natsFloor(server.url, o.roundTrips, warmup);
+    const warmup = Math.min(WARMUP_MAX, 3 * o.roundTrips);
+    log(`round trips and the bare NATS floor: ${o.roundTrips} each (after ${warmup} unmeasured), in alternating blocks of ${BLOCK} ...`);
+    const { roundTrip: r, natsFloor: f } = await roundTripAndFloor(server.url, o.roundTrips, warmup);
     return { scale: s, roundTrip: r, natsFloor: f, p99OverFloor: r.p99Ms / f.p99Ms };
   } finally {
     await server.stop();

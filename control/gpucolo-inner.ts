@@ -137,7 +137,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     const sm: ServiceModel = { ...(models[id] ?? emptyModel()) };
     // The load forecast (outer tier): the 1 s rates, decaying over the horizon.
     const rates: Record<string, number> = {};
-    for (const [k, v] of Object.entries(sm.rates)) if (v * decay > 1e-3) rates[k] = v * decay;
+    for (const k in sm.rates) { const v = sm.rates[k]!; if (v * decay > 1e-3) rates[k] = v * decay; }
     if (m.rateRps > 0) {
       const b = String(rateBin(m.rateRps));
       rates[b] = (rates[b] ?? 0) + o.innerPeriodMs / 1000;

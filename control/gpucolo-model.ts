@@ -142,13 +142,16 @@ export function ewma(prev: number | null | undefined, sample: number, alpha: num
   return prev === null || prev === undefined ? sample : prev + alpha * (sample - prev);
 }
 
+// Acklam's coefficients for normalQuantile, built once (an array literal in the function is a new array per call).
+const NQ_A = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239] as const;
+const NQ_B = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572] as const;
+const NQ_C = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783] as const;
+const NQ_D = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416] as const;
+
 /** Standard normal quantile (Acklam's rational approximation; |error| < 1.2e-9). */
 export function normalQuantile(p: number): number {
   const q = clamp(p, 1e-12, 1 - 1e-12);
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
-  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
-  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const [a, b, c, d] = [NQ_A, NQ_B, NQ_C, NQ_D];
   const lo = 0.02425;
   if (q < lo) {
     const r = Math.sqrt(-2 * Math.log(q));
@@ -251,12 +254,20 @@ export function missChance(levelMs: number, sloMs: number, sigma: number): numbe
 }
 
 /** The duties a plan chooses among: 0, step, 2 step, ... and maxDuty itself. */
-export function dutyGrid(maxDuty: number, step = 0.05): number[] {
-  const out: number[] = [];
-  for (let k = 0; k * step < maxDuty - 1e-9; k++) out.push(k * step);
-  out.push(maxDuty);
+export function dutyGrid(maxDuty: number, step = 0.05): readonly number[] {
+  const key = `${maxDuty}/${step}`;
+  let out = GRIDS.get(key);
+  if (!out) {
+    const g: number[] = [];
+    for (let k = 0; k * step < maxDuty - 1e-9; k++) g.push(k * step);
+    g.push(maxDuty);
+    out = Object.freeze(g);
+    GRIDS.set(key, out);
+  }
   return out;
 }
+/** Grids built so far (one per maxDuty and step; the inner tier asks for its grid every window). */
+const GRIDS = new Map<string, readonly number[]>();
 
 /** Chance of a miss at each duty of the grid, at one load. */
 export function missRow(p: Omit<PlantPoint, 'duty'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[]): number[] {

@@ -57,14 +57,18 @@ export function emptyModel(): ServiceModel {
 
 /** The bin below which `q` of a histogram's mass lies (-1 for an empty one). */
 export function quantileBin(hist: Readonly<Record<string, number>>, q: number): number {
-  const bins = Object.entries(hist).map(([b, w]) => [Number(b), w] as const).sort((a, b) => a[0] - b[0]);
-  const mass = bins.reduce((a, [, w]) => a + w, 0);
+  // Plain loops over the keys: this runs every window for every service.
+  const bins: number[] = [];
+  for (const b in hist) bins.push(Number(b));
+  bins.sort((x, y) => x - y);
+  let mass = 0;
+  for (const b of bins) mass += hist[String(b)]!;
   let below = 0;
-  for (const [b, w] of bins) {
-    below += w;
+  for (const b of bins) {
+    below += hist[String(b)]!;
     if (below >= q * mass) return b;
   }
-  return bins.length > 0 ? bins[bins.length - 1]![0] : -1;
+  return bins.length > 0 ? bins[bins.length - 1]! : -1;
 }
 
 /**

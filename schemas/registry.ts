@@ -38,10 +38,8 @@ export const SUBJECT_PATTERNS: ReadonlyArray<{ pattern: string; type: MessageTyp
   type,
 }));
 
-/** True when a concrete subject matches a NATS pattern (`*` one token, `>` the rest). */
-export function subjectMatches(pattern: string, subject: string): boolean {
-  const p = pattern.split('.');
-  const s = subject.split('.');
+/** True when a concrete subject's tokens match a pattern's tokens (`*` one token, `>` the rest). */
+function tokensMatch(p: readonly string[], s: readonly string[]): boolean {
   for (let i = 0; i < p.length; i++) {
     if (p[i] === '>') return s.length > i;
     if (i >= s.length) return false;
@@ -50,9 +48,18 @@ export function subjectMatches(pattern: string, subject: string): boolean {
   return p.length === s.length;
 }
 
+/** True when a concrete subject matches a NATS pattern (`*` one token, `>` the rest). */
+export function subjectMatches(pattern: string, subject: string): boolean {
+  return tokensMatch(pattern.split('.'), subject.split('.'));
+}
+
+/** The patterns split into tokens once: typeForSubject runs twice for every message (publish and admission). */
+const PATTERN_TOKENS = SUBJECT_PATTERNS.map(({ pattern, type }) => ({ tokens: pattern.split('.'), type }));
+
 /** The message type a concrete subject carries, or undefined for a subject outside the tree. */
 export function typeForSubject(subject: string): MessageType | undefined {
-  for (const { pattern, type } of SUBJECT_PATTERNS) if (subjectMatches(pattern, subject)) return type;
+  const s = subject.split('.');
+  for (const { tokens, type } of PATTERN_TOKENS) if (tokensMatch(tokens, s)) return type;
   return undefined;
 }
 
