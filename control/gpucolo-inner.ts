@@ -14,7 +14,9 @@
  * exp(PRICE_RATE * (training's part of a miss - allowed)), training's part the share of the miss's chance that
  * training adds to inference alone's (by the model, at that second's load and duty), allowed a part
  * (floorSharePct) of the floor's slack, min(0.99, alone - 0.005). Misses training caused raise the price and so
- * the duty; a clean record lowers it and gives training back.
+ * the duty; a clean record lowers it and gives training back. The last misses charged are kept: once inference
+ * alone is seen to miss more often than its model says at a miss's load (gpucolo-service.ts aloneExcessAt), that
+ * miss is charged again with what is known of alone now, and the price gives back what alone's own noise put on it.
  *
  * What the model needs is identified here from the windows:
  *   - s0 (alone batch time): from the mean latency while training restarts, or sleeps at the cap (the run starts
@@ -56,7 +58,7 @@ import {
 import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
 import {
   aloneChance, allowedExtra, countFast, currentDuty, emptyModel, missExcused, REFLEX_AWAKE_DUTY, countAloneSecond, fastMetric, forecastMix, interferenceNow, modelReady, noiseOf, overloaded,
-  quantileBin, readAlone, secondTail, serverLoad,
+  quantileBin, readAlone, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
 } from './gpucolo-service.ts';
 import type { ControlInput, Decision, StepResult } from './types.ts';
 import { mergeWindowsByService, metricOf } from './window.ts';
@@ -170,7 +172,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
         const aloneMs = tailMs({ s0Ms: sm.s0Ms!, interference: 0, duty: 0, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed });
         if (m.count >= 5 && aloneMs > 0 && Number.isFinite(aloneMs) && (loadRps * sm.s0Ms!) / 1000 < CALIBRATION_MAX_LOAD) {
           readAlone(sm, Math.log(secondTail(m, o.metric)) - Math.log(aloneMs));
-          countAloneSecond(sm, secondTail(m, o.metric) > m.sloMs, aloneMs, m.sloMs, 1 / keep);
+          countAloneSecond(sm, secondTail(m, o.metric) > m.sloMs, aloneMs, m.sloMs, 1 / keep, rateBin(loadRps));
         }
       }
       models[id] = sm;
@@ -237,7 +239,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     if (sm.s0Ms !== null && (!active || dutyEff >= o.maxDuty - 1e-9) && settled && measured !== null && measured > 0 && m.count >= 5
       && !overloaded(loadRps, sm.s0Ms, closed) && (loadRps * sm.s0Ms) / 1000 < CALIBRATION_MAX_LOAD && aloneMs > 0) {
       readAlone(sm, Math.log(measured) - Math.log(aloneMs));
-      countAloneSecond(sm, measured > m.sloMs, aloneMs, m.sloMs, 1 / keep);
+      countAloneSecond(sm, measured > m.sloMs, aloneMs, m.sloMs, 1 / keep, rateBin(loadRps));
     }
 
     // Every whole second of windows (aligned with the estimator): how well one second's load predicts the next.
@@ -258,11 +260,16 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     if (steps % keep === 0 && (m.count > 0 || m.rateRps > 0) && sm.s0Ms !== null && iNow !== null) {
       const missed = m.count === 0 || secondTail(m, o.metric) > m.sloMs ? 1 : 0;
       const pAlone = aloneChance(sm, aloneMs, m.sloMs);
-      const pOurs = Math.max(pAlone, missChance(kappa * tailMs({ s0Ms: sm.s0Ms, interference: iNow, duty: dutyEff, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed }), m.sloMs, sigma));
-      const share = pOurs > 0 ? (pOurs - pAlone) / pOurs : 0;
+      const bin = rateBin(loadRps);
+      const oursChance = missChance(kappa * tailMs({ s0Ms: sm.s0Ms, interference: iNow, duty: dutyEff, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed }), m.sloMs, sigma);
+      const share = trainingShare(pAlone, oursChance);
       sm.aloneMiss = ewma(sm.aloneMiss, pAlone, RATE_STATS_ALPHA);
       sm.oursMiss = ewma(sm.oursMiss, missed * share, RATE_STATS_ALPHA);
-      sm.price = clamp(sm.price * Math.exp(PRICE_RATE * (missed * share - allowedExtra(o, sm.aloneMiss ?? 0))), PRICE_MIN, PRICE_MAX);
+      // The misses charged before alone's own misses had shown are charged again with what is known of alone now
+      // (gpucolo-service.ts rechargeMisses): the price does not keep what alone's noise put on it.
+      const recharged = rechargeMisses(sm);
+      sm.price = clamp(sm.price * Math.exp(PRICE_RATE * (missed * share - allowedExtra(o, sm.aloneMiss ?? 0) + recharged)), PRICE_MIN, PRICE_MAX);
+      if (missed) recordCharge(sm, { aloneMs, sloMs: m.sloMs, oursChance, share, bin });
       sm.lnPriceSlow = ewma(sm.lnPriceSlow, Math.log(sm.price), 1 / o.horizonS);
       sm.scored++;
       sm.missed += missed;

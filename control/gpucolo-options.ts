@@ -150,6 +150,12 @@ export interface ServiceModel {
   /** Chance of a miss at each duty of the grid averaged over the load forecast, as last computed (once a second). */
   mix: number[] | null;
   /**
+   * The last misses charged to training (at most gpucolo-service.ts CHARGED_MEMORY): alone's level and the SLO of
+   * that second, the model's chance of a miss next to training then, and the part charged. Once inference alone is
+   * seen to miss more often than its model says, these are charged again with what is known of alone now.
+   */
+  charged: ChargedMiss[];
+  /**
    * Fast windows past the SLO, counted apart (decayed counts, gpucolo-service.ts FAST_MEMORY) while training is out
    * of the way (restarting, or the last second at the duty cap) and while it is awake (the last second at a duty
    * of at most REFLEX_AWAKE_DUTY): whether sending the duty to the cap at a miss removes misses, or only training.
@@ -159,10 +165,22 @@ export interface ServiceModel {
   aloneSecs: number;
   aloneSecMisses: number;
   aloneSecChance: number;
+  /** The same misses and chances per load (rate bin), not decayed: alone's excess at each load, for the books. */
+  aloneBins: Record<string, { misses: number; chance: number }>;
   capWindows: number;
   capOver: number;
   awakeWindows: number;
   awakeOver: number;
+}
+
+/** One miss charged to training in the floor's books (ServiceModel.charged). */
+export interface ChargedMiss {
+  aloneMs: number;
+  sloMs: number;
+  oursChance: number;
+  share: number;
+  /** The load's rate bin (gpucolo-model.ts rateBin). */
+  bin: number;
 }
 
 /** What was measured at one MPS share (the outer tier fits the exponents across these). */

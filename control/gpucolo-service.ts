@@ -5,7 +5,7 @@
  */
 import { clamp } from './common.ts';
 import { atRate, ewma, interferenceOf, missChance, missRow, binRate, type PlantPoint } from './gpucolo-model.ts';
-import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
+import type { ChargedMiss, GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
 import type { ControlInput, LatencyWindow } from './types.ts';
 import { metricOf, type LatencyMetric } from './window.ts';
 
@@ -51,7 +51,7 @@ export function emptyModel(): ServiceModel {
     s0Ms: null, iSum: 0, iWeight: 0, lnKappa: 0, lnKappaSlow: null, kappaN: 0, noiseVar: null, closed: null, rates: {},
     price: INITIAL_PRICE, lnPriceSlow: null, scored: 0, missed: 0, peakBin: -1, peakSinceMs: null,
     lnRateMean: null, lnRateVar: null, lnRateCov: null, lastLnRate: null, aloneMiss: null, oursMiss: null, aloneBias: null, aloneVar: null, aloneN: 0,
-    mix: null, aloneSecs: 0, aloneSecMisses: 0, aloneSecChance: 0, capWindows: 0, capOver: 0, awakeWindows: 0, awakeOver: 0,
+    mix: null, charged: [], aloneBins: {}, aloneSecs: 0, aloneSecMisses: 0, aloneSecChance: 0, capWindows: 0, capOver: 0, awakeWindows: 0, awakeOver: 0,
   };
 }
 
@@ -106,11 +106,27 @@ const ALONE_EXCESS_MAX = 1000;
  * Counts `weight` of a second with training out of the way (restarting, or at the duty cap), away from saturation:
  * whether its tail missed the SLO, and the chance the model gave it (before the excess).
  */
-export function countAloneSecond(sm: ServiceModel, missed: boolean, levelMs: number, sloMs: number, weight: number): void {
+export function countAloneSecond(sm: ServiceModel, missed: boolean, levelMs: number, sloMs: number, weight: number, bin: number): void {
   const d = Math.exp(-weight / ALONE_SECOND_MEMORY);
+  const chance = aloneModelChance(sm, levelMs, sloMs);
   sm.aloneSecs = sm.aloneSecs * d + weight;
   sm.aloneSecMisses = sm.aloneSecMisses * d + (missed ? weight : 0);
-  sm.aloneSecChance = sm.aloneSecChance * d + weight * aloneModelChance(sm, levelMs, sloMs);
+  sm.aloneSecChance = sm.aloneSecChance * d + weight * chance;
+  const key = String(bin);
+  const b = sm.aloneBins[key];
+  sm.aloneBins = { ...sm.aloneBins, [key]: { misses: (b?.misses ?? 0) + (missed ? weight : 0), chance: (b?.chance ?? 0) + weight * chance } };
+}
+
+/** aloneExcess at one load (rate bin): from the seconds with training out of the way at that load only. */
+export function aloneExcessAt(sm: ServiceModel, bin: number): number {
+  const b = sm.aloneBins[String(bin)];
+  if (!b || b.misses < ALONE_EXCESS_MISSES) return 1;
+  return Math.min(ALONE_EXCESS_MAX, Math.max(1, b.misses / Math.max(b.chance, 1e-6)));
+}
+
+/** Inference alone's chance of a miss in the floor's books: the model scaled by the excess seen at that load. */
+export function aloneChanceAt(sm: ServiceModel, levelMs: number, sloMs: number, bin: number): number {
+  return Math.min(1, aloneExcessAt(sm, bin) * aloneModelChance(sm, levelMs, sloMs));
 }
 
 /**
@@ -122,6 +138,42 @@ export function countAloneSecond(sm: ServiceModel, missed: boolean, levelMs: num
 export function aloneExcess(sm: ServiceModel): number {
   if (sm.aloneSecMisses < ALONE_EXCESS_MISSES) return 1;
   return Math.min(ALONE_EXCESS_MAX, Math.max(1, sm.aloneSecMisses / Math.max(sm.aloneSecChance, 1e-6)));
+}
+
+/** Misses kept for charging again (ServiceModel.charged). */
+const CHARGED_MEMORY = 64;
+
+/** Training's part of a miss: the share of its chance that training adds to inference alone's. */
+export function trainingShare(pAlone: number, oursChance: number): number {
+  const pOurs = Math.max(pAlone, oursChance);
+  return pOurs > 0 ? (pOurs - pAlone) / pOurs : 0;
+}
+
+/** Records a miss charged to training (the oldest record goes past CHARGED_MEMORY). */
+export function recordCharge(sm: ServiceModel, c: ChargedMiss): void {
+  sm.charged = [...sm.charged.slice(-(CHARGED_MEMORY - 1)), c];
+}
+
+/**
+ * Charges the recorded misses again with what is known of inference alone now, once it is seen to miss more often
+ * than its model says (aloneExcess above 1): a miss charged to training before alone's own misses had shown is
+ * partly alone's. Returns the change of the charged total (negative: training was overcharged); the records take
+ * their new parts. Nothing changes while alone misses no more than its model says.
+ */
+export function rechargeMisses(sm: ServiceModel): number {
+  if (sm.charged.length === 0) return 0;
+  let delta = 0;
+  let changed = false;
+  const next = sm.charged.map((c) => {
+    if (aloneExcessAt(sm, c.bin) <= 1) return c;
+    const share = trainingShare(aloneChanceAt(sm, c.aloneMs, c.sloMs, c.bin), c.oursChance);
+    if (share === c.share) return c;
+    changed = true;
+    delta += share - c.share;
+    return { aloneMs: c.aloneMs, sloMs: c.sloMs, oursChance: c.oursChance, share, bin: c.bin };
+  });
+  if (changed) sm.charged = next;
+  return delta;
 }
 
 /**

@@ -6,7 +6,9 @@ import {
   dutyGrid, interferenceFromStretch, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty, serviceFromMean,
   surpriseOf, tailMs,
 } from '../../control/gpucolo-model.ts';
-import { aloneChance, aloneExcess, countAloneSecond, emptyModel, secondTail, serverLoad } from '../../control/gpucolo-service.ts';
+import {
+  aloneChance, aloneExcess, aloneExcessAt, countAloneSecond, emptyModel, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
+} from '../../control/gpucolo-service.ts';
 
 const duty = (k: Knobs) => (k.pacing.mode === 'duty' ? k.pacing.duty : NaN);
 const input = (nowMs: number, services: LatencyWindow[], knobs: Knobs, running = true): ControlInput => ({
@@ -223,15 +225,46 @@ test('control - gpucolo: inference alone\'s chance of a miss is scaled up by how
   const p0 = aloneChance(sm, 15, 25);
   assert.ok(p0 > 1e-5 && p0 < 1e-3, `${p0}`);
   // Two misses in 100 seconds with training out of the way: not yet evidence.
-  for (let i = 0; i < 100; i++) countAloneSecond(sm, i % 50 === 0, 15, 25, 1);
+  for (let i = 0; i < 100; i++) countAloneSecond(sm, i % 50 === 0, 15, 25, 1, 3);
   assert.equal(aloneExcess(sm), 1);
   assert.equal(aloneChance(sm, 15, 25), p0);
   // Five in 200: alone misses about 2.5% of its seconds, and its chance says so.
-  for (let i = 0; i < 100; i++) countAloneSecond(sm, i % 33 === 0, 15, 25, 1);
+  for (let i = 0; i < 100; i++) countAloneSecond(sm, i % 33 === 0, 15, 25, 1, 3);
   const p1 = aloneChance(sm, 15, 25);
   assert.ok(p1 > 0.01 && p1 < 0.05, `${p1}`);
   // Scaled, not replaced: a lower load (a lower level) still gives a lower chance.
   assert.ok(aloneChance(sm, 12, 25) < p1);
   // Never below the model, never above 1.
   assert.ok(aloneChance(sm, 30, 25) <= 1 && aloneChance(sm, 30, 25) >= missChance(30, 25, 0.15) - 1e-12);
+});
+
+test('control - gpucolo: misses charged to training before inference alone was seen to miss at that load are charged again, and only at that load', () => {
+  const sm = emptyModel();
+  sm.aloneBias = 0; sm.aloneVar = 0.15 ** 2; sm.aloneN = 100;
+  // Ten misses at load bin 3 charged while alone's model put its own chance at about 3 in 10,000: all training's.
+  const oursChance = 0.05;
+  for (let i = 0; i < 10; i++) recordCharge(sm, { aloneMs: 15, sloMs: 25, oursChance, share: trainingShare(aloneChance(sm, 15, 25), oursChance), bin: 3 });
+  // And two at bin 5, where alone will not be seen to miss.
+  for (let i = 0; i < 2; i++) recordCharge(sm, { aloneMs: 15, sloMs: 25, oursChance, share: trainingShare(aloneChance(sm, 15, 25), oursChance), bin: 5 });
+  const before = sm.charged.reduce((a, c) => a + c.share, 0);
+  assert.ok(before > 11.9, `${before}`);
+  // Nothing known of alone's own misses yet: nothing changes.
+  assert.equal(rechargeMisses(sm), 0);
+  // Alone then misses 5% of its seconds at bin 3 (a noisy service), none at bin 5.
+  for (let i = 0; i < 200; i++) countAloneSecond(sm, i % 20 === 0, 15, 25, 1, 3);
+  for (let i = 0; i < 200; i++) countAloneSecond(sm, false, 15, 25, 1, 5);
+  assert.ok(aloneExcessAt(sm, 3) > 10);
+  assert.equal(aloneExcessAt(sm, 5), 1);
+  const delta = rechargeMisses(sm);
+  // Bin 3's misses are now mostly alone's: training's charge falls by most of their count; bin 5's keep theirs.
+  assert.ok(delta < -5 && delta > -10, `${delta}`);
+  assert.ok(sm.charged.filter((c) => c.bin === 5).every((c) => c.share > 0.99));
+  // Charged again with what is known now: a second pass changes nothing.
+  assert.equal(rechargeMisses(sm), 0);
+});
+
+test('control - gpucolo: the records of charged misses are bounded', () => {
+  const sm = emptyModel();
+  for (let i = 0; i < 500; i++) recordCharge(sm, { aloneMs: 15, sloMs: 25, oursChance: 0.05, share: 1, bin: 3 });
+  assert.ok(sm.charged.length <= 64, `${sm.charged.length}`);
 });
