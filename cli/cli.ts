@@ -106,7 +106,7 @@ export function program(): Command {
     .description('one fleet process against N simulated GPUs over a loopback nats-server (its CPU, memory and plan time), then the control round trip over NATS (window -> GPU actor decision -> training command acknowledged) beside the same three hops on a bare NATS client')
     .option('--gpus <n>', 'simulated GPUs, each reporting a gpu.status once a second (1-100000)', '10000')
     .option('--seconds <s>', 'seconds the fleet process is measured, once it leads and its 10 s warm-up and two planning rounds are over (1-3600)', '30')
-    .option('--round-trips <n>', 'round trips measured, and as many bare NATS ones (10-100000; a tenth more, at most 100, run first unmeasured)', '1000')
+    .option('--round-trips <n>', 'round trips measured, and as many bare NATS ones, timed in alternating blocks of 100 (10-100000; three times as many, at most 3000, run first unmeasured)', '1000')
     .option('--json', 'table on stderr; last stdout line {"scale": {...}, "roundTrip": {"p50Ms", "p99Ms", ...}, "natsFloor": {"p50Ms", "p99Ms", ...}, "p99OverFloor"}')
     .action(benchFleetCommand);
 
