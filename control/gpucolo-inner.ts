@@ -14,9 +14,10 @@
  * exp(PRICE_RATE * (training's part of a miss - allowed)), training's part the share of the miss's chance that
  * training adds to inference alone's (by the model, at that second's load and duty), allowed a part
  * (floorSharePct) of the floor's slack, min(0.99, alone - 0.005). Misses training caused raise the price and so
- * the duty; a clean record lowers it and gives training back. The last misses charged are kept: once inference
- * alone is seen to miss more often than its model says at a miss's load (gpucolo-service.ts aloneExcessAt), that
- * miss is charged again with what is known of alone now, and the price gives back what alone's own noise put on it.
+ * the duty; a clean record lowers it and gives training back. The last misses charged are kept and charged again
+ * every second with what is known of inference alone now (its model, and the excess of misses seen at each miss's
+ * load, gpucolo-service.ts aloneExcessAt): the price gives back what alone's own noise put on it, and takes what a
+ * prior that read alone too noisy left off.
  *
  * What the model needs is identified here from the windows:
  *   - s0 (alone batch time): from the mean latency while training restarts, or sleeps at the cap (the run starts

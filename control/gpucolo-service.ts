@@ -155,17 +155,18 @@ export function recordCharge(sm: ServiceModel, c: ChargedMiss): void {
 }
 
 /**
- * Charges the recorded misses again with what is known of inference alone now, once it is seen to miss more often
- * than its model says (aloneExcess above 1): a miss charged to training before alone's own misses had shown is
- * partly alone's. Returns the change of the charged total (negative: training was overcharged); the records take
- * their new parts. Nothing changes while alone misses no more than its model says.
+ * Charges the recorded misses again with what is known of inference alone now (its model read from the seconds
+ * with training out of the way, scaled by the excess seen at each miss's load): a miss charged to training before
+ * alone's own misses had shown is partly alone's, and one charged while alone's model was still a prior may be
+ * more training's than it read. Returns the change of the charged total (negative: training was overcharged); the
+ * records take their new parts. Nothing changes until alone has been read (ALONE_READY readings).
  */
 export function rechargeMisses(sm: ServiceModel): number {
   if (sm.charged.length === 0) return 0;
   let delta = 0;
   let changed = false;
   const next = sm.charged.map((c) => {
-    if (aloneExcessAt(sm, c.bin) <= 1) return c;
+    if (sm.aloneN < ALONE_READY) return c;
     const share = trainingShare(aloneChanceAt(sm, c.aloneMs, c.sloMs, c.bin), c.oursChance);
     if (share === c.share) return c;
     changed = true;
