@@ -151,8 +151,8 @@ export interface ServiceModel {
   mix: number[] | null;
   /**
    * The last misses charged to training (at most gpucolo-service.ts CHARGED_MEMORY): alone's level and the SLO of
-   * that second, the model's chance of a miss next to training then, and the part charged. Once inference alone is
-   * seen to miss more often than its model says, these are charged again with what is known of alone now.
+   * that second, the model's chance of a miss next to training then, and the part charged. Every scored second they
+   * are charged again with what is known of inference alone now (gpucolo-service.ts rechargeMisses).
    */
   charged: ChargedMiss[];
   /**

@@ -268,3 +268,21 @@ test('control - gpucolo: the records of charged misses are bounded', () => {
   for (let i = 0; i < 500; i++) recordCharge(sm, { aloneMs: 15, sloMs: 25, oursChance: 0.05, share: 1, bin: 3 });
   assert.ok(sm.charged.length <= 64, `${sm.charged.length}`);
 });
+
+test('control - gpucolo: misses charged before inference alone was read are charged again once it is, in either direction', () => {
+  const oursChance = 0.05;
+  const charged = (bias: number) => {
+    const sm = emptyModel();
+    // Charged while alone had not been read (the prior's spread, no bias).
+    for (let i = 0; i < 5; i++) recordCharge(sm, { aloneMs: 15, sloMs: 25, oursChance, share: trainingShare(aloneChance(sm, 15, 25), oursChance), bin: 3 });
+    assert.equal(rechargeMisses(sm), 0, 'nothing changes before alone is read');
+    // Alone read: its tail is exp(bias) times the model's, its spread 0.3.
+    sm.aloneBias = bias; sm.aloneVar = 0.3 ** 2; sm.aloneN = 100;
+    return rechargeMisses(sm);
+  };
+  // Alone's tail about twice its model: it misses often on its own, and training was overcharged.
+  assert.ok(charged(Math.log(2)) < -1, 'a noisy alone gives back what its misses put on the price');
+  // Alone's tail a third of its model: the prior had read alone too noisy; the misses were training's, and the
+  // price takes what the first charge left off.
+  assert.ok(charged(Math.log(1 / 3)) > 1, 'a quiet alone charges training in full');
+});
