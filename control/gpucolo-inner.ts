@@ -266,8 +266,8 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       const share = trainingShare(pAlone, oursChance);
       sm.aloneMiss = ewma(sm.aloneMiss, pAlone, RATE_STATS_ALPHA);
       sm.oursMiss = ewma(sm.oursMiss, missed * share, RATE_STATS_ALPHA);
-      // The misses charged before alone's own misses had shown are charged again with what is known of alone now
-      // (gpucolo-service.ts rechargeMisses): the price does not keep what alone's noise put on it.
+      // The last misses charged are charged again with what is known of alone now (gpucolo-service.ts
+      // rechargeMisses): the price keeps neither what alone's noise put on it nor what a wrong prior left off.
       const recharged = rechargeMisses(sm);
       sm.price = clamp(sm.price * Math.exp(PRICE_RATE * (missed * share - allowedExtra(o, sm.aloneMiss ?? 0) + recharged)), PRICE_MIN, PRICE_MAX);
       if (missed) recordCharge(sm, { aloneMs, sloMs: m.sloMs, oursChance, share, bin });

@@ -151,7 +151,7 @@ const NQ_D = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754
 /** Standard normal quantile (Acklam's rational approximation; |error| < 1.2e-9). */
 export function normalQuantile(p: number): number {
   const q = clamp(p, 1e-12, 1 - 1e-12);
-  const [a, b, c, d] = [NQ_A, NQ_B, NQ_C, NQ_D];
+  const a = NQ_A, b = NQ_B, c = NQ_C, d = NQ_D;
   const lo = 0.02425;
   if (q < lo) {
     const r = Math.sqrt(-2 * Math.log(q));

@@ -120,8 +120,13 @@ export function countAloneSecond(sm: ServiceModel, missed: boolean, levelMs: num
 /** aloneExcess at one load (rate bin): from the seconds with training out of the way at that load only. */
 export function aloneExcessAt(sm: ServiceModel, bin: number): number {
   const b = sm.aloneBins[String(bin)];
-  if (!b || b.misses < ALONE_EXCESS_MISSES) return 1;
-  return Math.min(ALONE_EXCESS_MAX, Math.max(1, b.misses / Math.max(b.chance, 1e-6)));
+  return b ? excessOf(b.misses, b.chance) : 1;
+}
+
+/** Misses seen over the model's summed chances of them: 1 below ALONE_EXCESS_MISSES, within [1, ALONE_EXCESS_MAX]. */
+function excessOf(misses: number, chance: number): number {
+  if (misses < ALONE_EXCESS_MISSES) return 1;
+  return Math.min(ALONE_EXCESS_MAX, Math.max(1, misses / Math.max(chance, 1e-6)));
 }
 
 /** Inference alone's chance of a miss in the floor's books: the model scaled by the excess seen at that load. */
@@ -136,8 +141,7 @@ export function aloneChanceAt(sm: ServiceModel, levelMs: number, sloMs: number, 
  * training's. The excess scales the model, so it still follows the load.
  */
 export function aloneExcess(sm: ServiceModel): number {
-  if (sm.aloneSecMisses < ALONE_EXCESS_MISSES) return 1;
-  return Math.min(ALONE_EXCESS_MAX, Math.max(1, sm.aloneSecMisses / Math.max(sm.aloneSecChance, 1e-6)));
+  return excessOf(sm.aloneSecMisses, sm.aloneSecChance);
 }
 
 /** Misses kept for charging again (ServiceModel.charged). */
@@ -162,11 +166,10 @@ export function recordCharge(sm: ServiceModel, c: ChargedMiss): void {
  * records take their new parts. Nothing changes until alone has been read (ALONE_READY readings).
  */
 export function rechargeMisses(sm: ServiceModel): number {
-  if (sm.charged.length === 0) return 0;
+  if (sm.charged.length === 0 || sm.aloneN < ALONE_READY) return 0;
   let delta = 0;
   let changed = false;
   const next = sm.charged.map((c) => {
-    if (sm.aloneN < ALONE_READY) return c;
     const share = trainingShare(aloneChanceAt(sm, c.aloneMs, c.sloMs, c.bin), c.oursChance);
     if (share === c.share) return c;
     changed = true;
