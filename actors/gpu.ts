@@ -30,7 +30,12 @@ function controlInput(ctx: GpuContext, tier: 'inner' | 'outer'): ControlInput {
   const services: LatencyWindow[] = [];
   for (const [id, s] of Object.entries(ctx.services)) {
     const ws = tier === 'inner' ? s.innerWindows : s.outerWindows;
-    if (ws.length) services.push({ ...mergeWindows(ws), serviceId: id, sloMs: s.sloMs });
+    if (!ws.length) continue;
+    // The merge is a new object: named and given its SLO in place, not copied by a spread (the round trip's path).
+    const merged = mergeWindows(ws);
+    merged.serviceId = id;
+    merged.sloMs = s.sloMs;
+    services.push(merged);
   }
   const trainings: TrainingObservation[] = Object.entries(ctx.trainings).map(([jobId, t]) => ({
     jobId, itersPerSec: t.itersPerSec, running: t.state === 'running',

@@ -139,12 +139,17 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     const w = input.services.find((x) => x.serviceId === id);
     const sm: ServiceModel = { ...(models[id] ?? emptyModel()) };
     // The load forecast (outer tier): the 1 s rates, decaying over the horizon.
-    const rates: Record<string, number> = {};
-    for (const k in sm.rates) { const v = sm.rates[k]!; if (v * decay > 1e-3) rates[k] = v * decay; }
-    if (m.rateRps > 0) {
-      const b = String(rateBin(m.rateRps));
-      rates[b] = (rates[b] ?? 0) + o.innerPeriodMs / 1000;
+    // Every bin decays (dropped below 1e-3 s) and this window's rate bin gains the period, bins kept ascending.
+    const bins: number[] = [], weights: number[] = [];
+    const step = o.innerPeriodMs / 1000;
+    let add = m.rateRps > 0 ? rateBin(m.rateRps) : null;
+    for (let j = 0; j < sm.rates.bins.length; j++) {
+      const k = sm.rates.bins[j]!, d = sm.rates.weights[j]! * decay;
+      if (add !== null && add < k) { bins.push(add); weights.push(0 + step); add = null; }
+      if (k === add) { bins.push(k); weights.push((d > 1e-3 ? d : 0) + step); add = null; } else if (d > 1e-3) { bins.push(k); weights.push(d); }
     }
+    if (add !== null) { bins.push(add); weights.push(0 + step); }
+    const rates = { bins, weights };
     sm.rates = rates;
     // The forecast's peak (99th percentile bin): the outer tier waits for it to hold before it plans a share.
     const peak = quantileBin(rates, 0.99);

@@ -271,7 +271,14 @@ const GRIDS = new Map<string, readonly number[]>();
 
 /** Chance of a miss at each duty of the grid, at one load. */
 export function missRow(p: Omit<PlantPoint, 'duty'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[]): number[] {
-  return grid.map((duty) => missChance(kappa * tailMs(atDuty(p, duty)), sloMs, sigma));
+  // One point moved along the grid, not one per duty: this runs every window (and once a second per load bin).
+  const at = atDuty(p, 0);
+  const row: number[] = [];
+  for (let k = 0; k < grid.length; k++) {
+    at.duty = grid[k]!;
+    row.push(missChance(kappa * tailMs(at), sloMs, sigma));
+  }
+  return row;
 }
 
 /**

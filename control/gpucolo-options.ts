@@ -122,8 +122,12 @@ export interface ServiceModel {
   noiseVar: number | null;
   /** Evidence (EWMA, 0..1) that the client waits for each reply (closed loop); null before the first reading. */
   closed: number | null;
-  /** Load forecast: log-binned histogram of 1 s arrival rates, weights decaying with horizonS. */
-  rates: Record<string, number>;
+  /**
+   * Load forecast: log-binned histogram of 1 s arrival rates, weights decaying with horizonS; bins in ascending
+   * order (every reader sums in that order). Two arrays, not a record keyed by bin: bins are integers near 100,
+   * which a record keeps as array elements sized to the largest, rebuilt every window.
+   */
+  rates: RateHistogram;
   /** Price of a missed 1 s window, in awake time at the share in force (the floor's dual variable). */
   price: number;
   /** Its log averaged over horizonS: what the outer tier plans with (a share is not replanned on every miss). */
@@ -174,6 +178,12 @@ export interface ServiceModel {
 }
 
 /** One miss charged to training in the floor's books (ServiceModel.charged). */
+/** A histogram over rate bins: `bins` ascending, `weights[i]` the weight of `bins[i]`. Plain data (snapshots). */
+export interface RateHistogram {
+  bins: readonly number[];
+  weights: readonly number[];
+}
+
 export interface ChargedMiss {
   aloneMs: number;
   sloMs: number;

@@ -101,7 +101,7 @@ function predict(o: GpucoloOptions, sm: ServiceModel, sloMs: number, share: numb
   const grid = c > share ? dutyGrid(o.maxDuty).filter((d) => d <= RAISE_MAX_DUTY + 1e-9) : dutyGrid(o.maxDuty);
   const plant = { s0Ms: sm.s0Ms!, interference, periodMs: o.dutyPeriodMs, closed };
   const surprise = surpriseOf(sm.lnRateVar, sm.lnRateCov, sm.lnRateMean === null ? Infinity : Math.exp(sm.lnRateMean));
-  const bins = Object.entries(sm.rates).map(([bin, weight]) => ({ rateRps: binRate(Number(bin)), weight }));
+  const bins = sm.rates.bins.map((bin, j) => ({ rateRps: binRate(bin), weight: sm.rates.weights[j]! }));
   // Every load counts, those inference alone barely serves included: there training's part is what it adds to
   // alone's chance of a miss (nothing where alone misses anyway, much where alone just makes it).
   const alones = bins.map((b) => aloneChance(sm, tailMs({ ...plant, interference: 0, duty: 0, rateRps: b.rateRps }), sloMs));
@@ -185,7 +185,7 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
   if (runningS < o.settleS) return hold(s, input);
   if (budgetLeft(o, s, now) <= 0) return hold(s, input);
   for (const [, m] of ready) {
-    const seen = Object.values(m.rates).reduce((a, b) => a + b, 0);
+    const seen = m.rates.weights.reduce((a, b) => a + b, 0);
     if (seen < FORECAST_READY_S) return hold(s, input);
   }
 

@@ -5,7 +5,7 @@
  */
 import { clamp } from './common.ts';
 import { atRate, ewma, interferenceOf, missChance, missRow, binRate, type PlantPoint } from './gpucolo-model.ts';
-import type { ChargedMiss, GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
+import type { ChargedMiss, GpucoloOptions, GpucoloState, ServiceModel, RateHistogram } from './gpucolo-options.ts';
 import type { ControlInput, LatencyWindow } from './types.ts';
 import { metricOf, type LatencyMetric } from './window.ts';
 
@@ -37,9 +37,10 @@ const OVERLOAD = 0.95;
 export function forecastMix(sm: ServiceModel, plant: Omit<PlantPoint, 'duty' | 'rateRps'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[]): number[] {
   const mix = grid.map(() => 0);
   let mass = 0;
-  for (const [bin, weight] of Object.entries(sm.rates)) {
+  for (let j = 0; j < sm.rates.bins.length; j++) {
+    const weight = sm.rates.weights[j]!;
     mass += weight;
-    const row = missRow(atRate(plant, binRate(Number(bin))), kappa, sloMs, sigma, grid);
+    const row = missRow(atRate(plant, binRate(sm.rates.bins[j]!)), kappa, sloMs, sigma, grid);
     for (let k = 0; k < grid.length; k++) mix[k]! += weight * row[k]!;
   }
   return mass > 0 ? mix.map((x) => x / mass) : mix;
@@ -48,27 +49,23 @@ export function forecastMix(sm: ServiceModel, plant: Omit<PlantPoint, 'duty' | '
 /** A service nothing has been identified about yet. */
 export function emptyModel(): ServiceModel {
   return {
-    s0Ms: null, iSum: 0, iWeight: 0, lnKappa: 0, lnKappaSlow: null, kappaN: 0, noiseVar: null, closed: null, rates: {},
+    s0Ms: null, iSum: 0, iWeight: 0, lnKappa: 0, lnKappaSlow: null, kappaN: 0, noiseVar: null, closed: null, rates: { bins: [], weights: [] },
     price: INITIAL_PRICE, lnPriceSlow: null, scored: 0, missed: 0, peakBin: -1, peakSinceMs: null,
     lnRateMean: null, lnRateVar: null, lnRateCov: null, lastLnRate: null, aloneMiss: null, oursMiss: null, aloneBias: null, aloneVar: null, aloneN: 0,
     mix: null, charged: [], aloneBins: {}, aloneSecs: 0, aloneSecMisses: 0, aloneSecChance: 0, capWindows: 0, capOver: 0, awakeWindows: 0, awakeOver: 0,
   };
 }
 
-/** The bin below which `q` of a histogram's mass lies (-1 for an empty one). */
-export function quantileBin(hist: Readonly<Record<string, number>>, q: number): number {
-  // Plain loops over the keys: this runs every window for every service.
-  const bins: number[] = [];
-  for (const b in hist) bins.push(Number(b));
-  bins.sort((x, y) => x - y);
+/** The bin below which `q` of a histogram's mass lies (-1 for an empty one); bins in ascending order. */
+export function quantileBin(hist: RateHistogram, q: number): number {
   let mass = 0;
-  for (const b of bins) mass += hist[String(b)]!;
+  for (const v of hist.weights) mass += v;
   let below = 0;
-  for (const b of bins) {
-    below += hist[String(b)]!;
-    if (below >= q * mass) return b;
+  for (let j = 0; j < hist.bins.length; j++) {
+    below += hist.weights[j]!;
+    if (below >= q * mass) return hist.bins[j]!;
   }
-  return bins.length > 0 ? bins[bins.length - 1]! : -1;
+  return hist.bins.length > 0 ? hist.bins[hist.bins.length - 1]! : -1;
 }
 
 /**

@@ -95,56 +95,58 @@ function cdfAt(xs: readonly number[], x: number): number {
  * over the parts: this runs on every controller decision, and closures over arrays there box every partial
  * sum (hundreds of KB of garbage per decision, young-generation pauses in the control round trip's tail).
  */
-function mixtureQuantile(parts: readonly { xs: number[]; weight: number }[], q: number): number {
-  let lo = Infinity, hi = -Infinity, total = 0;
+function mixtureQuantile(parts: readonly { xs: number[]; weight: number }[], total: number, q: number): number {
+  let lo = Infinity, hi = -Infinity;
   for (const p of parts) {
     if (p.xs[0]! < lo) lo = p.xs[0]!;
     if (p.xs[p.xs.length - 1]! > hi) hi = p.xs[p.xs.length - 1]!;
-    total += p.weight;
   }
-  const mass = (x: number): number => {
-    let s = 0;
-    for (let i = 0; i < parts.length; i++) s += parts[i]!.weight * cdfAt(parts[i]!.xs, x);
-    return s / total;
-  };
-  if (mass(lo) >= q) return lo;
+  if (massAt(parts, total, lo) >= q) return lo;
   for (let i = 0; i < 60; i++) {
     const mid = (lo + hi) / 2;
-    if (mass(mid) >= q) hi = mid;
+    if (massAt(parts, total, mid) >= q) hi = mid;
     else lo = mid;
   }
   return hi;
 }
 
-/**
- * Merge consecutive windows of ONE service into one (the outer period's view).
- * Exact: count (sum), mean (count-weighted), max, rate (arrivals over total time), windowMs (sum).
- * Approximate: p50/p95/p99. The raw samples are gone, so each window's CDF is rebuilt piecewise-linearly
- * through (lo,0) (p50,.5) (p95,.95) (p99,.99) (max,1), the count-weighted mixture is formed, and its quantile
- * is found by bisection. Merging identical windows returns their percentiles; the result always lies between
- * the smallest and largest input percentile, unlike averaging p99s (too low) or taking the max (too high).
- * The slo is the smallest seen (conservative) and the serviceId the first's. Throws on an empty list.
- */
+/** The mixture's CDF at x: a plain function, not a closure over the bisection (on the round trip's path). */
+function massAt(parts: readonly { xs: number[]; weight: number }[], total: number, x: number): number {
+  let s = 0;
+  for (let i = 0; i < parts.length; i++) s += parts[i]!.weight * cdfAt(parts[i]!.xs, x);
+  return s / total;
+}
+
 export function mergeWindows(ws: readonly LatencyWindow[]): LatencyWindow {
   if (ws.length === 0) throw new RangeError('mergeWindows: no windows');
   const first = ws[0]!;
-  const windowMs = ws.reduce((s, w) => s + w.windowMs, 0);
-  const arrivals = ws.reduce((s, w) => s + (w.rateRps * w.windowMs) / 1000, 0);
-  const sloMs = Math.min(...ws.map((w) => w.sloMs));
-  const full = ws.filter((w) => w.count > 0);
-  const count = full.reduce((s, w) => s + w.count, 0);
-  // Field by field, no spread: merges run every period on the round trip's path (see gpucolo-model.ts atDuty).
+  // Plain loops, field by field, no spread: merges run every period on the round trip's path (see
+  // gpucolo-model.ts atDuty). The sums run in the windows' order, as the reductions they replace did.
+  let windowMs = 0, arrivals = 0, sloMs = Infinity, count = 0;
+  const full: LatencyWindow[] = [];
+  for (const w of ws) {
+    windowMs += w.windowMs;
+    arrivals += (w.rateRps * w.windowMs) / 1000;
+    sloMs = Math.min(sloMs, w.sloMs);
+    if (w.count > 0) { full.push(w); count += w.count; }
+  }
   const rateRps = windowMs > 0 ? arrivals / (windowMs / 1000) : 0;
   if (count === 0) return { serviceId: first.serviceId, sloMs, windowMs, rateRps, count: 0, meanMs: 0, p50Ms: 0, p95Ms: 0, p99Ms: 0, maxMs: 0 };
-  const parts = full.map((w) => ({ xs: knots(w), weight: w.count }));
+  const parts: Array<{ xs: number[]; weight: number }> = [];
+  let meanSum = 0, maxMs = -Infinity;
+  for (const w of full) {
+    parts.push({ xs: knots(w), weight: w.count });
+    meanSum += w.meanMs * w.count;
+    maxMs = Math.max(maxMs, w.maxMs);
+  }
   return {
     serviceId: first.serviceId, sloMs, windowMs, rateRps,
     count,
-    meanMs: full.reduce((s, w) => s + w.meanMs * w.count, 0) / count,
-    p50Ms: mixtureQuantile(parts, 0.5),
-    p95Ms: mixtureQuantile(parts, 0.95),
-    p99Ms: mixtureQuantile(parts, 0.99),
-    maxMs: Math.max(...full.map((w) => w.maxMs)),
+    meanMs: meanSum / count,
+    p50Ms: mixtureQuantile(parts, count, 0.5),
+    p95Ms: mixtureQuantile(parts, count, 0.95),
+    p99Ms: mixtureQuantile(parts, count, 0.99),
+    maxMs,
   };
 }
 
