@@ -273,29 +273,36 @@ async function roundTripRig(url: string): Promise<Rig & { windows: number; reset
     samples, windows: 0, resets: 0,
     async block(n: number, timed: boolean) {
       let done = 0;
-      for (const limit = i + n * 50; done < n && i < limit; i++) {
-        tMs += 200;
-        // One window in four far over the SLO: the duty goes to its cap, and the model brings it down after.
-        const p99Ms = i % 4 === 0 ? 40 : 5;
-        const got = new Promise<void>((r) => { settle = r; });
-        const before = samples.length;
-        timing = timed;
-        moved = false;
-        sentAt = performance.now();
-        bus.publish(subjects.inferenceWindow('rt', 'gpu0', 'svc'), windowOf(i + 1, tMs, p99Ms));
-        await within(got, 2000, undefined);
-        rig.windows++;
-        if (moved) {
-          done++;
-          quiet = 0;
-          if (timed && samples.length === before) throw new Error('round trip: a training command got no reply');
-        } else if (++quiet >= SETTLED_AFTER) {
-          gpu.send({ type: 'SET_POLICY', policy: 'gpucolo' });
-          rig.resets++;
-          quiet = 0;
+      // One watchdog for the block, not a timer and a race per window (the floor's loop has neither, and what
+      // runs after the publish is timed): a window whose command gets no reply within about 2 s is let go.
+      const watchdog = setInterval(() => { if (performance.now() - sentAt > 2000) settle(); }, 500);
+      try {
+        for (const limit = i + n * 50; done < n && i < limit; i++) {
+          tMs += 200;
+          // One window in four far over the SLO: the duty goes to its cap, and the model brings it down after.
+          const p99Ms = i % 4 === 0 ? 40 : 5;
+          const got = new Promise<void>((r) => { settle = r; });
+          const before = samples.length;
+          timing = timed;
+          moved = false;
+          sentAt = performance.now();
+          bus.publish(subjects.inferenceWindow('rt', 'gpu0', 'svc'), windowOf(i + 1, tMs, p99Ms));
+          await got;
+          rig.windows++;
+          if (moved) {
+            done++;
+            quiet = 0;
+            if (timed && samples.length === before) throw new Error('round trip: a training command got no reply');
+          } else if (++quiet >= SETTLED_AFTER) {
+            gpu.send({ type: 'SET_POLICY', policy: 'gpucolo' });
+            rig.resets++;
+            quiet = 0;
+          }
+          // The same pause as the floor's between messages: the event loop idles between windows, as it does live.
+          await sleep(1);
         }
-        // The same pause as the floor's between messages: the event loop idles between windows, as it does live.
-        await sleep(1);
+      } finally {
+        clearInterval(watchdog);
       }
     },
     async close() {
