@@ -77,10 +77,11 @@ export async function fleetCommand(f: FleetFlags): Promise<void> {
     fleetId, bus, clock: scaledClock(speed), log, planPeriodMs: planPeriodS * 1000, leaseTtlMs: leaseTtlS * 1000, planner,
   });
 
-  let stopping = false;
-  const stop = async (why: string) => {
-    if (stopping) return;
-    stopping = true;
+  // One stop, whichever signal asks first; a later signal waits for that stop (it neither ends the process
+  // half way through nor starts a second one).
+  let stopped: Promise<void> | undefined;
+  const stop = (why: string) => (stopped ??= stopOnce(why));
+  const stopOnce = async (why: string) => {
     health?.stopping();
     log(`fleet ${fleetId}: stopping (${why})`);
     await fleet.stop();
@@ -90,8 +91,8 @@ export async function fleetCommand(f: FleetFlags): Promise<void> {
     await shutdownTelemetry();
   };
   await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => void stop('SIGINT').then(resolve));
-    process.once('SIGTERM', () => void stop('SIGTERM').then(resolve));
+    process.on('SIGINT', () => void stop('SIGINT').then(resolve));
+    process.on('SIGTERM', () => void stop('SIGTERM').then(resolve));
     if (durationS !== undefined) setTimeout(() => void stop('duration reached').then(resolve), (durationS * 1000) / speed);
   });
   process.exit(process.exitCode ?? 0);

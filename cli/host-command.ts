@@ -50,10 +50,11 @@ export async function hostCommand(f: HostFlags): Promise<void> {
   const healthAt = f.healthPort !== undefined ? healthPortFlag(f.healthPort) : undefined;
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   // Taken from the start: a signal while the runner is still starting must not kill it before it can
-  // release its training jobs; it stops as soon as it is up.
+  // release its training jobs; it stops as soon as it is up. Every later one is taken too (the first decides):
+  // a second Ctrl-C, or a SIGTERM after a SIGINT, must not end the process half way through that release.
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.on('SIGINT', () => resolve('SIGINT'));
+    process.on('SIGTERM', () => resolve('SIGTERM'));
   });
   // Up before anything slow, so a probe sees a live process that is not ready yet (and why).
   let bus: Bus | undefined;

@@ -69,8 +69,12 @@ test('faults - host runner SIGKILLed mid-run: the restarted runner gets its GPU 
     assert.ok(lifecycle.filter((l) => l.state === 'started').length >= 2, 'two incarnations started');
     t.diagnostic(`state recovered ${sinceConnect} ms after the restarted runner connected (${sinceStart} ms after its process started, most of it loading the runtime); first status with the restored SLO ${resumedAt - killedAt} ms after SIGKILL`);
 
+    // A second SIGTERM while it stops (an impatient operator, or a supervisor's repeat) does not cut the stop short.
     second.child.kill('SIGTERM');
+    await until(() => /stopping \(SIGTERM\)/.test(second.stderr()), 10_000, 'the runner stopping');
+    assert.ok(second.child.kill('SIGTERM'), 'the second SIGTERM reached the runner while it stopped');
     assert.equal(await second.exited, 0, second.stderr().slice(-2000));
+    assert.equal(second.stderr().match(/stopping \(/g)?.length, 1, 'one stop');
     const afterStop = await store!.load(host, 'gpu0');
     assert.ok(afterStop!.revision >= left!.revision, 'the restarted runner writes on from the stored revision (compare-and-set)');
     assert.doesNotMatch(second.stderr(), /changed under this runner/, 'no compare-and-set conflict: the dead runner wrote nothing after the kill');

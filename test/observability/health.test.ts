@@ -48,8 +48,12 @@ test('health - fleet runner: ready while connected and its actor runs, leading o
       const r = await getUntil('ready', `${base}/readyz`, 200);
       assert.deepEqual(r.body.checks, { nats: 'ok', actors: 'ok' });
     }
+    // SIGINT, then SIGTERM while it stops: one stop, to the end.
+    fleets[0]!.child.kill('SIGINT');
+    await fleets[0]!.waitFor(/stopping \(SIGINT\)/);
     fleets[0]!.child.kill('SIGTERM');
     assert.equal(await fleets[0]!.exited, 0, fleets[0]!.stderr().slice(-2000));
+    assert.equal(fleets[0]!.stderr().match(/stopping \(/g)?.length, 1, 'one stop');
     await assert.rejects(fetch(`${bases[0]}/healthz`), 'the health port closes with the process');
     assert.equal((await get(`${bases[1]}/readyz`)).status, 200, 'the standby stays ready');
   } finally {
