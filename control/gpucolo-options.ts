@@ -170,7 +170,7 @@ export interface ServiceModel {
   aloneSecMisses: number;
   aloneSecChance: number;
   /** The same misses and chances per load (rate bin), not decayed: alone's excess at each load, for the books. */
-  aloneBins: Record<string, { misses: number; chance: number }>;
+  aloneBins: AloneBins;
   capWindows: number;
   capOver: number;
   awakeWindows: number;
@@ -182,6 +182,13 @@ export interface ServiceModel {
 export interface RateHistogram {
   bins: readonly number[];
   weights: readonly number[];
+}
+
+/** Per rate bin (as RateHistogram, for the same reason): misses seen alone and the model's summed chances of them. */
+export interface AloneBins {
+  bins: readonly number[];
+  misses: readonly number[];
+  chance: readonly number[];
 }
 
 export interface ChargedMiss {

@@ -52,7 +52,7 @@ export function emptyModel(): ServiceModel {
     s0Ms: null, iSum: 0, iWeight: 0, lnKappa: 0, lnKappaSlow: null, kappaN: 0, noiseVar: null, closed: null, rates: { bins: [], weights: [] },
     price: INITIAL_PRICE, lnPriceSlow: null, scored: 0, missed: 0, peakBin: -1, peakSinceMs: null,
     lnRateMean: null, lnRateVar: null, lnRateCov: null, lastLnRate: null, aloneMiss: null, oursMiss: null, aloneBias: null, aloneVar: null, aloneN: 0,
-    mix: null, charged: [], aloneBins: {}, aloneSecs: 0, aloneSecMisses: 0, aloneSecChance: 0, capWindows: 0, capOver: 0, awakeWindows: 0, awakeOver: 0,
+    mix: null, charged: [], aloneBins: { bins: [], misses: [], chance: [] }, aloneSecs: 0, aloneSecMisses: 0, aloneSecChance: 0, capWindows: 0, capOver: 0, awakeWindows: 0, awakeOver: 0,
   };
 }
 
@@ -109,15 +109,24 @@ export function countAloneSecond(sm: ServiceModel, missed: boolean, levelMs: num
   sm.aloneSecs = sm.aloneSecs * d + weight;
   sm.aloneSecMisses = sm.aloneSecMisses * d + (missed ? weight : 0);
   sm.aloneSecChance = sm.aloneSecChance * d + weight * chance;
-  const key = String(bin);
-  const b = sm.aloneBins[key];
-  sm.aloneBins = { ...sm.aloneBins, [key]: { misses: (b?.misses ?? 0) + (missed ? weight : 0), chance: (b?.chance ?? 0) + weight * chance } };
+  const { bins, misses, chance: chances } = sm.aloneBins;
+  const j = bins.indexOf(bin);
+  // New arrays (the state is not changed in place): the bin's sums, added to or started.
+  const m = (j < 0 ? 0 : misses[j]!) + (missed ? weight : 0), c = (j < 0 ? 0 : chances[j]!) + weight * chance;
+  if (j < 0) {
+    sm.aloneBins = { bins: [...bins, bin], misses: [...misses, m], chance: [...chances, c] };
+    return;
+  }
+  const ms = misses.slice(), cs = chances.slice();
+  ms[j] = m;
+  cs[j] = c;
+  sm.aloneBins = { bins, misses: ms, chance: cs };
 }
 
 /** aloneExcess at one load (rate bin): from the seconds with training out of the way at that load only. */
 export function aloneExcessAt(sm: ServiceModel, bin: number): number {
-  const b = sm.aloneBins[String(bin)];
-  return b ? excessOf(b.misses, b.chance) : 1;
+  const j = sm.aloneBins.bins.indexOf(bin);
+  return j < 0 ? 1 : excessOf(sm.aloneBins.misses[j]!, sm.aloneBins.chance[j]!);
 }
 
 /** Misses seen over the model's summed chances of them: 1 below ALONE_EXCESS_MISSES, within [1, ALONE_EXCESS_MAX]. */
