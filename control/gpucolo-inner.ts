@@ -58,7 +58,7 @@ import {
 } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
 import {
-  aloneChance, allowedExtra, countFast, currentDuty, emptyModel, missExcused, REFLEX_AWAKE_DUTY, countAloneSecond, fastMetric, forecastMix, interferenceNow, modelReady, noiseOf, overloaded,
+  aloneChance, allowedExtra, countFast, currentDuty, decayedRates, emptyModel, missExcused, REFLEX_AWAKE_DUTY, countAloneSecond, fastMetric, forecastMix, interferenceNow, modelReady, noiseOf, overloaded,
   quantileBin, readAlone, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
 } from './gpucolo-service.ts';
 import type { ControlInput, Decision, StepResult } from './types.ts';
@@ -139,20 +139,9 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     const w = input.services.find((x) => x.serviceId === id);
     const sm: ServiceModel = { ...(models[id] ?? emptyModel()) };
     // The load forecast (outer tier): the 1 s rates, decaying over the horizon.
-    // Every bin decays (dropped below 1e-3 s) and this window's rate bin gains the period, bins kept ascending.
-    const bins: number[] = [], weights: number[] = [];
-    const step = o.innerPeriodMs / 1000;
-    let add = m.rateRps > 0 ? rateBin(m.rateRps) : null;
-    for (let j = 0; j < sm.rates.bins.length; j++) {
-      const k = sm.rates.bins[j]!, d = sm.rates.weights[j]! * decay;
-      if (add !== null && add < k) { bins.push(add); weights.push(0 + step); add = null; }
-      if (k === add) { bins.push(k); weights.push((d > 1e-3 ? d : 0) + step); add = null; } else if (d > 1e-3) { bins.push(k); weights.push(d); }
-    }
-    if (add !== null) { bins.push(add); weights.push(0 + step); }
-    const rates = { bins, weights };
-    sm.rates = rates;
+    sm.rates = decayedRates(sm.rates, decay, m.rateRps > 0 ? rateBin(m.rateRps) : null, o.innerPeriodMs / 1000);
     // The forecast's peak (99th percentile bin): the outer tier waits for it to hold before it plans a share.
-    const peak = quantileBin(rates, 0.99);
+    const peak = quantileBin(sm.rates, 0.99);
     if (peak > sm.peakBin) { sm.peakBin = peak; sm.peakSinceMs = now; }
     // Whether the client waits for its replies is the client's, not the plant's: it is read while training is out
     // of the way (restarting, or sleeping at the cap), where a closed loop's latencies are the batches' own spread;

@@ -255,19 +255,23 @@ export function missChance(levelMs: number, sloMs: number, sigma: number): numbe
 
 /** The duties a plan chooses among: 0, step, 2 step, ... and maxDuty itself. */
 export function dutyGrid(maxDuty: number, step = 0.05): readonly number[] {
-  const key = `${maxDuty}/${step}`;
-  let out = GRIDS.get(key);
+  let byMax = GRIDS.get(step);
+  if (!byMax) GRIDS.set(step, (byMax = new Map()));
+  let out = byMax.get(maxDuty);
   if (!out) {
     const g: number[] = [];
     for (let k = 0; k * step < maxDuty - 1e-9; k++) g.push(k * step);
     g.push(maxDuty);
     out = Object.freeze(g);
-    GRIDS.set(key, out);
+    byMax.set(maxDuty, out);
   }
   return out;
 }
-/** Grids built so far (one per maxDuty and step; the inner tier asks for its grid every window). */
-const GRIDS = new Map<string, readonly number[]>();
+/**
+ * Grids built so far, by step then maxDuty (the inner tier asks for its grid every window: keyed by the numbers
+ * themselves, no key string built per call).
+ */
+const GRIDS = new Map<number, Map<number, readonly number[]>>();
 
 /** Chance of a miss at each duty of the grid, at one load. */
 export function missRow(p: Omit<PlantPoint, 'duty'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[]): number[] {

@@ -177,7 +177,6 @@ export interface ServiceModel {
   awakeOver: number;
 }
 
-/** One miss charged to training in the floor's books (ServiceModel.charged). */
 /** A histogram over rate bins: `bins` ascending, `weights[i]` the weight of `bins[i]`. Plain data (snapshots). */
 export interface RateHistogram {
   bins: readonly number[];
@@ -191,6 +190,7 @@ export interface AloneBins {
   chance: readonly number[];
 }
 
+/** One miss charged to training in the floor's books (ServiceModel.charged). */
 export interface ChargedMiss {
   aloneMs: number;
   sloMs: number;

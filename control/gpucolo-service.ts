@@ -56,6 +56,35 @@ export function emptyModel(): ServiceModel {
   };
 }
 
+/**
+ * The load forecast one period on: every bin's weight times `decay` (dropped at 1e-3 s or below), and the period
+ * `step` (s) added to bin `add` (null: no load seen), bins kept ascending. New arrays: the state is not changed.
+ */
+export function decayedRates(hist: RateHistogram, decay: number, add: number | null, step: number): RateHistogram {
+  const bins: number[] = [], weights: number[] = [];
+  for (let j = 0; j < hist.bins.length; j++) {
+    const k = hist.bins[j]!, d = hist.weights[j]! * decay;
+    if (add !== null && add < k) {
+      bins.push(add);
+      weights.push(0 + step);
+      add = null;
+    }
+    if (k === add) {
+      bins.push(k);
+      weights.push((d > 1e-3 ? d : 0) + step);
+      add = null;
+    } else if (d > 1e-3) {
+      bins.push(k);
+      weights.push(d);
+    }
+  }
+  if (add !== null) {
+    bins.push(add);
+    weights.push(0 + step);
+  }
+  return { bins, weights };
+}
+
 /** The bin below which `q` of a histogram's mass lies (-1 for an empty one); bins in ascending order. */
 export function quantileBin(hist: RateHistogram, q: number): number {
   let mass = 0;

@@ -117,6 +117,15 @@ function massAt(parts: readonly { xs: number[]; weight: number }[], total: numbe
   return s / total;
 }
 
+/**
+ * Merge consecutive windows of ONE service into one (the outer period's view).
+ * Exact: count (sum), mean (count-weighted), max, rate (arrivals over total time), windowMs (sum).
+ * Approximate: p50/p95/p99. The raw samples are gone, so each window's CDF is rebuilt piecewise-linearly
+ * through (lo,0) (p50,.5) (p95,.95) (p99,.99) (max,1), the count-weighted mixture is formed, and its quantile
+ * is found by bisection. Merging identical windows returns their percentiles; the result always lies between
+ * the smallest and largest input percentile, unlike averaging p99s (too low) or taking the max (too high).
+ * The slo is the smallest seen (conservative) and the serviceId the first's. Throws on an empty list.
+ */
 export function mergeWindows(ws: readonly LatencyWindow[]): LatencyWindow {
   if (ws.length === 0) throw new RangeError('mergeWindows: no windows');
   const first = ws[0]!;

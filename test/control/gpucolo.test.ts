@@ -7,7 +7,7 @@ import {
   surpriseOf, tailMs,
 } from '../../control/gpucolo-model.ts';
 import {
-  aloneChance, aloneExcess, aloneExcessAt, countAloneSecond, emptyModel, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
+  aloneChance, aloneExcess, aloneExcessAt, countAloneSecond, decayedRates, emptyModel, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
 } from '../../control/gpucolo-service.ts';
 
 const duty = (k: Knobs) => (k.pacing.mode === 'duty' ? k.pacing.duty : NaN);
@@ -285,4 +285,17 @@ test('control - gpucolo: misses charged before inference alone was read are char
   // Alone's tail a third of its model: the prior had read alone too noisy; the misses were training's, and the
   // price takes what the first charge left off.
   assert.ok(charged(Math.log(1 / 3)) > 1, 'a quiet alone charges training in full');
+});
+
+test('control - gpucolo load forecast: bins decay, fall out at 1e-3 s, and the period lands on its bin in ascending order', () => {
+  const h = { bins: [3, 7, 9], weights: [1, 0.0015, 2] };
+  // A new bin between two others; 7 decays below 1e-3 and goes.
+  assert.deepEqual(decayedRates(h, 0.5, 5, 0.2), { bins: [3, 5, 9], weights: [0.5, 0.2, 1] });
+  // An existing bin gains the period on its decayed weight; one decayed away starts again from the period.
+  assert.deepEqual(decayedRates(h, 0.5, 9, 0.2), { bins: [3, 9], weights: [0.5, 1.2] });
+  assert.deepEqual(decayedRates(h, 0.5, 7, 0.2), { bins: [3, 7, 9], weights: [0.5, 0.2, 1] });
+  // Past the last bin, and no load at all.
+  assert.deepEqual(decayedRates(h, 1, 12, 0.2), { bins: [3, 7, 9, 12], weights: [1, 0.0015, 2, 0.2] });
+  assert.deepEqual(decayedRates(h, 1, null, 0.2), h);
+  assert.deepEqual(h, { bins: [3, 7, 9], weights: [1, 0.0015, 2] }, 'the input is not changed');
 });
