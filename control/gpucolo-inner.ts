@@ -61,7 +61,7 @@ import {
   aloneChance, allowedExtra, countFast, currentDuty, decayedRates, emptyModel, missExcused, REFLEX_AWAKE_DUTY, countAloneSecond, fastMetric, forecastMix, interferenceNow, modelReady, noiseOf, overloaded,
   quantileBin, readAlone, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
 } from './gpucolo-service.ts';
-import type { ControlInput, Decision, StepResult } from './types.ts';
+import type { ControlInput, Decision, LatencyWindow, StepResult } from './types.ts';
 import { mergeWindowsByService, metricOf } from './window.ts';
 
 /** The rate tracker's detector: a 20% rise, CUSUM threshold 4, reference EWMA 0.1 per window (see feedforward.ts). */
@@ -95,6 +95,13 @@ const BACKLOG_FACTOR = 2;
 /** Utilisation (model, training's slowdown at the duty in force) at or above which a fast miss is never excused. */
 const REFLEX_MAX_LOAD = 0.7;
 
+/** The last `keep` of `prev` followed by `item`, in a new array (`prev` unchanged). */
+function lastOf<T>(prev: readonly T[], item: T, keep: number): T[] {
+  const out = prev.slice(Math.max(0, prev.length + 1 - keep));
+  out.push(item);
+  return out;
+}
+
 interface Want {
   duty: number;
   reason: string;
@@ -114,21 +121,28 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   const now = input.nowMs;
   const active = trainingActive(input);
   const duty = currentDuty(state, input);
-  let s: GpucoloState = { ...state, startMs: state.startMs ?? now - o.innerPeriodMs };
-  if (active && s.restartSinceMs !== null) s = { ...s, restartMs: ewma(s.restartMs, now - s.restartSinceMs, 0.5), restartSinceMs: null };
+  // The state is read from `s` and written once, into the one copy made at the end (`out`): a copy of the
+  // 19-field state per change, as this was written before, boxed its numbers anew each time, on every window.
+  const s = state;
+  const startMs = s.startMs ?? now - o.innerPeriodMs;
+  let restartMs = s.restartMs;
+  let restartSinceMs = s.restartSinceMs;
+  if (active && restartSinceMs !== null) { restartMs = ewma(restartMs, now - restartSinceMs, 0.5); restartSinceMs = null; }
 
   // The 1 s estimator: the last estimatorWindows windows, restarted whenever training starts or stops, so it
   // never mixes inference alone with inference next to training.
   const keep = Math.max(1, Math.round(o.estimatorWindows));
   const fresh = s.recentActive !== active;
-  const recent = [...(fresh ? [] : s.recent), [...input.services]].slice(-keep);
-  const recentDuty = [...(fresh ? [] : s.recentDuty), duty].slice(-keep);
+  const recent = lastOf(fresh ? [] : s.recent, input.services.slice(), keep);
+  const recentDuty = lastOf(fresh ? [] : s.recentDuty, duty, keep);
   const steps = fresh ? 1 : s.steps + 1;
   const dutyEff = recentDuty.reduce((a, b) => a + b, 0) / recentDuty.length;
-  const merged = mergeWindowsByService(recent.flat());
+  const windows: LatencyWindow[] = [];
+  for (const r of recent) for (const w of r) windows.push(w);
+  const merged = mergeWindowsByService(windows);
   const ff = feedforward(s.rateTrackers, input.services, RATE_TRACKING);
   // A rise the rate tracker declares opens an alert of ALERT_MS.
-  if (ff.step > 0) s = { ...s, alertUntilMs: now + ALERT_MS };
+  const alertUntilMs = ff.step > 0 ? now + ALERT_MS : s.alertUntilMs;
   const decay = Math.exp(-(o.innerPeriodMs / 1000) / o.horizonS);
   const models: Record<string, ServiceModel> = { ...s.models };
   const settled = recent.length >= Math.min(3, keep);
@@ -317,7 +331,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       // Just after the load rose, a miss counts up to ALERT_FACTOR times: a change is when the model is least
       // right, and a window missed then leaves the load unsettled. In full for a load whose seconds predict each
       // other (a step is news), not at all for independent bursts (the forecast mix already covers them).
-      const alert = s.alertUntilMs !== null && now < s.alertUntilMs;
+      const alert = alertUntilMs !== null && now < alertUntilMs;
       const price = sm.price * (alert ? 1 + (ALERT_FACTOR - 1) * (1 - surprise) : 1);
       const k = pickDuty(grid, row, mix, surprise, price);
       if (alert) terms.alert = 1;
@@ -359,11 +373,26 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   }
 
   const activeSinceMs = active ? (fresh ? now : s.activeSinceMs) : null;
-  const base: GpucoloState = { ...s, recent, recentDuty, recentActive: active, steps, activeSinceMs, rateTrackers: ff.trackers, models };
+  // A copy, then its fields set one by one: a spread with a dozen keys after it defines each of them anew, at
+  // several times the cost of setting a field the copy already has.
+  const out: GpucoloState = { ...s };
+  out.startMs = startMs;
+  out.restartMs = restartMs;
+  out.restartSinceMs = restartSinceMs;
+  out.alertUntilMs = alertUntilMs;
+  out.recent = recent;
+  out.recentDuty = recentDuty;
+  out.recentActive = active;
+  out.steps = steps;
+  out.activeSinceMs = activeSinceMs;
+  out.rateTrackers = ff.trackers;
+  out.models = models;
   const dutyAlpha = 1 - Math.exp(-o.innerPeriodMs / 5_000);
   if (!active || !want) {
-    const held = active ? { awakeSum: s.awakeSum + (1 - duty), awakeN: s.awakeN + 1 } : {};
-    return { state: { ...base, ...held, duty, dutyAvg: ewma(s.dutyAvg, duty, dutyAlpha) }, knobs: input.knobs, decisions: [] };
+    if (active) { out.awakeSum = s.awakeSum + (1 - duty); out.awakeN = s.awakeN + 1; }
+    out.duty = duty;
+    out.dutyAvg = ewma(s.dutyAvg, duty, dutyAlpha);
+    return { state: out, knobs: input.knobs, decisions: [] };
   }
 
   let next = clamp(want.duty, 0, o.maxDuty);
@@ -371,7 +400,10 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   next = next >= o.maxDuty ? o.maxDuty : roundTo(next, 3);
   const modeSwitch = input.knobs.pacing.mode !== 'duty';
   if (Math.abs(next - duty) < 0.005 && next !== o.maxDuty && !modeSwitch) next = duty;
-  const out: GpucoloState = { ...base, duty: next, dutyAvg: ewma(s.dutyAvg, next, dutyAlpha), awakeSum: s.awakeSum + (1 - next), awakeN: s.awakeN + 1 };
+  out.duty = next;
+  out.dutyAvg = ewma(s.dutyAvg, next, dutyAlpha);
+  out.awakeSum = s.awakeSum + (1 - next);
+  out.awakeN = s.awakeN + 1;
   if (next === duty && !modeSwitch) return { state: out, knobs: input.knobs, decisions: [] };
   const decisions: Decision[] = [decision('inner', 'pacing', duty, next, want.reason, Object.assign(want.terms, { newDuty: next }), want.serviceId)];
   return { state: out, knobs: { ...input.knobs, pacing: { mode: 'duty', duty: next, periodMs: o.dutyPeriodMs } }, decisions };

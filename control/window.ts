@@ -78,6 +78,18 @@ function knots(w: LatencyWindow): number[] {
   return xs;
 }
 
+/** Fraction of the window's samples below x (the CDF's limit from the left at x), under the same reconstruction. */
+function cdfBelow(xs: readonly number[], x: number): number {
+  if (x <= xs[0]!) return 0;
+  if (x > xs[xs.length - 1]!) return 1;
+  for (let i = 0; i < xs.length - 1; i++) {
+    const a = xs[i]!;
+    const b = xs[i + 1]!;
+    if (x > a && x <= b) return KNOT_Q[i]! + ((KNOT_Q[i + 1]! - KNOT_Q[i]!) * (x - a)) / (b - a);
+  }
+  return 1;
+}
+
 /** Fraction of the window's samples at or below x, under the piecewise-linear reconstruction. */
 function cdfAt(xs: readonly number[], x: number): number {
   if (x < xs[0]!) return 0;
@@ -91,29 +103,49 @@ function cdfAt(xs: readonly number[], x: number): number {
 }
 
 /**
- * Smallest x whose mixture CDF reaches q (bisection; 60 halvings is below 1e-12 of the range). Plain loops
- * over the parts: this runs on every controller decision, and closures over arrays there box every partial
- * sum (hundreds of KB of garbage per decision, young-generation pauses in the control round trip's tail).
+ * Smallest x whose mixture CDF reaches q. The mixture is piecewise linear between the parts' knots (each part's
+ * CDF is, and jumps only where two of its knots coincide): a binary search over the sorted knots finds the first
+ * one at which the mixture reaches q, then the answer is read on the segment before it, exactly, by the line
+ * through the mixture's value at the segment's start and its limit at the segment's end (or it is the knot
+ * itself, when q falls in a jump there). Plain loops and one array: this runs on every controller decision, on
+ * the control round trip's path (it replaced a bisection of 60 halvings, 180 CDF readings of every part per
+ * merge, most of the merge's time).
  */
 function mixtureQuantile(parts: readonly { xs: number[]; weight: number }[], total: number, q: number): number {
-  let lo = Infinity, hi = -Infinity;
-  for (const p of parts) {
-    if (p.xs[0]! < lo) lo = p.xs[0]!;
-    if (p.xs[p.xs.length - 1]! > hi) hi = p.xs[p.xs.length - 1]!;
+  // The knots in ascending order, by insertion (each part's are ascending already; no comparator calls).
+  const ks: number[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const xs = parts[i]!.xs;
+    for (let j = 0; j < xs.length; j++) {
+      const x = xs[j]!;
+      let k = ks.length;
+      ks.push(x);
+      while (k > 0 && ks[k - 1]! > x) { ks[k] = ks[k - 1]!; k--; }
+      ks[k] = x;
+    }
   }
-  if (massAt(parts, total, lo) >= q) return lo;
-  for (let i = 0; i < 60; i++) {
-    const mid = (lo + hi) / 2;
-    if (massAt(parts, total, mid) >= q) hi = mid;
+  if (massAt(parts, total, ks[0]!, false) >= q) return ks[0]!;
+  // The first knot at which the mixture reaches q: the mass at the last knot is 1.
+  let lo = 0, hi = ks.length - 1;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (massAt(parts, total, ks[mid]!, false) >= q) hi = mid;
     else lo = mid;
   }
-  return hi;
+  const a = ks[lo]!, b = ks[hi]!;
+  const atA = massAt(parts, total, a, false);
+  const beforeB = massAt(parts, total, b, true);
+  if (beforeB < q) return b; // q falls in the jump at b
+  return Math.min(b, a + ((q - atA) / (beforeB - atA)) * (b - a));
 }
 
-/** The mixture's CDF at x: a plain function, not a closure over the bisection (on the round trip's path). */
-function massAt(parts: readonly { xs: number[]; weight: number }[], total: number, x: number): number {
+/**
+ * The mixture's CDF at x, or its limit from the left (`left`): the value just below x, which differs from the
+ * value at x only where a part jumps (two of its knots at x).
+ */
+function massAt(parts: readonly { xs: number[]; weight: number }[], total: number, x: number, left: boolean): number {
   let s = 0;
-  for (let i = 0; i < parts.length; i++) s += parts[i]!.weight * cdfAt(parts[i]!.xs, x);
+  for (let i = 0; i < parts.length; i++) s += parts[i]!.weight * (left ? cdfBelow(parts[i]!.xs, x) : cdfAt(parts[i]!.xs, x));
   return s / total;
 }
 

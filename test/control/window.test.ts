@@ -54,6 +54,23 @@ test('control - merging identical windows returns their percentiles exactly', ()
   for (const k of ['p50Ms', 'p95Ms', 'p99Ms'] as const) assert.ok(Math.abs(m[k] - a[k]) < 1e-9, `${k} ${m[k]} vs ${a[k]}`);
 });
 
+test('control - merged percentiles are the exact quantiles of the rebuilt mixture, a jump in a CDF included', () => {
+  const w = (count: number, p50Ms: number, p95Ms: number, p99Ms: number, maxMs: number) => ({
+    serviceId: 's', sloMs: 90, count, meanMs: p50Ms, p50Ms, p95Ms, p99Ms, maxMs, rateRps: count, windowMs: 1000,
+  });
+  // Knots (0, 10, 20, 20, 30): the CDF jumps from 0.95 to 0.99 at 20, where both the p95 and the p99 are.
+  const a = w(1, 10, 20, 20, 30);
+  const one = mergeWindows([a]);
+  assert.deepEqual([one.p50Ms, one.p95Ms, one.p99Ms], [10, 20, 20]);
+  // With b (knots 30, 40, 50, 60, 70) three times as heavy, the mixture is (F_a + 3 F_b) / 4, linear between knots:
+  // 0.25 at 30 and 0.625 at 40 (p50 at 36.67), 0.9625 at 50 (p95 at 49.63), 0.9925 at 60 (p99 at 59.17).
+  const m = mergeWindows([a, w(3, 40, 50, 60, 70)]);
+  const near = (x: number, want: number) => assert.ok(Math.abs(x - want) < 1e-9, `${x} vs ${want}`);
+  near(m.p50Ms, 30 + (0.25 / 0.375) * 10);
+  near(m.p95Ms, 40 + (0.325 / 0.3375) * 10);
+  near(m.p99Ms, 50 + (0.0275 / 0.03) * 10);
+});
+
 test('control - merged percentiles approximate the pooled samples', () => {
   const a = summarize('s', 90, range(1, 100), 100, 1000);
   const b = summarize('s', 90, range(101, 200), 300, 1000);
