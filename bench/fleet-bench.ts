@@ -18,7 +18,8 @@ import { connect } from '@nats-io/transport-node';
 import { createActor } from 'xstate';
 import { FLEET_WARMUP_MS, gpuMachine, inferenceReportOf } from '../actors/index.ts';
 import { Bus, startLocalNatsServer } from '../bus/index.ts';
-import { nearestRank, samePacing } from '../control/index.ts';
+import { samePacing } from '../control/index.ts';
+import { gcPauses, gcSummary, latencySummary, type GcSummary, type LatencySummary } from './latency-summary.ts';
 import { SCHEMA_VERSION, subjects, type GpuStatusEvent, type InferenceWindow } from '../schemas/index.ts';
 
 // import.meta.url, not dirname: the compiled build (bin/build.mjs) points it at this source file.
@@ -51,13 +52,6 @@ export interface FleetBenchOptions {
   log?: (line: string) => void;
 }
 
-export interface LatencySummary {
-  samples: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-}
-
 export interface ScaleResult {
   gpus: number;
   /** Seconds measured (the fleet leading and past its warm-up). */
@@ -82,6 +76,11 @@ export interface FleetBenchResult {
   natsFloor: LatencySummary;
   /** roundTrip.p99Ms / natsFloor.p99Ms. */
   p99OverFloor: number;
+  /**
+   * Collections while timing. Each pauses whatever sample is in flight: with about ten of them over 1000 samples,
+   * where they fall decides the p99 (the 10th-worst sample) and moves it from one run to the next.
+   */
+  gc: GcSummary;
 }
 
 interface SimGpu { host: string; gpu: string; services: Array<{ id: string; rateRps: number; sloMs: number; batch: number }>; trainings: string[] }
@@ -220,10 +219,14 @@ function windowOf(seq: number, tMs: number, p99Ms: number): InferenceWindow {
   };
 }
 
-/** A rig that times round trips in blocks: `block(n, timed)` runs n of them; `samples` holds the timed ones (ms). */
+/**
+ * A rig that times round trips in blocks: `block(n, timed)` runs n of them; `samples` holds the timed ones (ms),
+ * `starts` when each began (performance.now()).
+ */
 interface Rig {
   block(n: number, timed: boolean): Promise<void>;
   readonly samples: number[];
+  readonly starts: number[];
   close(): Promise<void>;
 }
 
@@ -238,6 +241,7 @@ interface Rig {
 async function roundTripRig(url: string): Promise<Rig & { windows: number; resets: number }> {
   const bus = await Bus.connect({ url, name: 'bench-rtt', host: 'rt' });
   const samples: number[] = [];
+  const starts: number[] = [];
   let sentAt = 0;
   let timing = false;
   let moved = false;
@@ -253,7 +257,7 @@ async function roundTripRig(url: string): Promise<Rig & { windows: number; reset
         const measured = timing;
         moved = true;
         void bus.request<'training.command'>(command, { type: 'training.command', action: 'set-pacing', pacing: knobs.pacing })
-          .then(() => { if (measured) samples.push(performance.now() - startedAt); settle(); }, () => settle());
+          .then(() => { if (measured) { samples.push(performance.now() - startedAt); starts.push(startedAt); } settle(); }, () => settle());
       },
       publishStatus: () => {}, publishSafety: () => {}, releaseTraining: () => {}, readClock: () => {},
     },
@@ -270,7 +274,7 @@ async function roundTripRig(url: string): Promise<Rig & { windows: number; reset
   let i = 0;
   let quiet = 0;
   const rig = {
-    samples, windows: 0, resets: 0,
+    samples, starts, windows: 0, resets: 0,
     async block(n: number, timed: boolean) {
       let done = 0;
       // One watchdog for the block, not a timer and a race per window (the floor's loop has neither, and what
@@ -313,12 +317,6 @@ async function roundTripRig(url: string): Promise<Rig & { windows: number; reset
   return rig;
 }
 
-/** Sample count, p50, p99 and max of latency samples (ms). */
-export function latencySummary(samples: readonly number[]): LatencySummary {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return { samples: samples.length, p50Ms: nearestRank(sorted, 50), p99Ms: nearestRank(sorted, 99), maxMs: sorted.at(-1) ?? NaN };
-}
-
 /**
  * The floor under the round trip on this machine: the same three NATS hops (window, command, reply) with a
  * bare client and 300-byte payloads, no decoding, no validation, no actor; the same pause between messages.
@@ -332,15 +330,16 @@ async function natsFloorRig(url: string): Promise<Rig> {
   nc.subscribe('floor.reply', { callback: () => done() });
   await nc.flush();
   const samples: number[] = [];
+  const starts: number[] = [];
   return {
-    samples,
+    samples, starts,
     async block(n: number, timed: boolean) {
       for (let i = 0; i < n; i++) {
         const got = new Promise<void>((r) => { done = r; });
         const t0 = performance.now();
         nc.publish('floor.window', payload);
         await got;
-        if (timed) samples.push(performance.now() - t0);
+        if (timed) { samples.push(performance.now() - t0); starts.push(t0); }
         await sleep(1);
       }
     },
@@ -358,19 +357,24 @@ const BLOCK = 100;
 export async function roundTripAndFloor(url: string, count: number, warmup: number) {
   const rt = await roundTripRig(url);
   let floor: Rig | undefined;
+  const gcs = gcPauses();
   try {
     floor = await natsFloorRig(url);
     await rt.block(warmup, false);
     await floor.block(warmup, false);
+    gcs.start();
     for (let left = count; left > 0; left -= BLOCK) {
       await rt.block(Math.min(BLOCK, left), true);
       await floor.block(Math.min(BLOCK, left), true);
     }
+    const timed = await gcs.stop();
     return {
-      roundTrip: { ...latencySummary(rt.samples), windows: rt.windows, policyResets: rt.resets },
-      natsFloor: latencySummary(floor.samples),
+      roundTrip: { ...latencySummary(rt.samples, rt.starts, timed), windows: rt.windows, policyResets: rt.resets },
+      natsFloor: latencySummary(floor.samples, floor.starts, timed),
+      gc: gcSummary(timed),
     };
   } finally {
+    gcs.close();
     await rt.close();
     await floor?.close();
   }
@@ -385,8 +389,8 @@ export async function runFleetBench(o: FleetBenchOptions): Promise<FleetBenchRes
     const s = await scale(server.url, o);
     const warmup = Math.min(WARMUP_MAX, 3 * o.roundTrips);
     log(`round trips and the bare NATS floor: ${o.roundTrips} each (after ${warmup} unmeasured), in alternating blocks of ${BLOCK} ...`);
-    const { roundTrip: r, natsFloor: f } = await roundTripAndFloor(server.url, o.roundTrips, warmup);
-    return { scale: s, roundTrip: r, natsFloor: f, p99OverFloor: r.p99Ms / f.p99Ms };
+    const { roundTrip: r, natsFloor: f, gc } = await roundTripAndFloor(server.url, o.roundTrips, warmup);
+    return { scale: s, roundTrip: r, natsFloor: f, p99OverFloor: r.p99Ms / f.p99Ms, gc };
   } finally {
     await server.stop();
   }
@@ -412,6 +416,8 @@ export function fleetBenchTable(b: FleetBenchResult): string {
     ['round trips measured / windows sent / policy resets', `${r.samples} / ${r.windows} / ${r.policyResets}`, ''],
     ['bare NATS, same 3 hops p50 / p99 / max (ms)', `${fx(f.p50Ms, 2)} / ${fx(f.p99Ms, 2)} / ${fx(f.maxMs, 2)}`, '(floor)'],
     ['round trip p99 / bare NATS p99', fx(b.p99OverFloor, 2), '<= 3'],
+    ['GC pauses while timing: count / mean / max (ms)', `${b.gc.pauses} / ${fx(b.gc.meanMs, 2)} / ${fx(b.gc.maxMs, 2)}`, ''],
+    ['samples a GC pause fell in: round trip / floor', `${r.inGc} / ${f.inGc}`, ''],
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   return rows.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');

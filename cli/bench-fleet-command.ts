@@ -13,7 +13,7 @@ const r4 = (x: number | null) => (x === null || !Number.isFinite(x) ? null : Num
 /** The JSON line: every number to 4 decimals (none is compared finer than that). */
 export function benchFleetJson(b: FleetBenchResult): Record<string, unknown> {
   const round = (o: object) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'number' ? r4(v) : v]));
-  return { scale: round(b.scale), roundTrip: round(b.roundTrip), natsFloor: round(b.natsFloor), p99OverFloor: r4(b.p99OverFloor) };
+  return { scale: round(b.scale), roundTrip: round(b.roundTrip), natsFloor: round(b.natsFloor), p99OverFloor: r4(b.p99OverFloor), gc: round(b.gc) };
 }
 
 /** `gpucolo bench fleet`. */

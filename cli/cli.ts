@@ -107,7 +107,7 @@ export function program(): Command {
     .option('--gpus <n>', 'simulated GPUs, each reporting a gpu.status once a second (1-100000)', '10000')
     .option('--seconds <s>', 'seconds the fleet process is measured, once it leads and its 10 s warm-up and two planning rounds are over (1-3600)', '30')
     .option('--round-trips <n>', 'round trips measured, and as many bare NATS ones, timed in alternating blocks of 100 (10-100000; three times as many, at most 3000, run first unmeasured)', '1000')
-    .option('--json', 'table on stderr; last stdout line {"scale": {...}, "roundTrip": {"p50Ms", "p99Ms", ...}, "natsFloor": {"p50Ms", "p99Ms", ...}, "p99OverFloor"}')
+    .option('--json', 'table on stderr; last stdout line {"scale": {...}, "roundTrip": {"p50Ms", "p99Ms", ...}, "natsFloor": {"p50Ms", "p99Ms", ...}, "p99OverFloor", "gc": {"pauses", "meanMs", "maxMs"}}')
     .action(benchFleetCommand);
 
   const sim = p.command('sim').description('the fleet trace simulation: how many GPUs co-location saves');
