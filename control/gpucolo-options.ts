@@ -244,6 +244,11 @@ export interface GpucoloState {
   restartMs: number | null;
   /** Until when a declared load rise keeps misses priced higher; null when none is open. */
   alertUntilMs: number | null;
+  /**
+   * Training the outer tier stopped (gpucolo-outer.ts stopAtCap): when, and the arrival rate then (rps, all
+   * services); null while training runs. Resuming it is a restart, counted as one. Absent in a state saved before.
+   */
+  stopped?: { atMs: number; loadRps: number } | null;
 }
 
 /** Defaults overlaid with the caller's options; throws on inconsistent values. */

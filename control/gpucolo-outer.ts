@@ -33,7 +33,9 @@
  *     no more than restartsPerHour per hour of run, at least one (the initial share is a guess), a safety move
  *     included (until its token comes, the inner tier's duty holds the SLO);
  *   - and the share in force has been measured for settleS since training last started.
- * The inner tier meanwhile absorbs every transient with the duty.
+ * The inner tier meanwhile absorbs every transient with the duty. Where even its cap adds more misses than the
+ * floor allows at the load (a load near what inference alone can serve), training stops until the load falls
+ * (stopAtCap).
  */
 import { clamp, decision, hold, sharePct, trainingActive } from './common.ts';
 import { allowedExtra, aloneChance, interferenceNow, modelReady, noiseOf, quantileBin } from './gpucolo-service.ts';
@@ -58,6 +60,8 @@ const T_MEMORY = 300;
 /** Largest duty a larger share may be planned at. */
 const RAISE_MAX_DUTY = 0.25;
 const I_MEMORY = 200;
+/** Training stopped at the duty cap resumes once the arrivals are below this part of theirs at the stop. */
+const RESUME_LOAD_FALL = 0.9;
 
 /** Exponent fitted over the shares visited, or null (fewer than two shares far enough apart). */
 function fitExponent(shares: readonly ShareRecord[], value: (r: ShareRecord) => number, weight: (r: ShareRecord) => number): number | null {
@@ -151,6 +155,68 @@ export function budgetLeft(o: GpucoloOptions, s: GpucoloState, now: number): num
   return Math.min(inHour, earned - s.restarts);
 }
 
+/** Arrivals over the outer period, all services (rps). */
+function arrivalRps(input: ControlInput): number {
+  let sum = 0;
+  for (const w of input.services) sum += w.rateRps;
+  return sum;
+}
+
+/**
+ * Training's part of a second's chance of a miss at the duty cap, at this period's load, by the model (the inner
+ * tier's), and the floor's slack: for the service where the first most exceeds the second.
+ */
+function capExcess(o: GpucoloOptions, s: GpucoloState, input: ControlInput): { added: number; allowed: number } {
+  let worst = { added: 0, allowed: Infinity };
+  for (const w of input.services) {
+    const m = s.models[w.serviceId];
+    if (!m || !modelReady(m) || !(w.rateRps > 0)) continue;
+    const plant = { s0Ms: m.s0Ms!, interference: interferenceNow(m)!, periodMs: o.dutyPeriodMs, closed: (m.closed ?? 0) > 0.5 };
+    const pCap = missRow(atRate(plant, w.rateRps), Math.exp(m.lnKappa), w.sloMs, noiseOf(m), [o.maxDuty])[0]!;
+    const pAlone = aloneChance(m, tailMs({ ...plant, interference: 0, duty: 0, rateRps: w.rateRps }), w.sloMs);
+    const added = pCap - pAlone;
+    const allowed = allowedExtra(o, m.aloneMiss ?? 0, 1);
+    if (added - allowed > worst.added - worst.allowed) worst = { added, allowed };
+  }
+  return worst;
+}
+
+/**
+ * Training stopped at the duty cap, and resumed. The duty cap (0.95, every pacing path's) is as far as the inner
+ * tier goes; at a load where even the cap adds more to a second's chance of a miss than the floor's slack
+ * allows (by the model, at this period's load), training stops, once the duty has sat at the cap for seconds
+ * (dutyAvg) and training has run settleS since it last started. Training at the cap makes little progress (a
+ * twentieth of its time awake): stopping it costs little. Resuming it is a restart, spent once the arrivals
+ * have fallen below RESUME_LOAD_FALL of theirs at the stop and a restart is left; a stop is made only while two
+ * are (the resume's, and one for the share's own moves: on a short run the one restart the budget allows is the
+ * share's). Null: neither.
+ */
+function stopAtCap(o: GpucoloOptions, s: GpucoloState, input: ControlInput, now: number): StepResult<GpucoloState> | null {
+  const stop = s.stopped ?? null;
+  if (stop !== null && !input.knobs.trainingRunning) {
+    const load = arrivalRps(input);
+    if (load > RESUME_LOAD_FALL * stop.loadRps || budgetLeft(o, s, now) <= 0) return hold(s, input);
+    const terms = { loadRps: load, loadAtStopRps: stop.loadRps, stoppedS: (now - stop.atMs) / 1000, sharePct: input.knobs.mpsSharePct };
+    return {
+      state: { ...s, stopped: null, duty: o.maxDuty, restartSinceMs: now, restarts: s.restarts + 1, restartTimesMs: [...s.restartTimesMs, now], awakeSum: 0, awakeN: 0 },
+      knobs: { ...input.knobs, trainingRunning: true, pacing: { mode: 'duty', duty: o.maxDuty, periodMs: o.dutyPeriodMs } },
+      decisions: [decision('outer', 'trainingRunning', 0, 1, 'arrivals fell below the load training was stopped at: training resumes at the duty cap', terms)],
+    };
+  }
+  if (stop !== null) s.stopped = null; // started again by another hand: the record no longer holds
+  if (!trainingActive(input) || s.activeSinceMs === null || (now - s.activeSinceMs) / 1000 < o.settleS) return null;
+  if (s.dutyAvg < o.maxDuty - 0.01 || budgetLeft(o, s, now) < 2) return null;
+  const worst = capExcess(o, s, input);
+  if (worst.added <= worst.allowed) return null;
+  const load = arrivalRps(input);
+  const terms = { loadRps: load, dutyAvg: s.dutyAvg, addedChance: worst.added, floorSlack: worst.allowed, sharePct: input.knobs.mpsSharePct };
+  return {
+    state: { ...s, stopped: { atMs: now, loadRps: load } },
+    knobs: { ...input.knobs, trainingRunning: false },
+    decisions: [decision('outer', 'trainingRunning', 1, 0, 'duty at the cap adds more misses than the floor allows at this load: training stopped until the load falls', terms)],
+  };
+}
+
 /**
  * One outer decision of gpucolo. `input.services` holds windows merged over the outer period.
  * Long on purpose (about 160 lines): the gates (evidence, settling, budget, forecast, peak), the evaluation of every
@@ -160,6 +226,8 @@ export function budgetLeft(o: GpucoloOptions, s: GpucoloState, now: number): num
 export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: ControlInput): StepResult<GpucoloState> {
   const now = input.nowMs;
   let s: GpucoloState = { ...state, restartTimesMs: state.restartTimesMs.filter((t) => now - t < HOUR_MS) };
+  const atCap = stopAtCap(o, s, input, now);
+  if (atCap) return atCap;
   if (!trainingActive(input) || s.activeSinceMs === null) return hold(s, input);
   const share = input.knobs.mpsSharePct;
   const runningS = (now - s.activeSinceMs) / 1000;

@@ -122,3 +122,16 @@ test('control - gpucolo identifies a fast plant behind a closed-loop client (alw
   assert.ok(sc.trainingItersPerSec > 25, `training ${sc.trainingItersPerSec.toFixed(1)} it/s`);
   assert.ok(sc.attainmentP99 >= attainmentFloor(alone), `attainment ${sc.attainmentP99}: the SLO holds`);
 });
+
+test('control - gpucolo stops training where even the duty cap breaks the floor, and resumes once the load falls', () => {
+  // 150 req/s, then 300 (near what inference alone serves on the steep plant) for 15 minutes, then 150 again.
+  const s = load('rtx3090-resnet50-wrn101-steep', 2700, [[0, 150], [900, 300], [1800, 150]]);
+  const { run: r, alone } = run(s, 2);
+  const off = r.seconds.filter((w) => !w.trainingRunning);
+  assert.ok(off.length >= 600, `training stopped for most of the heavy phase (${off.length} s)`);
+  assert.ok(off.every((w) => w.t >= 900 && w.t <= 1830), `only in it, or just after (${off[0]?.t}-${off.at(-1)?.t} s)`);
+  assert.ok(r.seconds.filter((w) => w.t > 1830).every((w) => w.trainingRunning), 'running again once the load fell');
+  const sc = score(r, loadSteps(s), alone);
+  assert.ok(sc.attainmentP99 >= attainmentFloor(alone), `floor held: ${sc.attainmentP99}`);
+  assert.ok(sc.mpsRestartsPerHour <= 12, `restarts ${sc.mpsRestartsPerHour} per hour`);
+});
