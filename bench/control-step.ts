@@ -14,26 +14,30 @@ const n = Number(process.argv[2] ?? 20_000);
 if (!(Number.isInteger(n) && n >= 1000)) throw new Error(`windows must be an integer >= 1000, got ${process.argv[2]}`);
 const p99Of = (i: number) => (i % 4 === 0 ? 40 : 5);
 
+/** Microseconds per window of `step(i)`: n windows untimed (the JIT warms), then n timed. */
+function usPerWindow(step: (i: number) => void): number {
+  let i = 0;
+  const run = () => {
+    const t0 = performance.now();
+    for (const end = i + n; i < end; i++) step(i);
+    return ((performance.now() - t0) / n) * 1000;
+  };
+  run();
+  return run();
+}
+
 function innerTier(): number {
   const p = createPolicy('gpucolo', {});
   let state = p.initialState();
   let knobs: Knobs = p.initialKnobs();
-  let t = 0;
-  const run = (count: number) => {
-    const t0 = performance.now();
-    for (let i = 0; i < count; i++) {
-      t += 200;
-      const p99Ms = p99Of(i);
-      const w: LatencyWindow = { serviceId: 'svc', sloMs: 25, count: 40, meanMs: p99Ms / 2, p50Ms: p99Ms / 2, p95Ms: p99Ms * 0.9, p99Ms, maxMs: p99Ms, rateRps: 200, windowMs: 200 };
-      const r = p.inner(state, { nowMs: t, services: [w], trainings: [{ jobId: 'job', running: true, itersPerSec: 2 }], knobs });
-      state = r.state;
-      knobs = r.knobs;
-      if (i % 1000 === 999) { state = p.initialState(); knobs = p.initialKnobs(); }
-    }
-    return ((performance.now() - t0) / count) * 1000;
-  };
-  run(n);
-  return run(n);
+  return usPerWindow((i) => {
+    const p99Ms = p99Of(i);
+    const w: LatencyWindow = { serviceId: 'svc', sloMs: 25, count: 40, meanMs: p99Ms / 2, p50Ms: p99Ms / 2, p95Ms: p99Ms * 0.9, p99Ms, maxMs: p99Ms, rateRps: 200, windowMs: 200 };
+    const r = p.inner(state, { nowMs: (i + 1) * 200, services: [w], trainings: [{ jobId: 'job', running: true, itersPerSec: 2 }], knobs });
+    state = r.state;
+    knobs = r.knobs;
+    if (i % 1000 === 999) { state = p.initialState(); knobs = p.initialKnobs(); }
+  });
 }
 
 function gpuActor(): number {
@@ -42,19 +46,11 @@ function gpuActor(): number {
   }), { input: { host: 'h', gpu: 'g', policy: 'gpucolo', statusPeriodMs: 1e9, mpsShareFixed: true } });
   gpu.start();
   gpu.send({ type: 'PROGRESS', jobId: 'job', report: { seq: 1, tMs: 0, windowMs: 200, iterations: 1, itersPerSec: 2, state: 'running', mpsSharePct: 50, pacing: { mode: 'duty', duty: 0, periodMs: 50 } } });
-  let tMs = 0;
-  const run = (count: number) => {
-    const t0 = performance.now();
-    for (let i = 0; i < count; i++) {
-      tMs += 200;
-      const p99Ms = p99Of(i);
-      gpu.send({ type: 'WINDOW', serviceId: 'svc', report: { seq: i + 1, tMs, windowMs: 200, sloMs: 25, count: 40, meanMs: p99Ms / 2, p50Ms: p99Ms / 2, p95Ms: p99Ms * 0.9, p99Ms, maxMs: p99Ms, rateRps: 200, sloWindows: 0, sloWindowsMet: 0, runP99Ms: p99Ms } });
-      if (i % 1000 === 999) gpu.send({ type: 'SET_POLICY', policy: 'gpucolo' });
-    }
-    return ((performance.now() - t0) / count) * 1000;
-  };
-  run(n);
-  const us = run(n);
+  const us = usPerWindow((i) => {
+    const p99Ms = p99Of(i);
+    gpu.send({ type: 'WINDOW', serviceId: 'svc', report: { seq: i + 1, tMs: (i + 1) * 200, windowMs: 200, sloMs: 25, count: 40, meanMs: p99Ms / 2, p50Ms: p99Ms / 2, p95Ms: p99Ms * 0.9, p99Ms, maxMs: p99Ms, rateRps: 200, sloWindows: 0, sloWindowsMet: 0, runP99Ms: p99Ms } });
+    if (i % 1000 === 999) gpu.send({ type: 'SET_POLICY', policy: 'gpucolo' });
+  });
   gpu.stop();
   return us;
 }

@@ -77,8 +77,8 @@ export interface FleetBenchResult {
   /** roundTrip.p99Ms / natsFloor.p99Ms. */
   p99OverFloor: number;
   /**
-   * Collections while timing. Each pauses whatever sample is in flight: with about ten of them over 1000 samples,
-   * where they fall decides the p99 (the 10th-worst sample) and moves it from one run to the next.
+   * Collections while timing. Each pauses whatever sample is in flight: with a few of them over 1000 samples, where
+   * they fall moves the p99 (the 10th-worst sample) from one run to the next; they are not all of its tail.
    */
   gc: GcSummary;
 }

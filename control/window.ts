@@ -78,28 +78,21 @@ function knots(w: LatencyWindow): number[] {
   return xs;
 }
 
-/** Fraction of the window's samples below x (the CDF's limit from the left at x), under the same reconstruction. */
-function cdfBelow(xs: readonly number[], x: number): number {
-  if (x <= xs[0]!) return 0;
-  if (x > xs[xs.length - 1]!) return 1;
-  for (let i = 0; i < xs.length - 1; i++) {
-    const a = xs[i]!;
-    const b = xs[i + 1]!;
-    if (x > a && x <= b) return KNOT_Q[i]! + ((KNOT_Q[i + 1]! - KNOT_Q[i]!) * (x - a)) / (b - a);
-  }
-  return 1;
-}
-
-/** Fraction of the window's samples at or below x, under the piecewise-linear reconstruction. */
-function cdfAt(xs: readonly number[], x: number): number {
-  if (x < xs[0]!) return 0;
-  if (x >= xs[xs.length - 1]!) return 1;
+/**
+ * Fraction of the window's samples at or below x, under the piecewise-linear reconstruction; with `left`, below x
+ * (the CDF's limit from the left at x: less than at x only where two knots coincide at x, a jump).
+ */
+function cdfAt(xs: readonly number[], x: number, left = false): number {
+  const last = xs[xs.length - 1]!;
+  if (left ? x <= xs[0]! : x < xs[0]!) return 0;
+  if (left ? x > last : x >= last) return 1;
+  // The one segment x lies in: [a, b) at x, (a, b] from the left (a segment of two coinciding knots holds none).
   for (let i = xs.length - 2; i >= 0; i--) {
     const a = xs[i]!;
     const b = xs[i + 1]!;
-    if (x >= a && x < b) return KNOT_Q[i]! + ((KNOT_Q[i + 1]! - KNOT_Q[i]!) * (x - a)) / (b - a);
+    if (left ? x > a && x <= b : x >= a && x < b) return KNOT_Q[i]! + ((KNOT_Q[i + 1]! - KNOT_Q[i]!) * (x - a)) / (b - a);
   }
-  return 0;
+  return left ? 1 : 0;
 }
 
 /**
@@ -145,7 +138,7 @@ function mixtureQuantile(parts: readonly { xs: number[]; weight: number }[], tot
  */
 function massAt(parts: readonly { xs: number[]; weight: number }[], total: number, x: number, left: boolean): number {
   let s = 0;
-  for (let i = 0; i < parts.length; i++) s += parts[i]!.weight * (left ? cdfBelow(parts[i]!.xs, x) : cdfAt(parts[i]!.xs, x));
+  for (let i = 0; i < parts.length; i++) s += parts[i]!.weight * cdfAt(parts[i]!.xs, x, left);
   return s / total;
 }
 
