@@ -18,6 +18,7 @@ export interface BenchControlFlags {
   seed: string;
   seeds?: string;
   matrix?: string | boolean;
+  fullLength?: boolean;
   workers?: string;
   warmup: string;
   out: string;
@@ -65,7 +66,7 @@ export function benchPolicies(spec: string): string[] {
   return BENCH_POLICIES.filter((p) => names.includes(p));
 }
 
-const f3 = (x: number) => x.toFixed(3);
+const f3 = (x: number | null) => (x === null || !Number.isFinite(x) ? '-' : x.toFixed(3));
 /** Names first and free text last read left-aligned; the numbers between, right-aligned. */
 const textAtEnds = (i: number, count: number) => i === 0 || i === count - 1;
 
@@ -154,6 +155,7 @@ export async function benchControlCommand(f: BenchControlFlags): Promise<void> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const out = f.json ? log : (line: string) => process.stdout.write(`${line}\n`);
   if (f.matrix !== undefined && f.matrix !== false) return matrixCommand(f, policies, warmupS, log, out);
+  if (f.fullLength) throw new UsageError('--full-length applies to --matrix (a single --load runs at its own length already)');
 
   const s = benchScenario(f);
   let seeds: number[];
@@ -210,7 +212,7 @@ async function matrixCommand(f: BenchControlFlags, policies: string[], warmupS: 
   }
   let loads;
   try {
-    loads = matrixLoads(typeof f.matrix === 'string' ? f.matrix : undefined);
+    loads = matrixLoads(typeof f.matrix === 'string' ? f.matrix : undefined, undefined, f.fullLength === true);
   } catch (err) {
     throw new UsageError(`--matrix: ${(err as Error).message}`);
   }

@@ -97,6 +97,7 @@ export function program(): Command {
     .option('--seed <n>', 'random seed (every policy sees the same arrivals)', '1')
     .option('--seeds <n>', 'run seeds 1..n and report the median and worst of each metric (with --matrix: seeds per cell, default 1)')
     .option('--matrix [loads]', 'run every load x every profile of the plant family (the built-ins but the measured ones; or --profile LIST) x seeds in parallel and print one table; loads: a comma-separated list of load names, CSV files or folders (default: the three scenarios, ../shared/data/loads, the GenAI qps cycle, flat 30/60/85% and MMPP 2x/4x/10x)')
+    .option('--full-length', 'with --matrix: load curve files at their own length, as --scenario rate-2x --load FILE runs them (a day-long curve is a day), instead of compressed into 20 minutes')
     .option('--workers <n>', 'worker threads for --matrix (default: the CPU count)')
     .option('--warmup <s>', 'seconds at the start that are scored for no policy (latency and training alike)', String(DEFAULT_WARMUP_S_TEXT))
     .option('--out <dir>', 'directory for the chart control-<scenario>.svg; none = no chart', '.')

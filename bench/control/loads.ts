@@ -9,7 +9,9 @@
  *                                   compressed into 20 minutes instead of its hour
  *   <curve>                         every CSV in ../shared/data/loads (or a folder given), Poisson arrivals
  *                                   at rate-2x's service (batch 2, SLO 25 ms), mean 150 req/s; a curve
- *                                   longer than 20 minutes is compressed into 20 minutes
+ *                                   longer than 20 minutes is compressed into 20 minutes, unless the matrix
+ *                                   runs curves at full length (`--full-length`: as `--scenario rate-2x --load
+ *                                   FILE` runs them, a day-long curve for a day)
  *   genai-qps-cycle                 data/fleet/genai-qps-cycle.csv (GenAI trace, 22 h daily cycle) in 20 minutes
  *   flat-30, flat-60, flat-85       Poisson at 30 / 60 / 85% of the service's capacity alone, 300 s
  *   mmpp-2x, mmpp-4x, mmpp-10x      on/off Markov-modulated Poisson at a mean of 20% of capacity: calm periods
@@ -37,11 +39,15 @@ const CURVE_MAX_S = 1200;
 const OPEN_BATCH = 2;
 const OPEN_SLO_MS = 25;
 
-/** A load curve file as a matrix load (rate-2x's service; longer than CURVE_MAX_S: compressed into it). */
-export function curveLoad(file: string, meanRps = 150, name = basename(file).replace(/\.csv$/i, '')): MatrixLoad {
+/**
+ * A load curve file as a matrix load (rate-2x's service; longer than CURVE_MAX_S: compressed into it, unless
+ * `fullLength`).
+ */
+export function curveLoad(file: string, meanRps = 150, name = basename(file).replace(/\.csv$/i, ''), fullLength = false): MatrixLoad {
   const raw = readLoadCsv(file);
-  const curve = rescale(raw.endS > CURVE_MAX_S ? compress(raw, CURVE_MAX_S) : raw, meanRps);
-  const squeezed = raw.endS > CURVE_MAX_S ? `, ${(raw.endS / 3600).toFixed(1)} h compressed into ${CURVE_MAX_S / 60} min` : '';
+  const long = !fullLength && raw.endS > CURVE_MAX_S;
+  const curve = rescale(long ? compress(raw, CURVE_MAX_S) : raw, meanRps);
+  const squeezed = long ? `, ${(raw.endS / 3600).toFixed(1)} h compressed into ${CURVE_MAX_S / 60} min` : '';
   return {
     name,
     build: (profileName) => ({
@@ -112,12 +118,15 @@ export function curvesIn(dir: string): string[] {
   return readdirSync(dir).filter((f) => f.toLowerCase().endsWith('.csv')).sort().map((f) => join(dir, f));
 }
 
-/** The default matrix's loads (curves from `loadsDir`, when it exists). */
-export function defaultMatrixLoads(loadsDir = SHARED_LOADS_DIR): MatrixLoad[] {
+/**
+ * The default matrix's loads (curves from `loadsDir`, when it exists). `fullLength`: the curves from `loadsDir` at
+ * their own length (the named loads keep theirs).
+ */
+export function defaultMatrixLoads(loadsDir = SHARED_LOADS_DIR, fullLength = false): MatrixLoad[] {
   // The diurnal scenario's curve (14 days) in 20 minutes like every long curve; its full hour is
   // `--scenario diurnal`.
   const loads: MatrixLoad[] = SCENARIO_NAMES.map((n) => (n === 'diurnal' ? curveLoad(SERVEGEN_RATE_FILE, 100, 'diurnal-20min') : namedLoad(n)));
-  if (existsSync(loadsDir)) for (const f of curvesIn(loadsDir)) loads.push(curveLoad(f));
+  if (existsSync(loadsDir)) for (const f of curvesIn(loadsDir)) loads.push(curveLoad(f, 150, undefined, fullLength));
   loads.push(curveLoad(GENAI_QPS_FILE, 150, 'genai-qps-cycle'));
   loads.push(flatLoad(30), flatLoad(60), flatLoad(85));
   loads.push(mmppLoad(2, 10), mmppLoad(4, 5), mmppLoad(10, 3));
@@ -125,18 +134,18 @@ export function defaultMatrixLoads(loadsDir = SHARED_LOADS_DIR): MatrixLoad[] {
 }
 
 /**
- * Loads from a comma-separated list: names of the default loads, CSV files, or folders of CSV files.
- * Throws with what is wrong.
+ * Loads from a comma-separated list: names of the default loads, CSV files, or folders of CSV files; `fullLength`:
+ * curve files at their own length. Throws with what is wrong.
  */
-export function matrixLoads(spec: string | undefined, loadsDir = SHARED_LOADS_DIR): MatrixLoad[] {
-  const defaults = defaultMatrixLoads(loadsDir);
+export function matrixLoads(spec: string | undefined, loadsDir = SHARED_LOADS_DIR, fullLength = false): MatrixLoad[] {
+  const defaults = defaultMatrixLoads(loadsDir, fullLength);
   if (spec === undefined || spec === '' || spec === 'default') return defaults;
   const out: MatrixLoad[] = [];
   for (const item of spec.split(',').map((x) => x.trim()).filter(Boolean)) {
     const named = defaults.find((l) => l.name === item);
     if (named) out.push(named);
-    else if (existsSync(item) && statSync(item).isDirectory()) for (const f of curvesIn(item)) out.push(curveLoad(f));
-    else if (existsSync(item)) out.push(curveLoad(item));
+    else if (existsSync(item) && statSync(item).isDirectory()) for (const f of curvesIn(item)) out.push(curveLoad(f, 150, undefined, fullLength));
+    else if (existsSync(item)) out.push(curveLoad(item, 150, undefined, fullLength));
     else throw new Error(`matrix load "${item}" is neither a load name (${defaults.map((l) => l.name).join(', ')}) nor a CSV file or folder`);
   }
   if (out.length === 0) throw new Error('the matrix has no load');

@@ -120,6 +120,29 @@ test('bench - --matrix: loads x profiles x seeds on worker threads, one row per 
   assert.match(badLoad.stderr, /neither a load name/);
 });
 
+test('bench - --matrix --full-length: a curve longer than 20 minutes runs at its own length, the cell the single --load run scores', () => {
+  // 30 minutes: the default matrix compresses it into 20.
+  const f = join(dir, 'half-hour.csv');
+  writeFileSync(f, `t_s,rate_rps\n${Array.from({ length: 6 }, (_, i) => `${i * 300},${i % 2 === 0 ? 100 : 200}`).join('\n')}\n`);
+  const policies = ['--policy', 'no-colocation,gpucolo'];
+  const json = (r: ReturnType<typeof run>) => { assert.equal(r.status, 0, r.stderr); return JSON.parse(r.stdout.trim().split('\n').at(-1)!); };
+  const fullRun = run(['bench', 'control', '--matrix', f, '--full-length', '--profile', 'rtx3090-resnet50-wrn101', '--workers', '1', ...policies, '--json']);
+  const full = json(fullRun);
+  // No oracle-dynamic in this run: its ratio reads "-", not NaN.
+  assert.match(fullRun.stderr, /median vs oracle-dynamic -/);
+  const squeezed = json(run(['bench', 'control', '--matrix', f, '--profile', 'rtx3090-resnet50-wrn101', '--workers', '1', ...policies, '--json']));
+  const single = json(run(['bench', 'control', '--scenario', 'rate-2x', '--load', f, '--seed', '1', ...policies, '--json', '--out', 'none']));
+  const g = (c: { policies: Record<string, { windows: number; attainmentP99: number; trainingItersPerSec: number }> }) => c.policies.gpucolo!;
+  assert.ok(g(full.cells[0]).windows > 1700, `${g(full.cells[0]).windows} scored seconds at full length`);
+  assert.ok(g(squeezed.cells[0]).windows < 1200, `${g(squeezed.cells[0]).windows} scored seconds compressed`);
+  // The same arrivals and the same scoring as the bar's single-load command.
+  assert.equal(g(full.cells[0]).attainmentP99, single.policies.gpucolo.attainmentP99);
+  assert.equal(g(full.cells[0]).trainingItersPerSec, single.policies.gpucolo.trainingItersPerSec);
+  const bad = run(['bench', 'control', '--scenario', 'rate-2x', '--full-length']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--full-length applies to --matrix/);
+});
+
 test('bench - any --load file: ours holds the SLO where inference alone can', () => {
   const f = join(dir, 'spiky.csv');
   // A load this repository does not ship: quiet, a 3x spike, a ramp down.
