@@ -40,14 +40,16 @@ const OPEN_BATCH = 2;
 const OPEN_SLO_MS = 25;
 
 /**
- * A load curve file as a matrix load (rate-2x's service; longer than CURVE_MAX_S: compressed into it, unless
- * `fullLength`).
+ * A load curve file as a matrix load (rate-2x's service, mean 150 req/s unless `meanRps`; longer than CURVE_MAX_S:
+ * compressed into it, unless `fullLength`).
  */
-export function curveLoad(file: string, meanRps = 150, name = basename(file).replace(/\.csv$/i, ''), fullLength = false): MatrixLoad {
+export function curveLoad(file: string, o: { meanRps?: number; name?: string; fullLength?: boolean } = {}): MatrixLoad {
+  const meanRps = o.meanRps ?? 150;
+  const name = o.name ?? basename(file).replace(/\.csv$/i, '');
   const raw = readLoadCsv(file);
-  const long = !fullLength && raw.endS > CURVE_MAX_S;
-  const curve = rescale(long ? compress(raw, CURVE_MAX_S) : raw, meanRps);
-  const squeezed = long ? `, ${(raw.endS / 3600).toFixed(1)} h compressed into ${CURVE_MAX_S / 60} min` : '';
+  const compressed = !o.fullLength && raw.endS > CURVE_MAX_S;
+  const curve = rescale(compressed ? compress(raw, CURVE_MAX_S) : raw, meanRps);
+  const squeezed = compressed ? `, ${(raw.endS / 3600).toFixed(1)} h compressed into ${CURVE_MAX_S / 60} min` : '';
   return {
     name,
     build: (profileName) => ({
@@ -125,9 +127,9 @@ export function curvesIn(dir: string): string[] {
 export function defaultMatrixLoads(loadsDir = SHARED_LOADS_DIR, fullLength = false): MatrixLoad[] {
   // The diurnal scenario's curve (14 days) in 20 minutes like every long curve; its full hour is
   // `--scenario diurnal`.
-  const loads: MatrixLoad[] = SCENARIO_NAMES.map((n) => (n === 'diurnal' ? curveLoad(SERVEGEN_RATE_FILE, 100, 'diurnal-20min') : namedLoad(n)));
-  if (existsSync(loadsDir)) for (const f of curvesIn(loadsDir)) loads.push(curveLoad(f, 150, undefined, fullLength));
-  loads.push(curveLoad(GENAI_QPS_FILE, 150, 'genai-qps-cycle'));
+  const loads: MatrixLoad[] = SCENARIO_NAMES.map((n) => (n === 'diurnal' ? curveLoad(SERVEGEN_RATE_FILE, { meanRps: 100, name: 'diurnal-20min' }) : namedLoad(n)));
+  if (existsSync(loadsDir)) for (const f of curvesIn(loadsDir)) loads.push(curveLoad(f, { fullLength }));
+  loads.push(curveLoad(GENAI_QPS_FILE, { name: 'genai-qps-cycle' }));
   loads.push(flatLoad(30), flatLoad(60), flatLoad(85));
   loads.push(mmppLoad(2, 10), mmppLoad(4, 5), mmppLoad(10, 3));
   return loads;
@@ -144,8 +146,8 @@ export function matrixLoads(spec: string | undefined, loadsDir = SHARED_LOADS_DI
   for (const item of spec.split(',').map((x) => x.trim()).filter(Boolean)) {
     const named = defaults.find((l) => l.name === item);
     if (named) out.push(named);
-    else if (existsSync(item) && statSync(item).isDirectory()) for (const f of curvesIn(item)) out.push(curveLoad(f, 150, undefined, fullLength));
-    else if (existsSync(item)) out.push(curveLoad(item, 150, undefined, fullLength));
+    else if (existsSync(item) && statSync(item).isDirectory()) for (const f of curvesIn(item)) out.push(curveLoad(f, { fullLength }));
+    else if (existsSync(item)) out.push(curveLoad(item, { fullLength }));
     else throw new Error(`matrix load "${item}" is neither a load name (${defaults.map((l) => l.name).join(', ')}) nor a CSV file or folder`);
   }
   if (out.length === 0) throw new Error('the matrix has no load');
