@@ -47,6 +47,10 @@
  * only away from saturation, when windows with training out of the way miss about as often as awake ones (the
  * misses are inference's own: a host's stalls, not training's interference; gpucolo-service.ts missExcused).
  *
+ * At a load inference alone barely serves (by the model it misses more often than not, at CALIBRATION_MAX_LOAD or
+ * more of what it serves) the duty is held at the cap until an outer period passes without one, and those periods
+ * are kept out of what the outer tier reads as the share's (gpucolo-outer.ts): awake time is not free there.
+ *
  * Holds (no knob change) while training is not running (restart after an MPS change, or stopped): those windows
  * are inference alone, s0's reading. Windows with no finished request never move towards more training.
  */
@@ -147,6 +151,11 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   const models: Record<string, ServiceModel> = { ...s.models };
   const settled = recent.length >= Math.min(3, keep);
   let want: Want | null = null;
+  // Whether some service's load is one inference alone barely serves (saturated, below), and whether the duty is
+  // held at the cap for it (held: saturated, or within an outer period of it): the duty is at the cap then,
+  // whatever path set it, and the period says nothing about what the share leaves training.
+  let saturated = false;
+  let held = false;
 
   for (const m of merged) {
     const id = m.serviceId;
@@ -296,6 +305,19 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     let reason: string;
     const windowMs = w && w.count > 0 ? metricOf(w, fastMetric(o)) : 0;
     const windowOver = w !== undefined && w.count > 0 && windowMs > w.sloMs;
+    // Inference alone at saturation: by the model it misses a second more often than not, at a load of at least
+    // CALIBRATION_MAX_LOAD of what it serves (the calibration's own bound on the loads the model describes). Every
+    // duty then reads as about as likely to miss as alone, so awake time looks free; but the queue awake time adds
+    // is carried into the seconds after it. The duty goes to the cap (below), and stays there until an outer period
+    // has passed without such a period (a load near that bound crosses it from second to second: the duty let down
+    // in between sleeps no better than alone's). The last such period is marked (saturatedMs): the outer tier keeps
+    // the held periods out of the share's evidence and makes no move for gain on them (gpucolo-outer.ts), so that
+    // at a sustained saturation stopping training (stopAtCap) is the path.
+    const aloneNow = sm.s0Ms === null ? 0 : aloneChance(sm, aloneMs, m.sloMs);
+    const atSaturation = modelReady(sm) && aloneNow >= 0.5 && (loadRps * sm.s0Ms!) / 1000 >= CALIBRATION_MAX_LOAD;
+    if (atSaturation) saturated = true;
+    const holdCap = modelReady(sm) && (atSaturation || (s.saturatedMs != null && now - s.saturatedMs < o.outerPeriodMs));
+    if (holdCap) held = true;
     // A miss inference has as often with training out of the way does not send the duty to the cap, away from
     // saturation (gpucolo-service.ts missExcused).
     const excused = windowOver && sm.s0Ms !== null && iNow !== null && missExcused(sm)
@@ -337,9 +359,13 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       if (alert) terms.alert = 1;
       next = grid[k]!;
       reason = 'model: awake time against the chance of a miss at this load';
+      if (holdCap && next < o.maxDuty) {
+        next = o.maxDuty;
+        reason = 'inference alone at saturation: duty to cap';
+      }
       Object.assign(terms, {
         s0Ms: sm.s0Ms, interference: iNow!, kappa, closedLoop: closed ? 1 : 0, missChance: missOf(row[k]!, mix[k]!, surprise),
-        surprise, aloneMissChance: aloneChance(sm, aloneMs, m.sloMs), modelMs: kappa * tailMs(atDuty(atRate(plant, rateRps), next)),
+        surprise, aloneMissChance: aloneNow, aloneUtilisation: (loadRps * sm.s0Ms) / 1000, modelMs: kappa * tailMs(atDuty(atRate(plant, rateRps), next)),
         aloneModelMs: aloneMs,
       });
       // A tail far above what the model expects at this load (a backlog still draining after a burst) holds the
@@ -388,8 +414,11 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   out.rateTrackers = ff.trackers;
   out.models = models;
   const dutyAlpha = 1 - Math.exp(-o.innerPeriodMs / 5_000);
+  if (saturated) out.saturatedMs = now;
+  // The awake time the outer tier reads as the share's (measured awake): not the periods held at the cap for a
+  // saturation, whose duty is the cap's whatever the share.
   if (!active || !want) {
-    if (active) { out.awakeSum = s.awakeSum + (1 - duty); out.awakeN = s.awakeN + 1; }
+    if (active && !held) { out.awakeSum = s.awakeSum + (1 - duty); out.awakeN = s.awakeN + 1; }
     out.duty = duty;
     out.dutyAvg = ewma(s.dutyAvg, duty, dutyAlpha);
     return { state: out, knobs: input.knobs, decisions: [] };
@@ -402,8 +431,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   if (Math.abs(next - duty) < 0.005 && next !== o.maxDuty && !modeSwitch) next = duty;
   out.duty = next;
   out.dutyAvg = ewma(s.dutyAvg, next, dutyAlpha);
-  out.awakeSum = s.awakeSum + (1 - next);
-  out.awakeN = s.awakeN + 1;
+  if (!held) { out.awakeSum = s.awakeSum + (1 - next); out.awakeN = s.awakeN + 1; }
   if (next === duty && !modeSwitch) return { state: out, knobs: input.knobs, decisions: [] };
   const decisions: Decision[] = [decision('inner', 'pacing', duty, next, want.reason, Object.assign(want.terms, { newDuty: next }), want.serviceId)];
   return { state: out, knobs: { ...input.knobs, pacing: { mode: 'duty', duty: next, periodMs: o.dutyPeriodMs } }, decisions };

@@ -249,6 +249,12 @@ export interface GpucoloState {
    * services); null while training runs. Resuming it is a restart, counted as one. Absent in a state saved before.
    */
   stopped?: { atMs: number; loadRps: number } | null;
+  /**
+   * Last inner period in which a service's load was one inference alone barely serves (gpucolo-inner.ts: the duty
+   * held at the cap until an outer period without one, those periods kept out of the measured awake time); null
+   * before any. The outer tier makes no move for gain within settleS of it. Absent in a state saved before.
+   */
+  saturatedMs?: number | null;
 }
 
 /** Defaults overlaid with the caller's options; throws on inconsistent values. */

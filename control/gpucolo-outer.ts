@@ -229,6 +229,13 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
   const atCap = stopAtCap(o, s, input, now);
   if (atCap) return atCap;
   if (!trainingActive(input) || s.activeSinceMs === null) return hold(s, input);
+  // A load inference alone barely serves (gpucolo-inner.ts saturatedMs) within the last settleS: the inner tier
+  // holds the duty at the cap for it whatever the share, so such a stretch is no evidence of what the share
+  // leaves training (no speed reading), and no move for gain is made until a share has been measured settleS
+  // without one: a share chased on the cap's duty (the model reads awake time as all but free next to a load
+  // alone barely serves) would spend the restarts that stopping training at the cap (stopAtCap, above) needs. A
+  // safety move to a smaller share (less interference left at the cap) still goes.
+  const saturated = s.saturatedMs != null && now - s.saturatedMs < o.settleS * 1000;
   const share = input.knobs.mpsSharePct;
   const runningS = (now - s.activeSinceMs) / 1000;
 
@@ -236,7 +243,7 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
   const ready = Object.entries(s.models).filter(([, m]) => modelReady(m));
   let rec: ShareRecord = s.shares.find((r) => r.pct === share) ?? { pct: share, interference: 0, iWeight: 0, trainPerAwake: 0, tWeight: 0 };
   const awake = 1 - clamp(s.dutyAvg, 0, 1);
-  if (runningS >= 8 && awake >= 0.1 && input.trainings.length > 0) {
+  if (runningS >= 8 && awake >= 0.1 && !saturated && input.trainings.length > 0) {
     const ips = input.trainings.reduce((a, t) => a + (t.running ? t.itersPerSec : 0), 0);
     const dw = awake * (o.outerPeriodMs / 1000);
     const tWeight = Math.min(T_MEMORY, rec.tWeight + dw);
@@ -329,7 +336,10 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
   const restartS = (s.restartMs ?? o.restartPriorMs) / 1000 + (trainNow > 0 ? 0.5 / trainNow : 0);
   const horizon = o.horizonS;
   // A safety move goes to a share that is planned, or halves the excess.
-  const safety = unsafe && (bestP.ok || bestP.over < now_.over / 2);
+  // Next to a load inference alone barely serves, a smaller share is a safety move when the share in force is
+  // unsafe: the duty is held at the cap there, and what the cap leaves is the share's interference.
+  const safety = unsafe && (bestP.ok || bestP.over < now_.over / 2 || (saturated && best < share));
+  if (saturated && !(safety && best < share)) return hold(s, input);
   if (safety && best < share) {
     // The least step down that qualifies: a safety move fixes the breach, it does not replan on a model that has
     // just been wrong.

@@ -48,6 +48,7 @@ export function createGpucolo(options: Partial<GpucoloOptions> = {}): Policy<Gpu
         restartSinceMs: null,
         restartMs: null,
         alertUntilMs: null,
+        saturatedMs: null,
       };
     },
     inner: (state, input) => gpucoloInner(o, state, input),

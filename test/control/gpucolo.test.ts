@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createGpucolo, createPolicy, GPUCOLO_DEFAULTS, MAX_DUTY, summarize } from '../../control/index.ts';
-import type { ControlInput, GpucoloState, Knobs, LatencyWindow } from '../../control/index.ts';
+import { createGpucolo, createPolicy, GPUCOLO_DEFAULTS, MAX_DUTY, mergeWindows, summarize } from '../../control/index.ts';
+import type { ControlInput, Decision, GpucoloState, Knobs, LatencyWindow } from '../../control/index.ts';
 import {
   dutyGrid, interferenceFromStretch, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty, serviceFromMean,
   surpriseOf, tailMs,
 } from '../../control/gpucolo-model.ts';
+import { capacityRps } from '../../bench/control/loads.ts';
+import { GpuModel, loadProfile } from '../../gpu/model/index.ts';
 import {
   aloneChance, aloneExcess, aloneExcessAt, countAloneSecond, decayedRates, emptyModel, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
 } from '../../control/gpucolo-service.ts';
@@ -298,4 +300,78 @@ test('control - gpucolo load forecast: bins decay, fall out at 1e-3 s, and the p
   assert.deepEqual(decayedRates(h, 1, 12, 0.2), { bins: [3, 7, 9, 12], weights: [1, 0.0015, 2, 0.2] });
   assert.deepEqual(decayedRates(h, 1, null, 0.2), h);
   assert.deepEqual(h, { bins: [3, 7, 9], weights: [1, 0.0015, 2] }, 'the input is not changed');
+});
+
+/**
+ * gpucolo on the simulated GPU (gpu/model) as bench/control/simulate.ts runs it (inner every 200 ms, outer every
+ * 5 s on the merged windows, a restart at every share change), keeping what it decided and when, and the inner
+ * periods it marked as saturated.
+ */
+function driveOnGpu(profileName: string, points: [number, number][], durationS: number, seed: number) {
+  const profile = loadProfile(profileName);
+  const p = createGpucolo();
+  let state: GpucoloState = p.initialState();
+  let knobs: Knobs = p.initialKnobs();
+  const model = new GpuModel({
+    profile, seed, services: [{ id: 'svc', batch: 2, rateRps: points[0]![1], arrival: 'poisson' }],
+    trainings: [{ id: 'job', mpsSharePct: knobs.mpsSharePct, pacing: knobs.pacing, running: knobs.trainingRunning }], inferenceSharePct: 100,
+  });
+  const inner: { tMs: number; d: Decision }[] = [];
+  const outer: { tMs: number; d: Decision }[] = [];
+  const saturated: number[] = [];
+  const apply = (r: { state: GpucoloState; knobs: Knobs }) => {
+    if (r.knobs.mpsSharePct !== knobs.mpsSharePct) model.setMpsShare('job', r.knobs.mpsSharePct);
+    if (JSON.stringify(r.knobs.pacing) !== JSON.stringify(knobs.pacing)) model.setPacing('job', r.knobs.pacing);
+    if (r.knobs.trainingRunning !== knobs.trainingRunning) model.setTrainingRunning('job', r.knobs.trainingRunning);
+    state = r.state;
+    knobs = r.knobs;
+  };
+  let next = 1;
+  let windows: LatencyWindow[] = [];
+  const history: { t: number; progress: number }[] = [{ t: 0, progress: 0 }];
+  for (let t = 200; t <= durationS * 1000; t += 200) {
+    while (next < points.length && points[next]![0] * 1000 <= t - 200) model.setArrivalRate('svc', points[next++]![1]);
+    model.advanceTo(t);
+    const taken = model.takeCompletions('svc');
+    const w = summarize('svc', 25, taken.completions.map((c) => c.latencyMs), taken.arrivals, 200);
+    windows.push(w);
+    const progress = model.trainingProgress('job');
+    history.push({ t, progress });
+    while (history.length > 2 && history[1]!.t <= t - 5_000) history.shift();
+    const h0 = history[0]!;
+    const trainings = [{ jobId: 'job', running: model.trainingStatus('job').state === 'running', itersPerSec: ((progress - h0.progress) * 1000) / (t - h0.t) }];
+    const r = p.inner(state, { nowMs: t, services: [w], trainings, knobs });
+    for (const d of r.decisions) inner.push({ tMs: t, d });
+    if (r.state.saturatedMs === t) saturated.push(t);
+    apply(r);
+    if (t % p.outerPeriodMs === 0) {
+      const o = p.outer(state, { nowMs: t, services: [mergeWindows(windows)], trainings, knobs });
+      windows = [];
+      for (const d of o.decisions) outer.push({ tMs: t, d });
+      apply(o);
+    }
+  }
+  return { inner, outer, saturated, outerPeriodMs: p.outerPeriodMs };
+}
+
+test('control - gpucolo: at a load inference alone barely serves, the duty stays at the cap and the share moves for no gain', () => {
+  // A load that swings between 48% and 92% of what inference alone serves every 20 minutes, for an hour.
+  const profile = 'rtx3090-resnet50-wrn101-gentle';
+  const cap = capacityRps(loadProfile(profile));
+  const points: [number, number][] = [];
+  for (let t = 0; t < 3600; t += 20) points.push([t, cap * (0.7 + 0.22 * Math.sin((2 * Math.PI * t) / 1200))]);
+  const r = driveOnGpu(profile, points, 3900, 1);
+  const saturatedBefore = (tMs: number) => r.saturated.some((t) => t > tMs - r.outerPeriodMs && t <= tMs);
+  assert.ok(r.saturated.length > 0, 'the peaks reach loads inference alone barely serves');
+  // Where the model reads inference alone as missing a second more often than not, at 85% or more of its
+  // capacity, every duty the inner tier commands is the cap: the queue awake time adds is not free.
+  const atSaturation = r.inner.filter(({ d }) => (d.terms.aloneMissChance ?? 0) >= 0.5 && (d.terms.aloneUtilisation ?? 0) >= 0.85);
+  for (const { tMs, d } of atSaturation) assert.equal(d.terms.newDuty, MAX_DUTY, `at ${tMs} ms: duty ${d.terms.newDuty} (${d.reason})`);
+  // No share moves for gain on such a period (the duty held at the cap, read as the share's own awake time, had
+  // the share chase it: 10% -> 25% in a peak); a safety move to a smaller share may. Stopping training at the cap
+  // is the path there.
+  for (const { tMs, d } of r.outer.filter((x) => x.d.knob === 'mpsSharePct' && saturatedBefore(x.tMs))) {
+    assert.ok(d.newValue < d.oldValue && /expected to miss the SLO more than allowed/.test(d.reason), `share ${d.oldValue} -> ${d.newValue} at ${tMs} ms (${d.reason})`);
+  }
+  assert.ok(r.outer.some(({ tMs, d }) => d.knob === 'trainingRunning' && d.newValue === 0 && saturatedBefore(tMs)), 'training stopped in a peak');
 });
