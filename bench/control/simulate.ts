@@ -132,8 +132,15 @@ function loadStepper(s: Scenario, model: GpuModel): (tMs: number) => void {
   };
 }
 
-/** Runs `policy` through `s` with `seed`; `options` are the policy's own (see control/). */
-export function simulate(s: Scenario, policy: PolicyName, seed: number, options: Record<string, unknown> = {}, label: string = policy): RunResult {
+/**
+ * Runs `policy` through `s` with `seed`; `options` are the policy's own (see control/). `observe`, when given, sees
+ * every step of the policy (its tier, the time, what it returned) before it is applied: tests read decisions and
+ * state from it.
+ */
+export function simulate(
+  s: Scenario, policy: PolicyName, seed: number, options: Record<string, unknown> = {}, label: string = policy,
+  observe?: (tier: 'inner' | 'outer', nowMs: number, step: StepResult<unknown>) => void,
+): RunResult {
   const profile = scenarioProfile(s);
   const p = createPolicy(policy, options as never);
   let state = p.initialState();
@@ -183,12 +190,16 @@ export function simulate(s: Scenario, policy: PolicyName, seed: number, options:
     }];
     if (t >= nextInner) {
       nextInner += p.innerPeriodMs;
-      apply(p.inner(state, { nowMs: t, services: [mergeWindows(inner)], trainings, knobs }));
+      const step = p.inner(state, { nowMs: t, services: [mergeWindows(inner)], trainings, knobs });
+      observe?.('inner', t, step);
+      apply(step);
       inner = [];
     }
     if (t >= nextOuter) {
       nextOuter += p.outerPeriodMs;
-      apply(p.outer(state, { nowMs: t, services: [mergeWindows(outer)], trainings, knobs }));
+      const step = p.outer(state, { nowMs: t, services: [mergeWindows(outer)], trainings, knobs });
+      observe?.('outer', t, step);
+      apply(step);
       outer = [];
     }
     seconds.step(taken.completions, taken.arrivals, knobs);

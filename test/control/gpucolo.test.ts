@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createGpucolo, createPolicy, GPUCOLO_DEFAULTS, MAX_DUTY, mergeWindows, summarize } from '../../control/index.ts';
+import { createGpucolo, createPolicy, GPUCOLO_DEFAULTS, MAX_DUTY, summarize } from '../../control/index.ts';
 import type { ControlInput, Decision, GpucoloState, Knobs, LatencyWindow } from '../../control/index.ts';
 import {
   dutyGrid, interferenceFromStretch, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty, serviceFromMean,
   surpriseOf, tailMs,
 } from '../../control/gpucolo-model.ts';
-import { capacityRps } from '../../bench/control/loads.ts';
-import { GpuModel, loadProfile } from '../../gpu/model/index.ts';
+import { capacityRps, simulate, type Scenario } from '../../bench/control/index.ts';
+import { loadProfile } from '../../gpu/model/index.ts';
 import {
   aloneChance, aloneExcess, aloneExcessAt, countAloneSecond, decayedRates, emptyModel, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
 } from '../../control/gpucolo-service.ts';
@@ -303,55 +303,23 @@ test('control - gpucolo load forecast: bins decay, fall out at 1e-3 s, and the p
 });
 
 /**
- * gpucolo on the simulated GPU (gpu/model) as bench/control/simulate.ts runs it (inner every 200 ms, outer every
- * 5 s on the merged windows, a restart at every share change), keeping what it decided and when, and the inner
- * periods it marked as saturated.
+ * gpucolo on the simulated GPU through bench/control/simulate.ts (inner every 200 ms, outer every 5 s on the merged
+ * windows, a restart at every share change), a Poisson load at batch 2 following `points` ([s, req/s]): what it
+ * decided and when, and the inner periods it marked as saturated.
  */
 function driveOnGpu(profileName: string, points: [number, number][], durationS: number, seed: number) {
-  const profile = loadProfile(profileName);
-  const p = createGpucolo();
-  let state: GpucoloState = p.initialState();
-  let knobs: Knobs = p.initialKnobs();
-  const model = new GpuModel({
-    profile, seed, services: [{ id: 'svc', batch: 2, rateRps: points[0]![1], arrival: 'poisson' }],
-    trainings: [{ id: 'job', mpsSharePct: knobs.mpsSharePct, pacing: knobs.pacing, running: knobs.trainingRunning }], inferenceSharePct: 100,
-  });
+  const s: Scenario = {
+    name: 'saturation-swing', description: 'test load', profile: profileName, sloMs: 25, arrival: 'poisson', durationS,
+    schedule: points.map(([tS, rateRps]) => ({ tS, rateRps, batch: 2 })), loadMeanRps: points[0]![1], source: 'test',
+  };
   const inner: { tMs: number; d: Decision }[] = [];
   const outer: { tMs: number; d: Decision }[] = [];
   const saturated: number[] = [];
-  const apply = (r: { state: GpucoloState; knobs: Knobs }) => {
-    if (r.knobs.mpsSharePct !== knobs.mpsSharePct) model.setMpsShare('job', r.knobs.mpsSharePct);
-    if (JSON.stringify(r.knobs.pacing) !== JSON.stringify(knobs.pacing)) model.setPacing('job', r.knobs.pacing);
-    if (r.knobs.trainingRunning !== knobs.trainingRunning) model.setTrainingRunning('job', r.knobs.trainingRunning);
-    state = r.state;
-    knobs = r.knobs;
-  };
-  let next = 1;
-  let windows: LatencyWindow[] = [];
-  const history: { t: number; progress: number }[] = [{ t: 0, progress: 0 }];
-  for (let t = 200; t <= durationS * 1000; t += 200) {
-    while (next < points.length && points[next]![0] * 1000 <= t - 200) model.setArrivalRate('svc', points[next++]![1]);
-    model.advanceTo(t);
-    const taken = model.takeCompletions('svc');
-    const w = summarize('svc', 25, taken.completions.map((c) => c.latencyMs), taken.arrivals, 200);
-    windows.push(w);
-    const progress = model.trainingProgress('job');
-    history.push({ t, progress });
-    while (history.length > 2 && history[1]!.t <= t - 5_000) history.shift();
-    const h0 = history[0]!;
-    const trainings = [{ jobId: 'job', running: model.trainingStatus('job').state === 'running', itersPerSec: ((progress - h0.progress) * 1000) / (t - h0.t) }];
-    const r = p.inner(state, { nowMs: t, services: [w], trainings, knobs });
-    for (const d of r.decisions) inner.push({ tMs: t, d });
-    if (r.state.saturatedMs === t) saturated.push(t);
-    apply(r);
-    if (t % p.outerPeriodMs === 0) {
-      const o = p.outer(state, { nowMs: t, services: [mergeWindows(windows)], trainings, knobs });
-      windows = [];
-      for (const d of o.decisions) outer.push({ tMs: t, d });
-      apply(o);
-    }
-  }
-  return { inner, outer, saturated, outerPeriodMs: p.outerPeriodMs };
+  simulate(s, 'gpucolo', seed, {}, 'gpucolo', (tier, tMs, step) => {
+    for (const d of step.decisions) (tier === 'inner' ? inner : outer).push({ tMs, d });
+    if (tier === 'inner' && (step.state as GpucoloState).saturatedMs === tMs) saturated.push(tMs);
+  });
+  return { inner, outer, saturated, outerPeriodMs: GPUCOLO_DEFAULTS.outerPeriodMs };
 }
 
 test('control - gpucolo: at a load inference alone barely serves, the duty stays at the cap and the share moves for no gain', () => {
