@@ -27,8 +27,10 @@ export function policyFor(name: PolicyName, options: Record<string, unknown>): P
 }
 
 function controlInput(ctx: GpuContext, tier: 'inner' | 'outer'): ControlInput {
+  // for...in over own keys (plain objects), not Object.entries: no [key, value] pair per entry per period.
   const services: LatencyWindow[] = [];
-  for (const [id, s] of Object.entries(ctx.services)) {
+  for (const id in ctx.services) {
+    const s = ctx.services[id]!;
     const ws = tier === 'inner' ? s.innerWindows : s.outerWindows;
     if (!ws.length) continue;
     // The merge is a new object: named and given its SLO in place, not copied by a spread (the round trip's path).
@@ -37,9 +39,11 @@ function controlInput(ctx: GpuContext, tier: 'inner' | 'outer'): ControlInput {
     merged.sloMs = s.sloMs;
     services.push(merged);
   }
-  const trainings: TrainingObservation[] = Object.entries(ctx.trainings).map(([jobId, t]) => ({
-    jobId, itersPerSec: t.itersPerSec, running: t.state === 'running',
-  }));
+  const trainings: TrainingObservation[] = [];
+  for (const jobId in ctx.trainings) {
+    const t = ctx.trainings[jobId]!;
+    trainings.push({ jobId, itersPerSec: t.itersPerSec, running: t.state === 'running' });
+  }
   return { nowMs: ctx.tMs, services, trainings, knobs: ctx.knobs };
 }
 
@@ -278,9 +282,13 @@ type Enqueue = any;
 
 /** Services that served before and have finished no request for over staleAfterMs (device time `nowMs`). */
 export function silentServices(context: GpuContext, nowMs: number): string[] {
-  return Object.entries(context.services)
-    .filter(([, s]) => s.lastServedTMs !== undefined && nowMs - s.lastServedTMs > context.staleAfterMs)
-    .map(([id]) => id);
+  // Runs on every window: a loop over the keys, not entries filtered and mapped (three arrays and a pair per service).
+  const out: string[] = [];
+  for (const id in context.services) {
+    const s = context.services[id]!;
+    if (s.lastServedTMs !== undefined && nowMs - s.lastServedTMs > context.staleAfterMs) out.push(id);
+  }
+  return out;
 }
 
 /** True while a service's workload is down. */

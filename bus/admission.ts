@@ -2,7 +2,7 @@ import { context as otelContext, type Context } from '@opentelemetry/api';
 import type { MsgHdrs } from '@nats-io/nats-core';
 import {
   SCHEMA_VERSION, isPublishedEvent, knownFieldsOf, knownFieldsValidatorFor, subjects, typeForSubject, validatorFor,
-  type BusRejectedEvent,
+  type BusRejectedEvent, type MessageType,
 } from '../schemas/index.ts';
 import { extractTraceContext, recordRejected } from '../observability/index.ts';
 import type { BusStats } from './bus.ts';
@@ -21,6 +21,33 @@ export interface Received<T> {
 }
 
 const REJECT_EVENTS_PER_SEC = 20;
+
+/** Subjects whose message type is remembered (subjectType), and what stands for "outside the tree" there. */
+const SUBJECT_TYPES_MAX = 4096;
+const subjectTypes = new Map<string, MessageType | null>();
+
+/**
+ * typeForSubject, remembered per subject: a bus sees few subjects, every message on one of them, and the split
+ * of the subject per message (at publishing and at admission) was allocation on the control round trip's path.
+ * Bounded: forgotten all at once when full.
+ */
+export function subjectType(subject: string): MessageType | undefined {
+  let t = subjectTypes.get(subject);
+  if (t === undefined) {
+    t = typeForSubject(subject) ?? null;
+    if (subjectTypes.size >= SUBJECT_TYPES_MAX) subjectTypes.clear();
+    subjectTypes.set(subject, t);
+  }
+  return t ?? undefined;
+}
+
+/** The trace context a message carried; no headers, none to read: the active one (what the W3C extraction returns then too). */
+function traceContextOf(headers: MsgHdrs | undefined): Context {
+  return headers ? extractTraceContext((k) => headers.get(k) || undefined) : otelContext.active();
+}
+
+/** What check() returns for a message it rejected. */
+const REJECTED: unique symbol = Symbol('rejected');
 
 /** What the admission needs from its bus (callbacks, so a later `bus.onError = ...` still counts). */
 export interface AdmissionOptions {
@@ -55,9 +82,23 @@ export class Admission {
 
   /** The edge: size, msgpack, subject, version and schema checks. Returns undefined when rejected. */
   admitMessage(subject: string, data: Uint8Array, headers?: MsgHdrs): Received<unknown> | undefined {
+    const message = this.check(subject, data);
+    if (message === REJECTED) return undefined;
+    return { subject, message, traceContext: traceContextOf(headers) };
+  }
+
+  /** admitMessage, with the message's reply subject in the one object it returns (the bus's subscriptions). */
+  admitWithReply(subject: string, data: Uint8Array, headers: MsgHdrs | undefined, reply: string | undefined): (Received<unknown> & { reply?: string }) | undefined {
+    const message = this.check(subject, data);
+    if (message === REJECTED) return undefined;
+    return { subject, message, traceContext: traceContextOf(headers), reply };
+  }
+
+  /** The checks: the message (known fields only), counted as received, or REJECTED (counted and reported). */
+  private check(subject: string, data: Uint8Array): unknown {
     const bytes = data.length;
     if (bytes > this.o.maxPayloadBytes) return this.reject(subject, 'oversize', `${bytes} bytes > limit ${this.o.maxPayloadBytes}`, bytes);
-    const type = typeForSubject(subject);
+    const type = subjectType(subject);
     if (!type) return this.reject(subject, 'unknown-subject', 'no message type is defined for this subject', bytes);
     let message: unknown;
     try {
@@ -80,18 +121,16 @@ export class Admission {
       message = knownFieldsOf(type, message);
     }
     this.o.stats.received++;
-    // No headers, no trace context to read: the active one (what the W3C extraction returns then too).
-    const traceContext = headers ? extractTraceContext((k) => headers.get(k) || undefined) : otelContext.active();
-    return { subject, message, traceContext };
+    return message;
   }
 
-  private reject(subject: string, reason: RejectReason, detail: string, bytes: number): undefined {
+  private reject(subject: string, reason: RejectReason, detail: string, bytes: number): typeof REJECTED {
     const stats = this.o.stats;
     stats.rejected++;
     stats.rejectedByReason[reason]++;
     recordRejected(this.o.host, reason);
     // Never report a rejection of a rejection event (no storms), and cap the event rate.
-    if (subject.endsWith('.rejected') || this.o.closed()) return undefined;
+    if (subject.endsWith('.rejected') || this.o.closed()) return REJECTED;
     const now = Date.now();
     if (now - this.rejectWindowStartMs >= 1000) {
       this.rejectWindowStartMs = now;
@@ -108,10 +147,10 @@ export class Admission {
         this.publishRejected(subject, reason, `${n} more rejected message(s) in the last second, reported together; latest: ${detail}`.slice(0, 300), bytes, Date.now());
       }, Math.max(1, this.rejectWindowStartMs + 1000 - now));
       this.rejectSummaryTimer.unref?.();
-      return undefined;
+      return REJECTED;
     }
     this.publishRejected(subject, reason, detail, bytes, now);
-    return undefined;
+    return REJECTED;
   }
 
   private publishRejected(subject: string, reason: RejectReason, detail: string, bytes: number, unixMs: number): void {

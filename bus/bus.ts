@@ -3,11 +3,11 @@ import { context as otelContext, isSpanContextValid, trace, type Context } from 
 import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
-  SCHEMA_VERSION, knownFieldsValidatorFor, subjects, typeForSubject, validatorFor,
+  SCHEMA_VERSION, knownFieldsValidatorFor, subjects, validatorFor,
   type CommandReply, type MessageOf, type MessageType,
 } from '../schemas/index.ts';
 import { injectTraceContext, withHandleSpan } from '../observability/index.ts';
-import { Admission, DEFAULT_MAX_PAYLOAD_BYTES, type Received, type RejectReason } from './admission.ts';
+import { Admission, DEFAULT_MAX_PAYLOAD_BYTES, subjectType, type Received, type RejectReason } from './admission.ts';
 import { decode, encode } from './codec.ts';
 import { authFromEnv, BusAuthError, connectionAuth, describeAuth, hasAuth, type BusAuth } from './auth/index.ts';
 import { BusUnavailableError, CommandError, NoRespondersError, OutgoingSchemaError } from './errors.ts';
@@ -71,6 +71,13 @@ export interface CommandOutcome {
   state?: Record<string, unknown>;
 }
 
+/** A command waiting for its reply: the promise's own settle functions and its timeout (cleared on either). */
+interface PendingReply {
+  resolve: (m: Msg) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
 const IDEMPOTENCY_CACHE = 4096;
 /** Events kept through a server outage (about a minute of a 16-GPU host's events). */
 const MAX_HELD_EVENTS = 10_000;
@@ -104,7 +111,7 @@ export class Bus {
    */
   private replyInbox: string | undefined;
   private replySeq = 0;
-  private readonly pendingReplies = new Map<string, { resolve: (m: Msg) => void; reject: (e: Error) => void }>();
+  private readonly pendingReplies = new Map<string, PendingReply>();
   onError: (err: unknown, where: string) => void = (err, where) => {
     console.error(`gpucolo bus: ${where}: ${(err as Error)?.message ?? err}`);
   };
@@ -195,7 +202,7 @@ export class Bus {
         if (err) return this.onError(err, `subscription ${pattern}`);
         const r = this.admit(msg);
         if (!r) return;
-        this.runHandler(() => handler(r as Received<MessageOf<T>>), `handler ${msg.subject}`);
+        this.runSubscriber(handler as (r: Received<unknown>) => void | Promise<void>, r, msg.subject);
       },
     });
     this.subs.push(sub);
@@ -245,14 +252,14 @@ export class Bus {
   /** Sends a command and waits for its reply until the deadline; fills in version, id and deadline. */
   async request<T extends MessageType>(subject: string, body: CommandBody<T>, options: { timeoutMs?: number; ctx?: Context } = {}): Promise<CommandReply> {
     const timeoutMs = options.timeoutMs ?? 2000;
-    // Object.assign, not a spread: a spread clone given new keys outlives V8's young generation (Node 20),
-    // which makes every scavenge a long pause in the control round trip's tail. Same keys, same order.
-    const command = Object.assign({}, body, {
-      v: SCHEMA_VERSION,
-      id: body.id ?? randomUUID(),
-      deadlineUnixMs: body.deadlineUnixMs ?? Date.now() + timeoutMs,
-    }) as unknown as MessageOf<T>;
-    const bytes = this.encodeChecked(subject, command);
+    // A copy given its fields one by one, not a spread: a spread clone given new keys outlives V8's young
+    // generation (Node 20), which makes every scavenge a long pause in the control round trip's tail. The keys
+    // and their order are Object.assign({}, body, { v, id, deadlineUnixMs })'s, without that last object.
+    const command = Object.assign({}, body) as Record<string, unknown>;
+    command.v = SCHEMA_VERSION;
+    command.id = body.id ?? randomUUID();
+    command.deadlineUnixMs = body.deadlineUnixMs ?? Date.now() + timeoutMs;
+    const bytes = this.encodeChecked(subject, command as unknown as MessageOf<T>);
     let msg: Msg;
     try {
       msg = await this.sendForReply(subject, bytes, timeoutMs, this.traceHeaders(options.ctx));
@@ -281,6 +288,7 @@ export class Bus {
           const p = this.pendingReplies.get(msg.subject);
           if (!p) return; // late: its request timed out
           this.pendingReplies.delete(msg.subject);
+          clearTimeout(p.timer);
           p.resolve(msg);
         },
       });
@@ -292,10 +300,7 @@ export class Bus {
         this.pendingReplies.delete(reply);
         reject(new Error('timeout'));
       }, timeoutMs);
-      this.pendingReplies.set(reply, {
-        resolve: (m) => { clearTimeout(timer); resolve(m); },
-        reject: (e) => { clearTimeout(timer); reject(e); },
-      });
+      this.pendingReplies.set(reply, { resolve, reject, timer });
       this.nc.publish(subject, bytes, headers ? { reply, headers } : { reply });
     });
   }
@@ -333,7 +338,7 @@ export class Bus {
     if (this.closed) return;
     this.closed = true;
     this.admission.stop();
-    for (const p of this.pendingReplies.values()) p.reject(new Error('bus closed'));
+    for (const p of this.pendingReplies.values()) { clearTimeout(p.timer); p.reject(new Error('bus closed')); }
     this.pendingReplies.clear();
     try {
       await this.nc.drain();
@@ -344,7 +349,7 @@ export class Bus {
   }
 
   private encodeChecked(subject: string, message: unknown): Uint8Array {
-    const type = typeForSubject(subject);
+    const type = subjectType(subject);
     if (!type) throw new OutgoingSchemaError(`subject ${subject} is outside the gpucolo subject tree`);
     // What we send carries only the fields this version defines (a misspelt field fails here, not downstream).
     const check = knownFieldsValidatorFor(type);
@@ -370,14 +375,26 @@ export class Bus {
   }
 
   private admit(msg: Msg): (Received<unknown> & { reply?: string }) | undefined {
-    const r = this.admitMessage(msg.subject, msg.data, msg.headers);
-    // A new object, not { ...r, reply }: see request().
-    return r && { subject: r.subject, message: r.message, traceContext: r.traceContext, reply: msg.reply };
+    // One object with the reply subject in it (not a copy of admitMessage's with one more key: see request()).
+    return this.admission.admitWithReply(msg.subject, msg.data, msg.headers, msg.reply);
   }
 
   /** The edge: size, msgpack, subject, version and schema checks. Returns undefined when rejected. */
   admitMessage(subject: string, data: Uint8Array, headers?: MsgHdrs): Received<unknown> | undefined {
     return this.admission.admitMessage(subject, data, headers);
+  }
+
+  /** runHandler for a subscription's handler and message, with no closure a message and its `where` built only on an error. */
+  private runSubscriber(handler: (r: Received<unknown>) => void | Promise<void>, r: Received<unknown>, subject: string): void {
+    try {
+      const p = handler(r);
+      if (p && typeof (p as Promise<void>).catch === 'function') {
+        (p as Promise<void>).catch((err) => { this.stats.handlerErrors++; this.onError(err, `handler ${subject}`); });
+      }
+    } catch (err) {
+      this.stats.handlerErrors++;
+      this.onError(err, `handler ${subject}`);
+    }
   }
 
   private runHandler(fn: () => void | Promise<void>, where: string): void {

@@ -58,7 +58,10 @@ export interface FeedforwardResult {
   calm: boolean;
 }
 
-const IDLE = { cusum: 0, runArrivals: 0, runMs: 0, runWindows: 0 } as const;
+/** A tracker at reference `refRps` with no evidence building, as one literal (no spread of a shared object per window). */
+function idle(refRps: number): RateTracker {
+  return { refRps, cusum: 0, runArrivals: 0, runMs: 0, runWindows: 0 };
+}
 
 /** Advance every service's detector by one window; return the duty step to add and the new trackers. */
 export function feedforward(
@@ -75,7 +78,7 @@ export function feedforward(
     const arrivals = w.rateRps * windowS;
     if (!t || !(t.refRps > 0)) {
       // No reference yet (or a silent service): adopt the first rate seen with any traffic.
-      next[w.serviceId] = { refRps: w.rateRps, ...IDLE };
+      next[w.serviceId] = idle(w.rateRps);
       continue;
     }
     const cusum = Math.max(0, t.cusum + arrivals * lnRatio - t.refRps * (o.thresholdPct / 100) * windowS);
@@ -86,7 +89,7 @@ export function feedforward(
     if (cusum === 0) {
       // k windows of EWMA at the run's mean rate, applied at once.
       const weight = 1 - (1 - o.refAlpha) ** runWindows;
-      next[w.serviceId] = { refRps: t.refRps + weight * (runRps - t.refRps), ...IDLE };
+      next[w.serviceId] = idle(t.refRps + weight * (runRps - t.refRps));
       continue;
     }
     if (cusum < o.cusumH) {
@@ -95,7 +98,7 @@ export function feedforward(
       continue;
     }
     const rise = runRps / t.refRps - 1;
-    next[w.serviceId] = { refRps: runRps, ...IDLE };
+    next[w.serviceId] = idle(runRps);
     const step = rise * 100 >= o.thresholdPct ? Math.min(o.maxStep, o.gain * rise) : 0;
     if (step > out.step) Object.assign(out, { step, serviceId: w.serviceId, risePct: rise * 100, rateRps: runRps, refRps: t.refRps });
   }

@@ -58,7 +58,7 @@ import { clamp, decision, roundTo, trainingActive } from './common.ts';
 import { feedforward, type FeedforwardOptions } from './feedforward.ts';
 import {
   atDuty, atRate, dutyGrid, ewma, interferenceFromStretch, interferenceFromTail, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty,
-  rateBin, serviceFromMean, surpriseOf, tailMs, utilisation, xiOf,
+  rateBin, scratchRow, serviceFromMean, surpriseOf, tailMs, utilisation, xiOf,
 } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
 import {
@@ -66,7 +66,7 @@ import {
   quantileBin, readAlone, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
 } from './gpucolo-service.ts';
 import type { ControlInput, Decision, LatencyWindow, StepResult } from './types.ts';
-import { mergeWindowsByService, metricOf } from './window.ts';
+import { LATENCY_METRICS, mergeWindowsByService, metricOf } from './window.ts';
 
 /** The rate tracker's detector: a 20% rise, CUSUM threshold 4, reference EWMA 0.1 per window (see feedforward.ts). */
 const RATE_TRACKING: FeedforwardOptions = { thresholdPct: 20, cusumH: 4, gain: 1, maxStep: Infinity, refAlpha: 0.1 };
@@ -98,6 +98,12 @@ const ALERT_FACTOR = 4;
 const BACKLOG_FACTOR = 2;
 /** Utilisation (model, training's slowdown at the duty in force) at or above which a fast miss is never excused. */
 const REFLEX_MAX_LOAD = 0.7;
+
+/** The fast path's reason at each metric, built once (not a template string per window past the SLO). */
+const WINDOW_OVER_REASON: Record<string, string> = {};
+for (const m of LATENCY_METRICS) WINDOW_OVER_REASON[m] = `window ${m} above SLO: duty to cap`;
+/** The row of miss chances at the load seen now: read within one service's step and dropped (scratchRow). */
+let nowRow: Float64Array = new Float64Array(32);
 
 /** The last `keep` of `prev` followed by `item`, in a new array (`prev` unchanged). */
 function lastOf<T>(prev: readonly T[], item: T, keep: number): T[] {
@@ -325,7 +331,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     if (excused) terms.excusedWindowMs = windowMs;
     if (windowOver && !excused) {
       next = o.maxDuty;
-      reason = `window ${fastMetric(o)} above SLO: duty to cap`;
+      reason = WINDOW_OVER_REASON[fastMetric(o)]!;
       terms.windowMs = windowMs;
     } else if (m.count === 0 && m.rateRps > 0) {
       next = o.maxDuty;
@@ -335,7 +341,8 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       // the tail to show it. Cap first; the model brings the duty down from there.
       next = o.maxDuty;
       reason = 'arrival rate jumped: duty to cap';
-      Object.assign(terms, { risePct: ff.risePct, refRateRps: ff.refRps });
+      terms.risePct = ff.risePct;
+      terms.refRateRps = ff.refRps;
     } else if (sm.s0Ms === null) {
       // Nothing is known yet: keep training all but asleep until inference alone has been read.
       next = o.maxDuty;
@@ -343,7 +350,9 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     } else if (modelReady(sm)) {
       const plant = { s0Ms: sm.s0Ms, interference: iNow!, periodMs: o.dutyPeriodMs, closed };
       const grid = dutyGrid(o.maxDuty);
-      const row = missRow(atRate(plant, rateRps), kappa, m.sloMs, sigma, grid);
+      // The plant at the tracked load, read three times below (pure reads: one object for all three).
+      const atLoad = atRate(plant, rateRps);
+      const row = missRow(atLoad, kappa, m.sloMs, sigma, grid, (nowRow = scratchRow(nowRow, grid)));
       const surprise = surpriseOf(sm.lnRateVar, sm.lnRateCov, sm.lnRateMean === null ? Infinity : Math.exp(sm.lnRateMean));
       // The forecast moves slowly: its mix is computed once a second (on the estimator's whole seconds) and kept.
       if (surprise > 0.02 && (sm.mix === null || sm.mix.length !== grid.length || steps % keep === 0)) {
@@ -363,14 +372,13 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
         next = o.maxDuty;
         reason = 'inference alone at saturation: duty to cap';
       }
-      Object.assign(terms, {
-        s0Ms: sm.s0Ms, interference: iNow!, kappa, closedLoop: closed ? 1 : 0, missChance: missOf(row[k]!, mix[k]!, surprise),
-        surprise, aloneMissChance: aloneNow, aloneUtilisation: (loadRps * sm.s0Ms) / 1000, modelMs: kappa * tailMs(atDuty(atRate(plant, rateRps), next)),
-        aloneModelMs: aloneMs,
-      });
+      // Set one by one, in this order (no object literal copied in per window).
+      terms.s0Ms = sm.s0Ms; terms.interference = iNow!; terms.kappa = kappa; terms.closedLoop = closed ? 1 : 0;
+      terms.missChance = missOf(row[k]!, mix[k]!, surprise); terms.surprise = surprise; terms.aloneMissChance = aloneNow;
+      terms.aloneUtilisation = (loadRps * sm.s0Ms) / 1000; terms.modelMs = kappa * tailMs(atDuty(atLoad, next)); terms.aloneModelMs = aloneMs;
       // A tail far above what the model expects at this load (a backlog still draining after a burst) holds the
       // duty where it is until it clears.
-      if (w && w.count > 0 && metricOf(w, fastMetric(o)) > BACKLOG_FACTOR * kappa * tailMs(atDuty(atRate(plant, rateRps), duty))) {
+      if (w && w.count > 0 && metricOf(w, fastMetric(o)) > BACKLOG_FACTOR * kappa * tailMs(atDuty(atLoad, duty))) {
         next = Math.max(next, duty);
         reason = 'tail far above the model (backlog): hold the duty';
       }
@@ -389,7 +397,8 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       const error = (measured - lineMs) / lineMs;
       next = error > 0 ? duty + 0.5 * error : duty - o.maxStepDown / 2;
       reason = error > 0 ? 'identifying: tail near the SLO' : 'identifying: relax the duty to read the interference';
-      Object.assign(terms, { error, lineMs });
+      terms.error = error;
+      terms.lineMs = lineMs;
     } else {
       continue; // no request finished: nothing to steer on
     }
@@ -433,6 +442,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
   out.dutyAvg = ewma(s.dutyAvg, next, dutyAlpha);
   if (!held) { out.awakeSum = s.awakeSum + (1 - next); out.awakeN = s.awakeN + 1; }
   if (next === duty && !modeSwitch) return { state: out, knobs: input.knobs, decisions: [] };
-  const decisions: Decision[] = [decision('inner', 'pacing', duty, next, want.reason, Object.assign(want.terms, { newDuty: next }), want.serviceId)];
+  want.terms.newDuty = next;
+  const decisions: Decision[] = [decision('inner', 'pacing', duty, next, want.reason, want.terms, want.serviceId)];
   return { state: out, knobs: { ...input.knobs, pacing: { mode: 'duty', duty: next, periodMs: o.dutyPeriodMs } }, decisions };
 }

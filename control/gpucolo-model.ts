@@ -85,17 +85,28 @@ export function utilisation(rateRps: number, s0Ms: number, interference: number,
 
 /** The model's p99 (ms); Infinity when the load is at or past capacity. */
 export function tailMs(p: PlantPoint): number {
+  tailInto(p, tailSlot, 0);
+  return tailSlot[0]!;
+}
+/** tailMs's slot (read back at once, never kept). */
+const tailSlot = new Float64Array(1);
+
+/**
+ * tailMs, written into out[k]: nothing returned, so that a call V8 does not inline boxes no number (missRow runs
+ * it for every duty of the grid, every window and once a second per load bin).
+ */
+function tailInto(p: PlantPoint, out: Float64Array, k: number): void {
   const i = Math.max(0, p.interference);
   const xi = xiOf(i);
   const f = slowdown(i, p.duty);
   const awakeMs = (1 - clamp(p.duty, 0, 1)) * p.periodMs;
   const block = p.duty <= 0 ? p.s0Ms * i : Math.min(p.s0Ms * i, p.s0Ms * (f - 1) + awakeMs * xi);
-  if (p.closed) return p.s0Ms + block;
+  if (p.closed) { out[k] = p.s0Ms + block; return; }
   const s = p.s0Ms * f;
   const u = (Math.max(0, p.rateRps) * s) / 1000;
-  if (u >= 0.999) return Infinity;
+  if (u >= 0.999) { out[k] = Infinity; return; }
   const wait = u > 0.01 ? Math.max(0, (s / (2 * (1 - u))) * Math.log(100 * u)) : 0;
-  return p.s0Ms + block + wait;
+  out[k] = p.s0Ms + block + wait;
 }
 
 /**
@@ -213,12 +224,23 @@ export function interferenceFromStretch(stretch: number, duty: number, s0Ms: num
 
 /** The interference I at which the model's tail is `tailMs` (bisection; 0 below the tail with no training). */
 export function interferenceFromTail(measuredMs: number, p: Omit<PlantPoint, 'interference'>): number {
-  if (!(tailMs({ ...p, interference: 0 }) < measuredMs)) return 0;
+  // One point, its interference moved (not a copy per reading), its tail read into a slot (tailInto).
+  const at: PlantPoint = { s0Ms: p.s0Ms, interference: 0, duty: p.duty, periodMs: p.periodMs, rateRps: p.rateRps, closed: p.closed };
+  const tail = tailSlot;
+  tailInto(at, tail, 0);
+  if (!(tail[0]! < measuredMs)) return 0;
   let lo = 0, hi = 1;
-  while (tailMs({ ...p, interference: hi }) < measuredMs && hi < 1e3) hi *= 2;
+  for (;;) {
+    at.interference = hi;
+    tailInto(at, tail, 0);
+    if (!(tail[0]! < measuredMs && hi < 1e3)) break;
+    hi *= 2;
+  }
   for (let k = 0; k < 40; k++) {
     const mid = (lo + hi) / 2;
-    if (tailMs({ ...p, interference: mid }) < measuredMs) lo = mid;
+    at.interference = mid;
+    tailInto(at, tail, 0);
+    if (tail[0]! < measuredMs) lo = mid;
     else hi = mid;
   }
   return (lo + hi) / 2;
@@ -273,16 +295,43 @@ export function dutyGrid(maxDuty: number, step = 0.05): readonly number[] {
  */
 const GRIDS = new Map<number, Map<number, readonly number[]>>();
 
-/** Chance of a miss at each duty of the grid, at one load. */
-export function missRow(p: Omit<PlantPoint, 'duty'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[]): number[] {
+/**
+ * Chance of a miss at each duty of the grid, at one load: a new array, or written into `out` (at least as long as
+ * the grid; what lies past it is left as it was), which is returned.
+ */
+export function missRow(p: Omit<PlantPoint, 'duty'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[]): number[];
+export function missRow(p: Omit<PlantPoint, 'duty'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[], out: Float64Array): Float64Array;
+export function missRow(p: Omit<PlantPoint, 'duty'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[], out?: Float64Array): number[] | Float64Array {
   // One point moved along the grid, not one per duty: this runs every window (and once a second per load bin).
   const at = atDuty(p, 0);
+  if (out) return missRowOn(at, kappa, sloMs, sigma, grid, out);
   const row: number[] = [];
   for (let k = 0; k < grid.length; k++) {
     at.duty = grid[k]!;
     row.push(missChance(kappa * tailMs(at), sloMs, sigma));
   }
   return row;
+}
+
+/**
+ * missRow into `out` along the grid on the caller's own point `at` (its duty moved, left at the grid's last):
+ * for a caller that reads many loads on one point it moves itself (gpucolo-service.ts forecastMix).
+ */
+export function missRowOn(at: PlantPoint, kappa: number, sloMs: number, sigma: number, grid: readonly number[], out: Float64Array): Float64Array {
+  for (let k = 0; k < grid.length; k++) {
+    at.duty = grid[k]!;
+    tailInto(at, out, k);
+    out[k] = missChance(kappa * out[k]!, sloMs, sigma);
+  }
+  return out;
+}
+
+/**
+ * A scratch row for `grid` (missRow's `out`) from `held`, or a longer one in its place: for rows read and
+ * dropped within one step (none kept in a state), so that the per-window rows allocate nothing.
+ */
+export function scratchRow(held: Float64Array, grid: readonly number[]): Float64Array {
+  return held.length >= grid.length ? held : new Float64Array(Math.max(grid.length, 2 * held.length));
 }
 
 /**
@@ -299,7 +348,7 @@ export function missOf(row: number, mix: number, surprise: number): number {
  * P(miss) = missOf(row, mix, surprise): `row` the chances at the load it sees, `mix` the chances averaged over the
  * forecast (the next second's load, as far as the last one does not predict it).
  */
-export function pickDuty(grid: readonly number[], row: readonly number[], mix: readonly number[], surprise: number, price: number): number {
+export function pickDuty(grid: readonly number[], row: ArrayLike<number>, mix: ArrayLike<number>, surprise: number, price: number): number {
   let best = 0, bestValue = -Infinity;
   for (let k = 0; k < grid.length; k++) {
     const miss = missOf(row[k]!, mix[k]!, surprise);

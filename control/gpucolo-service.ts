@@ -4,7 +4,7 @@
  * (gpucolo-inner.ts) updates the model every period; the outer tier (gpucolo-outer.ts) plans shares on it.
  */
 import { clamp } from './common.ts';
-import { atRate, ewma, interferenceOf, missChance, missRow, binRate, type PlantPoint } from './gpucolo-model.ts';
+import { atDuty, atRate, ewma, interferenceOf, missChance, missRowOn, binRate, scratchRow, type PlantPoint } from './gpucolo-model.ts';
 import type { ChargedMiss, GpucoloOptions, GpucoloState, ServiceModel, RateHistogram } from './gpucolo-options.ts';
 import type { ControlInput, LatencyWindow } from './types.ts';
 import { metricOf, type LatencyMetric } from './window.ts';
@@ -37,14 +37,22 @@ const OVERLOAD = 0.95;
 export function forecastMix(sm: ServiceModel, plant: Omit<PlantPoint, 'duty' | 'rateRps'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[]): number[] {
   const mix = grid.map(() => 0);
   let mass = 0;
+  // Each bin's row is read into one scratch row and dropped, on one point moved from load to load (the mix, kept
+  // in the model, is the one new array).
+  const row = (mixRow = scratchRow(mixRow, grid));
+  const at = atDuty(atRate(plant, 0), 0);
   for (let j = 0; j < sm.rates.bins.length; j++) {
     const weight = sm.rates.weights[j]!;
     mass += weight;
-    const row = missRow(atRate(plant, binRate(sm.rates.bins[j]!)), kappa, sloMs, sigma, grid);
+    at.rateRps = binRate(sm.rates.bins[j]!);
+    missRowOn(at, kappa, sloMs, sigma, grid, row);
     for (let k = 0; k < grid.length; k++) mix[k]! += weight * row[k]!;
   }
-  return mass > 0 ? mix.map((x) => x / mass) : mix;
+  if (mass > 0) for (let k = 0; k < mix.length; k++) mix[k] = mix[k]! / mass;
+  return mix;
 }
+/** forecastMix's scratch row (scratchRow). */
+let mixRow: Float64Array = new Float64Array(32);
 
 /** A service nothing has been identified about yet. */
 export function emptyModel(): ServiceModel {

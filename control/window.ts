@@ -69,57 +69,75 @@ export function metricOf(w: LatencyWindow, metric: LatencyMetric): number {
 // Knots of the piecewise-linear CDF we rebuild from a summary. The lower anchor is a guess (the summary has no
 // minimum): p50 minus the p50..p95 spread, floored at 0. Only the merged p50 is sensitive to that guess.
 const KNOT_Q = [0, 0.5, 0.95, 0.99, 1] as const;
+const KNOTS = KNOT_Q.length;
 
-function knots(w: LatencyWindow): number[] {
+/**
+ * Scratch of one merge (mergeWindows runs to its end before the next one starts, and keeps none of it): the
+ * parts' knots (KNOTS a part, part i's at i * KNOTS), their weights, and all the knots in ascending order. A merge
+ * runs on every decision, on the control round trip's path: arrays and objects per part and per quantile were
+ * most of what a merge allocated.
+ */
+let partXs = new Float64Array(8 * KNOTS);
+let partWeights = new Float64Array(8);
+let sortedKs = new Float64Array(8 * KNOTS);
+
+/** Writes the knots of `w` into `xs` at `at`. */
+function knotsInto(w: LatencyWindow, xs: Float64Array, at: number): void {
   const lo = Math.max(0, Math.min(w.p50Ms, w.p50Ms - (w.p95Ms - w.p50Ms)));
+  xs[at] = lo;
+  xs[at + 1] = w.p50Ms;
+  xs[at + 2] = w.p95Ms;
+  xs[at + 3] = w.p99Ms;
+  xs[at + 4] = w.maxMs;
   // Monotone by construction even if a producer sent slightly inconsistent percentiles.
-  const xs = [lo, w.p50Ms, w.p95Ms, w.p99Ms, w.maxMs];
-  for (let i = 1; i < xs.length; i++) xs[i] = Math.max(xs[i]!, xs[i - 1]!);
-  return xs;
+  for (let i = 1; i < KNOTS; i++) xs[at + i] = Math.max(xs[at + i]!, xs[at + i - 1]!);
 }
 
 /**
- * Fraction of the window's samples at or below x, under the piecewise-linear reconstruction; with `left`, below x
- * (the CDF's limit from the left at x: less than at x only where two knots coincide at x, a jump).
+ * Fraction of a window's samples at or below x, under the piecewise-linear reconstruction through its knots
+ * (`xs` from `at`); with `left`, below x (the CDF's limit from the left at x: less than at x only where two knots
+ * coincide at x, a jump).
  */
-function cdfAt(xs: readonly number[], x: number, left = false): number {
-  const last = xs[xs.length - 1]!;
-  if (left ? x <= xs[0]! : x < xs[0]!) return 0;
+function cdfAt(xs: Float64Array, at: number, x: number, left: boolean): number {
+  const last = xs[at + KNOTS - 1]!;
+  if (left ? x <= xs[at]! : x < xs[at]!) return 0;
   if (left ? x > last : x >= last) return 1;
   // The one segment x lies in: [a, b) at x, (a, b] from the left (a segment of two coinciding knots holds none).
-  for (let i = xs.length - 2; i >= 0; i--) {
-    const a = xs[i]!;
-    const b = xs[i + 1]!;
+  for (let i = KNOTS - 2; i >= 0; i--) {
+    const a = xs[at + i]!;
+    const b = xs[at + i + 1]!;
     if (left ? x > a && x <= b : x >= a && x < b) return KNOT_Q[i]! + ((KNOT_Q[i + 1]! - KNOT_Q[i]!) * (x - a)) / (b - a);
   }
   return left ? 1 : 0;
 }
 
-/**
- * Smallest x whose mixture CDF reaches q. The mixture is piecewise linear between the parts' knots (each part's
- * CDF is, and jumps only where two of its knots coincide): a binary search over the sorted knots finds the first
- * one at which the mixture reaches q, then the answer is read on the segment before it, exactly, by the line
- * through the mixture's value at the segment's start and its limit at the segment's end (or it is the knot
- * itself, when q falls in a jump there). Plain loops and one array: this runs on every controller decision, on
- * the control round trip's path (it replaced a bisection of 60 halvings, 180 CDF readings of every part per
- * merge, most of the merge's time).
- */
-function mixtureQuantile(parts: readonly { xs: number[]; weight: number }[], total: number, q: number): number {
-  // The knots in ascending order, by insertion (each part's are ascending already; no comparator calls).
-  const ks: number[] = [];
-  for (let i = 0; i < parts.length; i++) {
-    const xs = parts[i]!.xs;
-    for (let j = 0; j < xs.length; j++) {
-      const x = xs[j]!;
-      let k = ks.length;
-      ks.push(x);
-      while (k > 0 && ks[k - 1]! > x) { ks[k] = ks[k - 1]!; k--; }
-      ks[k] = x;
-    }
+/** The knots of the first `parts` parts in ascending order, into sortedKs, by insertion (each part's are ascending already; no comparator calls). */
+function sortKnots(parts: number): number {
+  const ks = sortedKs;
+  let n = 0;
+  for (let i = 0; i < parts * KNOTS; i++) {
+    const x = partXs[i]!;
+    let k = n++;
+    while (k > 0 && ks[k - 1]! > x) { ks[k] = ks[k - 1]!; k--; }
+    ks[k] = x;
   }
+  return n;
+}
+
+/**
+ * Smallest x whose mixture CDF reaches q, over the first `parts` parts (their knots sorted: sortKnots, `n` of
+ * them). The mixture is piecewise linear between the parts' knots (each part's CDF is, and jumps only where two of
+ * its knots coincide): a binary search over the sorted knots finds the first one at which the mixture reaches q,
+ * then the answer is read on the segment before it, exactly, by the line through the mixture's value at the
+ * segment's start and its limit at the segment's end (or it is the knot itself, when q falls in a jump there).
+ * Plain loops over the merge's scratch: this runs on every controller decision, on the control round trip's path
+ * (it replaced a bisection of 60 halvings, 180 CDF readings of every part per merge, most of the merge's time).
+ */
+function mixtureQuantile(parts: number, n: number, total: number, q: number): number {
+  const ks = sortedKs;
   if (massAt(parts, total, ks[0]!, false) >= q) return ks[0]!;
   // The first knot at which the mixture reaches q: the mass at the last knot is 1.
-  let lo = 0, hi = ks.length - 1;
+  let lo = 0, hi = n - 1;
   while (hi - lo > 1) {
     const mid = (lo + hi) >> 1;
     if (massAt(parts, total, ks[mid]!, false) >= q) hi = mid;
@@ -133,12 +151,12 @@ function mixtureQuantile(parts: readonly { xs: number[]; weight: number }[], tot
 }
 
 /**
- * The mixture's CDF at x, or its limit from the left (`left`): the value just below x, which differs from the
- * value at x only where a part jumps (two of its knots at x).
+ * The mixture's CDF at x over the first `parts` parts, or its limit from the left (`left`): the value just below
+ * x, which differs from the value at x only where a part jumps (two of its knots at x).
  */
-function massAt(parts: readonly { xs: number[]; weight: number }[], total: number, x: number, left: boolean): number {
+function massAt(parts: number, total: number, x: number, left: boolean): number {
   let s = 0;
-  for (let i = 0; i < parts.length; i++) s += parts[i]!.weight * cdfAt(parts[i]!.xs, x, left);
+  for (let i = 0; i < parts; i++) s += partWeights[i]! * cdfAt(partXs, i * KNOTS, x, left);
   return s / total;
 }
 
@@ -156,36 +174,47 @@ export function mergeWindows(ws: readonly LatencyWindow[]): LatencyWindow {
   const first = ws[0]!;
   // Plain loops, field by field, no spread: merges run every period on the round trip's path (see
   // gpucolo-model.ts atDuty). The sums run in the windows' order, as the reductions they replace did.
-  let windowMs = 0, arrivals = 0, sloMs = Infinity, count = 0;
-  const full: LatencyWindow[] = [];
+  let windowMs = 0, arrivals = 0, sloMs = Infinity, count = 0, parts = 0;
   for (const w of ws) {
     windowMs += w.windowMs;
     arrivals += (w.rateRps * w.windowMs) / 1000;
     sloMs = Math.min(sloMs, w.sloMs);
-    if (w.count > 0) { full.push(w); count += w.count; }
+    if (w.count > 0) { parts++; count += w.count; }
   }
   const rateRps = windowMs > 0 ? arrivals / (windowMs / 1000) : 0;
   if (count === 0) return { serviceId: first.serviceId, sloMs, windowMs, rateRps, count: 0, meanMs: 0, p50Ms: 0, p95Ms: 0, p99Ms: 0, maxMs: 0 };
-  const parts: Array<{ xs: number[]; weight: number }> = [];
-  let meanSum = 0, maxMs = -Infinity;
-  for (const w of full) {
-    parts.push({ xs: knots(w), weight: w.count });
+  if (partWeights.length < parts) {
+    const cap = Math.max(parts, 2 * partWeights.length);
+    partXs = new Float64Array(cap * KNOTS);
+    partWeights = new Float64Array(cap);
+    sortedKs = new Float64Array(cap * KNOTS);
+  }
+  let meanSum = 0, maxMs = -Infinity, i = 0;
+  for (const w of ws) {
+    if (!(w.count > 0)) continue;
+    knotsInto(w, partXs, i * KNOTS);
+    partWeights[i++] = w.count;
     meanSum += w.meanMs * w.count;
     maxMs = Math.max(maxMs, w.maxMs);
   }
+  const n = sortKnots(parts);
   return {
     serviceId: first.serviceId, sloMs, windowMs, rateRps,
     count,
     meanMs: meanSum / count,
-    p50Ms: mixtureQuantile(parts, count, 0.5),
-    p95Ms: mixtureQuantile(parts, count, 0.95),
-    p99Ms: mixtureQuantile(parts, count, 0.99),
+    p50Ms: mixtureQuantile(parts, n, count, 0.5),
+    p95Ms: mixtureQuantile(parts, n, count, 0.95),
+    p99Ms: mixtureQuantile(parts, n, count, 0.99),
     maxMs,
   };
 }
 
 /** Merge windows per serviceId (first-seen order): the outer period's input for a multi-service GPU. */
 export function mergeWindowsByService(ws: readonly LatencyWindow[]): LatencyWindow[] {
+  // One service (the common case): its one merge, without grouping.
+  let one = true;
+  for (let i = 1; i < ws.length && one; i++) one = ws[i]!.serviceId === ws[0]!.serviceId;
+  if (one && ws.length > 0) return [mergeWindows(ws)];
   const groups = new Map<string, LatencyWindow[]>();
   for (const w of ws) {
     const g = groups.get(w.serviceId);

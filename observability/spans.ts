@@ -1,6 +1,6 @@
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span } from '@opentelemetry/api';
 import { subjects, type GpuStatusEvent } from '../schemas/index.ts';
-import { tracer } from './tracing.ts';
+import { carriesTrace, tracer, tracerRegistered } from './tracing.ts';
 
 /**
  * Span names: the contract between the runtime, `explain` and `report`. Messaging spans are named as the
@@ -214,9 +214,14 @@ export function commandSpan(kind: string, subject: string, action: string, attri
 
 /** Runs a command handler inside a consumer span (`process <subject template>`) whose parent is the sender's context. */
 export async function withHandleSpan<T>(subject: string, type: string, messageId: string, parent: Context, fn: () => Promise<T> | T): Promise<T> {
-  const span = tracer().startSpan(messagingSpanName('process', subject), {
-    kind: SpanKind.CONSUMER, attributes: { ...messagingAttributes(subject, 'process', 'process', messageId), 'gpucolo.message.type': type },
-  }, parent);
+  // No tracer registered and no trace to continue: the span would be the API's no-op, with an invalid context,
+  // and nothing would be recorded or propagated from it. The handler runs as it is, without the span, its
+  // attributes and the context built for it on every command handled.
+  if (!carriesTrace(parent) && !tracerRegistered()) return await fn();
+  // The messaging attributes' own (new) object, the message type added last: no copy of it per command handled.
+  const attributes = messagingAttributes(subject, 'process', 'process', messageId);
+  attributes['gpucolo.message.type'] = type;
+  const span = tracer().startSpan(messagingSpanName('process', subject), { kind: SpanKind.CONSUMER, attributes }, parent);
   try {
     return await context.with(trace.setSpan(parent, span), fn);
   } catch (err) {
