@@ -2,7 +2,7 @@ import { context as otelContext, type Context } from '@opentelemetry/api';
 import type { MsgHdrs } from '@nats-io/nats-core';
 import {
   SCHEMA_VERSION, isPublishedEvent, knownFieldsOf, knownFieldsValidatorFor, subjects, typeForSubject, validatorFor,
-  type BusRejectedEvent, type MessageType,
+  type BusRejectedEvent,
 } from '../schemas/index.ts';
 import { extractTraceContext, recordRejected } from '../observability/index.ts';
 import type { BusStats } from './bus.ts';
@@ -21,25 +21,6 @@ export interface Received<T> {
 }
 
 const REJECT_EVENTS_PER_SEC = 20;
-
-/** Subjects whose message type is remembered (subjectType), and what stands for "outside the tree" there. */
-const SUBJECT_TYPES_MAX = 4096;
-const subjectTypes = new Map<string, MessageType | null>();
-
-/**
- * typeForSubject, remembered per subject: a bus sees few subjects, every message on one of them, and the split
- * of the subject per message (at publishing and at admission) was allocation on the control round trip's path.
- * Bounded: forgotten all at once when full.
- */
-export function subjectType(subject: string): MessageType | undefined {
-  let t = subjectTypes.get(subject);
-  if (t === undefined) {
-    t = typeForSubject(subject) ?? null;
-    if (subjectTypes.size >= SUBJECT_TYPES_MAX) subjectTypes.clear();
-    subjectTypes.set(subject, t);
-  }
-  return t ?? undefined;
-}
 
 /** The trace context a message carried; no headers, none to read: the active one (what the W3C extraction returns then too). */
 function traceContextOf(headers: MsgHdrs | undefined): Context {
@@ -98,7 +79,7 @@ export class Admission {
   private check(subject: string, data: Uint8Array): unknown {
     const bytes = data.length;
     if (bytes > this.o.maxPayloadBytes) return this.reject(subject, 'oversize', `${bytes} bytes > limit ${this.o.maxPayloadBytes}`, bytes);
-    const type = subjectType(subject);
+    const type = typeForSubject(subject);
     if (!type) return this.reject(subject, 'unknown-subject', 'no message type is defined for this subject', bytes);
     let message: unknown;
     try {

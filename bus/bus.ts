@@ -3,11 +3,11 @@ import { context as otelContext, isSpanContextValid, trace, type Context } from 
 import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
-  SCHEMA_VERSION, knownFieldsValidatorFor, subjects, validatorFor,
+  SCHEMA_VERSION, knownFieldsValidatorFor, subjects, typeForSubject, validatorFor,
   type CommandReply, type MessageOf, type MessageType,
 } from '../schemas/index.ts';
 import { injectTraceContext, withHandleSpan } from '../observability/index.ts';
-import { Admission, DEFAULT_MAX_PAYLOAD_BYTES, subjectType, type Received, type RejectReason } from './admission.ts';
+import { Admission, DEFAULT_MAX_PAYLOAD_BYTES, type Received, type RejectReason } from './admission.ts';
 import { decode, encode } from './codec.ts';
 import { authFromEnv, BusAuthError, connectionAuth, describeAuth, hasAuth, type BusAuth } from './auth/index.ts';
 import { BusUnavailableError, CommandError, NoRespondersError, OutgoingSchemaError } from './errors.ts';
@@ -147,7 +147,7 @@ export class Bus {
       this.stats.reconnects++;
       // Events from the outage go out first, in order, so the stream holds them for replay.
       for (const m of this.held.splice(0)) this.nc.publish(m.subject, m.bytes, m.headers ? { headers: m.headers } : undefined);
-      for (const l of this.reconnectListeners) this.runHandler(l, 'reconnect listener');
+      for (const l of this.reconnectListeners) this.runHandler(l, undefined, 'reconnect listener');
     }
   }
 
@@ -202,7 +202,7 @@ export class Bus {
         if (err) return this.onError(err, `subscription ${pattern}`);
         const r = this.admit(msg);
         if (!r) return;
-        this.runSubscriber(handler as (r: Received<unknown>) => void | Promise<void>, r, msg.subject);
+        this.runHandler(handler as (r: Received<unknown>) => void | Promise<void>, r, 'handler', msg.subject);
       },
     });
     this.subs.push(sub);
@@ -349,7 +349,7 @@ export class Bus {
   }
 
   private encodeChecked(subject: string, message: unknown): Uint8Array {
-    const type = subjectType(subject);
+    const type = typeForSubject(subject);
     if (!type) throw new OutgoingSchemaError(`subject ${subject} is outside the gpucolo subject tree`);
     // What we send carries only the fields this version defines (a misspelt field fails here, not downstream).
     const check = knownFieldsValidatorFor(type);
@@ -384,29 +384,22 @@ export class Bus {
     return this.admission.admitMessage(subject, data, headers);
   }
 
-  /** runHandler for a subscription's handler and message, with no closure a message and its `where` built only on an error. */
-  private runSubscriber(handler: (r: Received<unknown>) => void | Promise<void>, r: Received<unknown>, subject: string): void {
+  /**
+   * Runs fn(arg), counting and reporting what it throws or rejects with, as `where` (followed by `subject` when one
+   * is given: the label is built only on an error, not per message).
+   */
+  private runHandler<A>(fn: (arg: A) => void | Promise<void>, arg: A, where: string, subject?: string): void {
     try {
-      const p = handler(r);
-      if (p && typeof (p as Promise<void>).catch === 'function') {
-        (p as Promise<void>).catch((err) => { this.stats.handlerErrors++; this.onError(err, `handler ${subject}`); });
-      }
+      const p = fn(arg);
+      if (p && typeof (p as Promise<void>).catch === 'function') (p as Promise<void>).catch((err) => this.handlerFailed(err, where, subject));
     } catch (err) {
-      this.stats.handlerErrors++;
-      this.onError(err, `handler ${subject}`);
+      // A daemon never dies of someone else's bytes, nor of one handler's bug.
+      this.handlerFailed(err, where, subject);
     }
   }
 
-  private runHandler(fn: () => void | Promise<void>, where: string): void {
-    try {
-      const p = fn();
-      if (p && typeof (p as Promise<void>).catch === 'function') {
-        (p as Promise<void>).catch((err) => { this.stats.handlerErrors++; this.onError(err, where); });
-      }
-    } catch (err) {
-      // A daemon never dies of someone else's bytes, nor of one handler's bug.
-      this.stats.handlerErrors++;
-      this.onError(err, where);
-    }
+  private handlerFailed(err: unknown, where: string, subject: string | undefined): void {
+    this.stats.handlerErrors++;
+    this.onError(err, subject === undefined ? where : `${where} ${subject}`);
   }
 }

@@ -56,11 +56,24 @@ export function subjectMatches(pattern: string, subject: string): boolean {
 /** The patterns split into tokens once: typeForSubject runs twice for every message (publish and admission). */
 const PATTERN_TOKENS = SUBJECT_PATTERNS.map(({ pattern, type }) => ({ tokens: pattern.split('.'), type }));
 
+/**
+ * Subjects whose message type is remembered (null: outside the tree): a bus sees few subjects, every message on one
+ * of them, and a split of the subject per message was allocation on the control round trip's path. Bounded:
+ * forgotten all at once when full.
+ */
+const SUBJECT_TYPES_MAX = 4096;
+const subjectTypes = new Map<string, MessageType | null>();
+
 /** The message type a concrete subject carries, or undefined for a subject outside the tree. */
 export function typeForSubject(subject: string): MessageType | undefined {
-  const s = subject.split('.');
-  for (const { tokens, type } of PATTERN_TOKENS) if (tokensMatch(tokens, s)) return type;
-  return undefined;
+  let t = subjectTypes.get(subject);
+  if (t === undefined) {
+    const s = subject.split('.');
+    t = PATTERN_TOKENS.find(({ tokens }) => tokensMatch(tokens, s))?.type ?? null;
+    if (subjectTypes.size >= SUBJECT_TYPES_MAX) subjectTypes.clear();
+    subjectTypes.set(subject, t);
+  }
+  return t ?? undefined;
 }
 
 /**
