@@ -40,8 +40,11 @@ export async function actuateJob(
   const subject = subjects.trainingCommand(host, gpu, jobId);
   const cmds: CommandBody<'training.command'>[] = [];
   const base = { type: 'training.command' as const };
-  if (!old || old.trainingRunning !== knobs.trainingRunning) cmds.push({ ...base, action: 'set-running', running: knobs.trainingRunning });
-  if (!old || old.mpsSharePct !== knobs.mpsSharePct) cmds.push({ ...base, action: 'set-mps-share', mpsSharePct: knobs.mpsSharePct });
+  const running: CommandBody<'training.command'>[] = !old || old.trainingRunning !== knobs.trainingRunning ? [{ ...base, action: 'set-running', running: knobs.trainingRunning }] : [];
+  const share: CommandBody<'training.command'>[] = !old || old.mpsSharePct !== knobs.mpsSharePct ? [{ ...base, action: 'set-mps-share', mpsSharePct: knobs.mpsSharePct }] : [];
+  // A job to run gets its share first: a stopped job only records it, so it starts once, at that share (running
+  // first would start it at the old share and restart it for the new one). A job to stop stops first.
+  cmds.push(...(knobs.trainingRunning ? [...share, ...running] : [...running, ...share]));
   if (!old || !samePacing(old.pacing, knobs.pacing)) {
     cmds.push({ ...base, action: 'set-pacing', pacing: knobs.pacing });
   }
