@@ -225,7 +225,7 @@ async function matrixCommand(f: BenchControlFlags, policies: string[], warmupS: 
   const rows = matrixRows(cells);
   const summary = matrixSummary(cells, rows);
   out(matrixTable(rows));
-  out(`ok: F = gpucolo meets the floor on every seed, 9 = trains >= 0.9x oracle-static on every seed, R = <= 12 MPS restarts/h on every seed`);
+  out(`ok: F = gpucolo meets the floor on every seed, 9 = trains >= 0.9x oracle-static on every seed, R = <= 12 MPS restarts/h on every seed (share changes: training started again after gpucolo stopped it at the duty cap is charged the plant's restart time but not counted here; gpucolo's own budget counts it)`);
   out(`rows meeting the floor ${summary.rowsMeetingFloor}/${summary.rows}, >= 0.9x oracle-static ${summary.rowsMeeting90}/${summary.rows}, restarts ${summary.rowsMeetingRestarts}/${summary.rows}; median vs oracle-static ${f3(summary.medianVsOracleStatic)}, worst ${f3(summary.worstVsOracleStatic)}; median vs oracle-dynamic ${f3(summary.medianVsOracleDynamic)}`);
   out(`wall time ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   if (f.json) {

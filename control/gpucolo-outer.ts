@@ -155,6 +155,31 @@ export function budgetLeft(o: GpucoloOptions, s: GpucoloState, now: number): num
   return Math.min(inHour, earned - s.restarts);
 }
 
+/**
+ * The service models at a new share: interference read afresh (the inner tier identifies it, walking the duty down
+ * while the tail allows: a value carried from the old share by an exponent not yet measured would be read as
+ * measured, and a pessimistic one would hold the duty where no reading can correct it); the price of a miss kept in
+ * iterations, so in awake time it scales with the speed (`scale`: new speed over old).
+ */
+function atNewShare(models: Record<string, ServiceModel>, scale: number): Record<string, ServiceModel> {
+  const out: Record<string, ServiceModel> = {};
+  for (const [id, m] of Object.entries(models)) {
+    out[id] = { ...m, iSum: 0, iWeight: 0, price: m.price / scale, lnPriceSlow: m.lnPriceSlow === null ? null : m.lnPriceSlow - Math.log(scale) };
+  }
+  return out;
+}
+
+/** The middle of the prior range of the training-speed exponent. */
+function betaMidOf(o: GpucoloOptions): number {
+  return (o.betaPriorLow + o.betaPriorHigh) / 2;
+}
+
+/** The training-speed exponent fitted over the shares visited (within [0.1, 1.5]), or null. */
+function fittedBeta(shares: readonly ShareRecord[]): number | null {
+  const fit = fitExponent(shares, (r) => r.trainPerAwake, (r) => r.tWeight);
+  return fit === null ? null : clamp(fit, 0.1, 1.5);
+}
+
 /** Arrivals over the outer period, all services (rps). */
 function arrivalRps(input: ControlInput): number {
   let sum = 0;
@@ -182,30 +207,53 @@ function capExcess(o: GpucoloOptions, s: GpucoloState, input: ControlInput): { a
 }
 
 /**
+ * The share training resumes at after a stop. A resume is a restart, so it may change the share at no further
+ * cost. While the budget leaves a restart after it, the share in force (training can be stopped again). On the
+ * last one nothing is left to stop training at the next such load: the smallest share, the least interference at
+ * the cap. Not a share the model picks: at the loads that stop training (near what inference alone serves) the
+ * model reads a middle share as safe where it is not (tried: on a 70-cell part of the matrix two rows lost their
+ * floor).
+ */
+function resumeShare(o: GpucoloOptions, s: GpucoloState, input: ControlInput, now: number): number {
+  const share = input.knobs.mpsSharePct;
+  return budgetLeft(o, s, now) > 1 || share <= o.minSharePct ? share : sharePct(o.minSharePct, o.minSharePct);
+}
+
+/**
  * Training stopped at the duty cap, and resumed. The duty cap (0.95, every pacing path's) is as far as the inner
  * tier goes; at a load where even the cap adds more to a second's chance of a miss than the floor's slack
  * allows (by the model, at this period's load), training stops, once the duty has sat at the cap for seconds
  * (dutyAvg) and training has run settleS since it last started. Training at the cap makes little progress (a
  * twentieth of its time awake): stopping it costs little. Resuming it is a restart, spent once the arrivals
- * have fallen below RESUME_LOAD_FALL of theirs at the stop and a restart is left; a stop is made only while two
- * are (the resume's, and one for the share's own moves: on a short run the one restart the budget allows is the
- * share's). Null: neither.
+ * have fallen below RESUME_LOAD_FALL of theirs at the stop and a restart is left, at the share resumeShare picks.
+ * A stop is made only while two are (the resume's, and one for the share's own moves: on a short run the one
+ * restart the budget allows is the share's), or one at a load inference alone barely serves (there a share move
+ * buys nothing: the inner tier holds the duty at the cap whatever the share). Null: neither.
  */
 function stopAtCap(o: GpucoloOptions, s: GpucoloState, input: ControlInput, now: number): StepResult<GpucoloState> | null {
   const stop = s.stopped ?? null;
   if (stop !== null && !input.knobs.trainingRunning) {
     const load = arrivalRps(input);
     if (load > RESUME_LOAD_FALL * stop.loadRps || budgetLeft(o, s, now) <= 0) return hold(s, input);
-    const terms = { loadRps: load, loadAtStopRps: stop.loadRps, stoppedS: (now - stop.atMs) / 1000, sharePct: input.knobs.mpsSharePct };
+    const share = input.knobs.mpsSharePct;
+    const next = resumeShare(o, s, input, now);
+    const terms = { loadRps: load, loadAtStopRps: stop.loadRps, stoppedS: (now - stop.atMs) / 1000, sharePct: share, newSharePct: next };
+    const decisions = [decision('outer', 'trainingRunning', 0, 1, 'arrivals fell below the load training was stopped at: training resumes at the duty cap', terms)];
+    if (next !== share) decisions.push(decision('outer', 'mpsSharePct', share, next, 'the last restart the budget allows: training resumes at the smallest MPS share', terms));
     return {
-      state: { ...s, stopped: null, duty: o.maxDuty, restartSinceMs: now, restarts: s.restarts + 1, restartTimesMs: [...s.restartTimesMs, now], awakeSum: 0, awakeN: 0 },
-      knobs: { ...input.knobs, trainingRunning: true, pacing: { mode: 'duty', duty: o.maxDuty, periodMs: o.dutyPeriodMs } },
-      decisions: [decision('outer', 'trainingRunning', 0, 1, 'arrivals fell below the load training was stopped at: training resumes at the duty cap', terms)],
+      state: {
+        ...s, stopped: null, duty: o.maxDuty, restartSinceMs: now, restarts: s.restarts + 1, restartTimesMs: [...s.restartTimesMs, now], awakeSum: 0, awakeN: 0,
+        ...(next !== share ? { models: atNewShare(s.models, (next / share) ** (fittedBeta(s.shares) ?? betaMidOf(o))), lastMpsChangeMs: now } : {}),
+      },
+      knobs: { ...input.knobs, trainingRunning: true, mpsSharePct: next, pacing: { mode: 'duty', duty: o.maxDuty, periodMs: o.dutyPeriodMs } },
+      decisions,
     };
   }
   if (stop !== null) s.stopped = null; // started again by another hand: the record no longer holds
   if (!trainingActive(input) || s.activeSinceMs === null || (now - s.activeSinceMs) / 1000 < o.settleS) return null;
-  if (s.dutyAvg < o.maxDuty - 0.01 || budgetLeft(o, s, now) < 2) return null;
+  // Saturated: the inner tier marked a load inference alone barely serves within this period (saturatedMs).
+  const saturatedNow = s.saturatedMs != null && now - s.saturatedMs < o.outerPeriodMs;
+  if (s.dutyAvg < o.maxDuty - 0.01 || budgetLeft(o, s, now) < (saturatedNow ? 1 : 2)) return null;
   const worst = capExcess(o, s, input);
   if (worst.added <= worst.allowed) return null;
   const load = arrivalRps(input);
@@ -265,16 +313,15 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
   }
 
   const gammaFit = fitExponent(s.shares, (r) => r.interference, (r) => r.iWeight);
-  const betaFit = fitExponent(s.shares, (r) => r.trainPerAwake, (r) => r.tWeight);
   // Until two shares have been measured the exponents are ranges. A move's risk (its misses, its peak) is judged
   // at the middle of gamma's range for a larger share (which is planned only at little sleep, RAISE_MAX_DUTY, and
   // resumes at the duty cap: the inner tier covers a plant steeper than that) and at the flat end for a smaller
   // one (the least relief); its expected training is averaged over both ranges, so that no plant in them is
   // favoured.
   const gammaFitted = gammaFit === null ? null : clamp(gammaFit, 0.3, 3);
-  const betaFitted = betaFit === null ? null : clamp(betaFit, 0.1, 1.5);
+  const betaFitted = fittedBeta(s.shares);
   const gammaMid = (o.gammaPriorLow + o.gammaPriorHigh) / 2;
-  const betaMid = (o.betaPriorLow + o.betaPriorHigh) / 2;
+  const betaMid = betaMidOf(o);
   const gammaRisk = (c: number) => gammaFitted ?? (c > share ? gammaMid : o.gammaPriorLow);
   const beta = betaFitted ?? betaMid;
   const trainNow = rec.trainPerAwake;
@@ -363,7 +410,7 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
     sharePct: share, newSharePct: best, expectedNow: now_.expected, expectedNew: bestP.expected, predictedGainPct: gainPct,
     peakLoadNow: now_.peakLoad, peakLoadNew: bestP.peakLoad, meanDutyNow: now_.meanDuty, meanDutyNew: bestP.meanDuty,
     missNow: now_.miss, missNew: bestP.miss, missAllowed: now_.allowed,
-    gamma: gammaRisk(best), gammaFitted: gammaFit === null ? 0 : 1, beta, betaFitted: betaFit === null ? 0 : 1,
+    gamma: gammaRisk(best), gammaFitted: gammaFit === null ? 0 : 1, beta, betaFitted: betaFitted === null ? 0 : 1,
     restartS, horizonS: horizon, budgetLeft: budget, trainPerAwake: trainNow, neededGainPct: needPct,
   };
   const reason = safety && !raising
@@ -378,19 +425,9 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
     ? { ...input.knobs, mpsSharePct: best, pacing: { mode: 'duty', duty: dutyAfter, periodMs: o.dutyPeriodMs } }
     : { ...input.knobs, mpsSharePct: best };
 
-  // The new share's interference is read afresh (the inner tier identifies it, walking the duty down while the
-  // tail allows): a value carried from the old share by an exponent not yet measured would be read as measured,
-  // and a pessimistic one would hold the duty where no reading can correct it.
-  const models: Record<string, ServiceModel> = {};
-  for (const [id, m] of Object.entries(s.models)) {
-    // The price of a miss is kept in iterations: in awake time at the new share it scales with the speed.
-    const scale = (best / share) ** beta;
-    const price = m.price / scale;
-    const lnPriceSlow = m.lnPriceSlow === null ? null : m.lnPriceSlow - Math.log(scale);
-    models[id] = { ...m, iSum: 0, iWeight: 0, price, lnPriceSlow };
-  }
+  // The new share's interference read afresh, the price carried (atNewShare).
   s = {
-    ...s, duty: dutyAfter, models, lastMpsChangeMs: now, restartSinceMs: now, restarts: s.restarts + 1, awakeSum: 0, awakeN: 0,
+    ...s, duty: dutyAfter, models: atNewShare(s.models, (best / share) ** beta), lastMpsChangeMs: now, restartSinceMs: now, restarts: s.restarts + 1, awakeSum: 0, awakeN: 0,
     restartTimesMs: [...s.restartTimesMs, now],
   };
   return { state: s, knobs, decisions };

@@ -7,6 +7,8 @@ import { score } from '../../bench/control/metrics.ts';
 import { attainmentFloor } from '../../bench/control/oracle.ts';
 import { loadSteps, scenario, type Scenario } from '../../bench/control/scenarios.ts';
 import { simulate, type RunResult } from '../../bench/control/simulate.ts';
+import { matrixLoads } from '../../bench/control/loads.ts';
+import { loadProfile } from '../../gpu/model/index.ts';
 
 const HOUR = 3_600_000;
 const input = (nowMs: number, services: LatencyWindow[], knobs: Knobs, running = true): ControlInput => ({
@@ -134,4 +136,40 @@ test('control - gpucolo stops training where even the duty cap breaks the floor,
   const sc = score(r, loadSteps(s), alone);
   assert.ok(sc.attainmentP99 >= attainmentFloor(alone), `floor held: ${sc.attainmentP99}`);
   assert.ok(sc.mpsRestartsPerHour <= 12, `restarts ${sc.mpsRestartsPerHour} per hour`);
+});
+
+test('control - gpucolo at a load inference alone barely serves, on a run whose budget allows one restart: training stops instead of a share move', () => {
+  // The matrix's flat-85 load (Poisson at 85% of what inference alone serves, 300 s): on these plants alone misses
+  // about half the seconds there, and 300 s earn one restart. A share move bought nothing (the duty sits at the cap
+  // whatever the share) and left the stop no restart: one to three seconds under the floor.
+  for (const profile of ['rtx3090-resnet50-wrn101', 'rtx3090-resnet50-wrn101-restart5s']) {
+    for (const seed of [1, 2]) {
+      const s = matrixLoads('flat-85')[0]!.build(profile, loadProfile(profile), seed);
+      const { run: r, alone } = run(s, seed);
+      const where = `${profile} seed ${seed}`;
+      assert.equal(r.mpsRestarts, 0, `${where}: no share move`);
+      const off = r.seconds.filter((w) => !w.trainingRunning);
+      assert.ok(off.length >= 180, `${where}: training stopped for most of the run (${off.length} s)`);
+      const sc = score(r, loadSteps(s), alone);
+      assert.ok(sc.attainmentP99 >= attainmentFloor(alone), `${where}: attainment ${sc.attainmentP99} < floor ${attainmentFloor(alone)}`);
+    }
+  }
+});
+
+test('control - gpucolo resumes at the smallest share on the last restart the budget allows, and holds the floor at the next peak', () => {
+  // Two one-minute peaks at 300 req/s (near what inference alone serves) with 150 req/s around them: the first
+  // peak stops training, and its resume spends the one restart a 6-minute run earns, so nothing is left to stop
+  // training at the second.
+  const s = load('rtx3090-resnet50-wrn101', 360, [[0, 150], [60, 300], [120, 150], [240, 300], [300, 150]]);
+  for (const seed of [1, 2]) {
+    const { run: r, alone } = run(s, seed);
+    const where = `seed ${seed}`;
+    const stopped = r.seconds.findIndex((w) => !w.trainingRunning);
+    const resumed = r.seconds.findIndex((w, i) => i > stopped && w.trainingRunning);
+    assert.ok(stopped >= 0 && resumed > stopped, `${where}: training stopped at a peak and resumed (${stopped}, ${resumed})`);
+    assert.ok(r.seconds.slice(resumed + 1).every((w) => Math.round(w.mpsSharePct) === 5), `${where}: resumed at 5% (${r.seconds[resumed + 1]?.mpsSharePct}%)`);
+    const sc = score(r, loadSteps(s), alone);
+    assert.ok(sc.attainmentP99 >= attainmentFloor(alone), `${where}: attainment ${sc.attainmentP99} < floor ${attainmentFloor(alone)}`);
+    assert.ok(sc.trainingItersPerSec > 0, `${where}: and trains`);
+  }
 });
