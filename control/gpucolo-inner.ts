@@ -63,7 +63,7 @@ import {
 import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
 import {
   aloneChance, allowedExtra, countFast, currentDuty, decayedRates, emptyModel, missExcused, REFLEX_AWAKE_DUTY, countAloneSecond, fastMetric, forecastMix, interferenceNow, modelReady, noiseOf, overloaded,
-  quantileBin, readAlone, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
+  quantileBin, readAlone, rechargeMisses, recordCharge, saturatedWithin, secondTail, serverLoad, trainingShare,
 } from './gpucolo-service.ts';
 import type { ControlInput, Decision, LatencyWindow, StepResult } from './types.ts';
 import { LATENCY_METRICS, mergeWindowsByService, metricOf } from './window.ts';
@@ -322,7 +322,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     const aloneNow = sm.s0Ms === null ? 0 : aloneChance(sm, aloneMs, m.sloMs);
     const atSaturation = modelReady(sm) && aloneNow >= 0.5 && (loadRps * sm.s0Ms!) / 1000 >= CALIBRATION_MAX_LOAD;
     if (atSaturation) saturated = true;
-    const holdCap = modelReady(sm) && (atSaturation || (s.saturatedMs != null && now - s.saturatedMs < o.outerPeriodMs));
+    const holdCap = modelReady(sm) && (atSaturation || saturatedWithin(s, now, o.outerPeriodMs));
     if (holdCap) held = true;
     // A miss inference has as often with training out of the way does not send the duty to the cap, away from
     // saturation (gpucolo-service.ts missExcused).

@@ -38,7 +38,7 @@
  * (stopAtCap).
  */
 import { clamp, decision, hold, sharePct, trainingActive } from './common.ts';
-import { allowedExtra, aloneChance, interferenceNow, modelReady, noiseOf, quantileBin } from './gpucolo-service.ts';
+import { allowedExtra, aloneChance, interferenceNow, modelReady, noiseOf, quantileBin, saturatedWithin } from './gpucolo-service.ts';
 import { atRate, binRate, dutyGrid, missOf, missRow, pickDuty, surpriseOf, tailMs, utilisation, weightedSlope } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel, ShareRecord } from './gpucolo-options.ts';
 import type { ControlInput, Decision, Knobs, StepResult } from './types.ts';
@@ -207,16 +207,15 @@ function capExcess(o: GpucoloOptions, s: GpucoloState, input: ControlInput): { a
 }
 
 /**
- * The share training resumes at after a stop. A resume is a restart, so it may change the share at no further
- * cost. While the budget leaves a restart after it, the share in force (training can be stopped again). On the
- * last one nothing is left to stop training at the next such load: the smallest share, the least interference at
- * the cap. Not a share the model picks: at the loads that stop training (near what inference alone serves) the
- * model reads a middle share as safe where it is not (tried: on a 70-cell part of the matrix two rows lost their
- * floor).
+ * The share training resumes at after a stop, with `budget` restarts left. A resume is a restart, so it may
+ * change the share at no further cost. While the budget leaves a restart after it, the share in force (training
+ * can be stopped again). On the last one nothing is left to stop training at the next such load: the smallest
+ * share, the least interference at the cap. Not a share the model picks: at the loads that stop training (near
+ * what inference alone serves) the model reads a middle share as safe where it is not (tried: on a 70-cell part
+ * of the matrix two rows lost their floor).
  */
-function resumeShare(o: GpucoloOptions, s: GpucoloState, input: ControlInput, now: number): number {
-  const share = input.knobs.mpsSharePct;
-  return budgetLeft(o, s, now) > 1 || share <= o.minSharePct ? share : sharePct(o.minSharePct, o.minSharePct);
+function resumeShare(o: GpucoloOptions, share: number, budget: number): number {
+  return budget > 1 || share <= o.minSharePct ? share : sharePct(o.minSharePct, o.minSharePct);
 }
 
 /**
@@ -234,9 +233,10 @@ function stopAtCap(o: GpucoloOptions, s: GpucoloState, input: ControlInput, now:
   const stop = s.stopped ?? null;
   if (stop !== null && !input.knobs.trainingRunning) {
     const load = arrivalRps(input);
-    if (load > RESUME_LOAD_FALL * stop.loadRps || budgetLeft(o, s, now) <= 0) return hold(s, input);
+    const budget = budgetLeft(o, s, now);
+    if (load > RESUME_LOAD_FALL * stop.loadRps || budget <= 0) return hold(s, input);
     const share = input.knobs.mpsSharePct;
-    const next = resumeShare(o, s, input, now);
+    const next = resumeShare(o, share, budget);
     const terms = { loadRps: load, loadAtStopRps: stop.loadRps, stoppedS: (now - stop.atMs) / 1000, sharePct: share, newSharePct: next };
     const decisions = [decision('outer', 'trainingRunning', 0, 1, 'arrivals fell below the load training was stopped at: training resumes at the duty cap', terms)];
     if (next !== share) decisions.push(decision('outer', 'mpsSharePct', share, next, 'the last restart the budget allows: training resumes at the smallest MPS share', terms));
@@ -251,8 +251,7 @@ function stopAtCap(o: GpucoloOptions, s: GpucoloState, input: ControlInput, now:
   }
   if (stop !== null) s.stopped = null; // started again by another hand: the record no longer holds
   if (!trainingActive(input) || s.activeSinceMs === null || (now - s.activeSinceMs) / 1000 < o.settleS) return null;
-  // Saturated: the inner tier marked a load inference alone barely serves within this period (saturatedMs).
-  const saturatedNow = s.saturatedMs != null && now - s.saturatedMs < o.outerPeriodMs;
+  const saturatedNow = saturatedWithin(s, now, o.outerPeriodMs);
   if (s.dutyAvg < o.maxDuty - 0.01 || budgetLeft(o, s, now) < (saturatedNow ? 1 : 2)) return null;
   const worst = capExcess(o, s, input);
   if (worst.added <= worst.allowed) return null;
@@ -283,7 +282,7 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
   // without one: a share chased on the cap's duty (the model reads awake time as all but free next to a load
   // alone barely serves) would spend the restarts that stopping training at the cap (stopAtCap, above) needs. A
   // safety move to a smaller share (less interference left at the cap) still goes.
-  const saturated = s.saturatedMs != null && now - s.saturatedMs < o.settleS * 1000;
+  const saturated = saturatedWithin(s, now, o.settleS * 1000);
   const share = input.knobs.mpsSharePct;
   const runningS = (now - s.activeSinceMs) / 1000;
 

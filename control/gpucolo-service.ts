@@ -248,6 +248,11 @@ export function interferenceNow(m: ServiceModel): number | null {
   return m.iWeight >= I_READY ? interferenceOf(m.iSum / m.iWeight) : null;
 }
 
+/** Whether the inner tier marked a load inference alone barely serves (saturatedMs) within the last `ms`. */
+export function saturatedWithin(s: GpucoloState, now: number, ms: number): boolean {
+  return s.saturatedMs != null && now - s.saturatedMs < ms;
+}
+
 /** The model can set a duty: s0 and I identified, kappa calibrated a few times. */
 export function modelReady(m: ServiceModel): boolean {
   return m.s0Ms !== null && interferenceNow(m) !== null && m.kappaN >= 3;
