@@ -45,8 +45,13 @@ export interface GpuDevice {
   setPacing(jobId: string, pacing: Pacing): void;
   /** Change a training job's MPS share; restarts the job (cost: the profile's restart time). */
   setMpsShare(jobId: string, mpsSharePct: number): void;
-  /** Start or stop a training job; a stopped job is never left paused. */
+  /**
+   * Start or stop a training job; a stopped job is never left paused. A job that cannot checkpoint (canCheckpoint
+   * false) is not stopped: it keeps running, held at the duty cap, until it is started again.
+   */
   setTrainingRunning(jobId: string, running: boolean): void;
+  /** Optional: false for a job that cannot checkpoint (a real GPU's "job that cannot be changed"); absent: it can. */
+  canCheckpoint?(jobId: string): boolean;
   trainingStatus(jobId: string): TrainingStatus;
   /**
    * Optional, for the fleet actor's placements: start serving a service here (at `rateRps`), or place a

@@ -265,6 +265,10 @@ export class NvidiaGpuDevice implements GpuDevice {
     void this.job(jobId).setRunning(running);
   }
 
+  canCheckpoint(jobId: string): boolean {
+    return this.job(jobId).canCheckpoint;
+  }
+
   trainingStatus(jobId: string): TrainingStatus {
     return this.job(jobId).status();
   }

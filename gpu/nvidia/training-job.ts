@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Knobs, Pacing } from '../../control/index.ts';
+import { MAX_DUTY, type Knobs, type Pacing } from '../../control/index.ts';
 import type { TrainingRunState, TrainingStatus } from '../index.ts';
 import type { MpsControl } from './mps.ts';
 import { LeasePacer, SignalPacer, type Pacer, type PacingMode } from './pacer.ts';
@@ -79,6 +79,8 @@ export class TrainingJob {
   private readonly restarts: RestartTracker;
   private restartTimer: NodeJS.Timeout | undefined;
   private fixedShareNoted: number | undefined;
+  /** A job that cannot checkpoint, asked to stop: kept running, held at the duty cap (stopping would lose its work). */
+  private heldAtCap = false;
 
   constructor(readonly spec: TrainingJobSpec, private readonly deps: TrainingJobDeps, initial: Knobs) {
     this.restarts = new RestartTracker(spec.restart ?? DEFAULT_RESTART);
@@ -104,7 +106,8 @@ export class TrainingJob {
 
   setPacing(pacing: Pacing): void {
     this.pacing = pacing;
-    this.pacer.set(pacing);
+    // Held at the cap (asked to stop, cannot checkpoint): the pacing is kept for when it runs again.
+    if (!this.heldAtCap) this.pacer.set(pacing);
   }
 
   /** True when the job can be stopped and relaunched without losing its work. */
@@ -140,8 +143,25 @@ export class TrainingJob {
     });
   }
 
+  /**
+   * Starts or stops the job. A job that cannot checkpoint is not stopped (its work would be lost, as
+   * setMpsShare's restart would lose it): it keeps running, held at the duty cap, the least it can be given,
+   * until it is asked to run again, which gives it back its pacing. close() stops it whatever it is.
+   */
   setRunning(running: boolean): Promise<void> {
     return this.enqueue(async () => {
+      if (running && this.heldAtCap) {
+        this.heldAtCap = false;
+        this.pacer.set(this.pacing);
+        this.deps.log(`${this.deps.label}: running again, its pacing restored`);
+      }
+      if (!running && !this.canCheckpoint && this.proc?.running()) {
+        if (this.heldAtCap) return;
+        this.heldAtCap = true;
+        this.pacer.set({ mode: 'duty', duty: MAX_DUTY, periodMs: this.pacing.mode === 'duty' ? this.pacing.periodMs : 50 });
+        this.deps.log(`${this.deps.label}: kept running at the duty cap (${MAX_DUTY}) instead of stopped: the job cannot checkpoint, so stopping it would lose its work`);
+        return;
+      }
       if (running && !this.proc?.running() && !this.closed) this.launch();
       else if (!running && this.proc?.running()) {
         await this.stopProcess();

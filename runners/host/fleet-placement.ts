@@ -62,7 +62,8 @@ function whenDone(actor: WorkloadActor, timeoutMs: number): Promise<boolean> {
  * Serves the fleet actor's placement commands for one GPU: `describe`, `start-service` (a new inference
  * actor, serving at once), `drain-service` (no new requests; replies once every request in flight has
  * finished and been reported), `start-training` (from a checkpoint, under the GPU's knobs) and
- * `checkpoint-training` (stopped, not paused; replies with the iterations to resume from). A repeated
+ * `checkpoint-training` (stopped, not paused; replies with the iterations to resume from; refused for a job
+ * that cannot checkpoint). A repeated
  * command id gets the first reply (the bus's idempotency cache); a repeated start of a present id is a no-op.
  */
 export function servePlacement(bus: Bus, h: PlacementHost): Subscription {
@@ -135,6 +136,8 @@ async function checkpointTraining(h: PlacementHost, m: PlacementCommand, describ
   if (!m.jobId) return { ok: false, error: 'checkpoint-training needs jobId' };
   const t = h.trainings.get(m.jobId);
   if (!t) return { ok: true, state: describe() };
+  // Stopping it would lose its work (and it would not stop: it is held at the duty cap), so it is not moved.
+  if (h.device.canCheckpoint?.(m.jobId) === false) return { ok: false, error: `training ${m.jobId} cannot checkpoint: it is not moved` };
   // Out of the map first: a progress report still in flight is then dropped, not taken for a live job.
   h.trainings.delete(m.jobId);
   h.onTrainingRemoved(m.jobId);

@@ -102,6 +102,23 @@ gpus:
     assert.equal(jsonLines(launches).length, 1, 'not relaunched');
     assert.match(stderr, /gpu1\/legacy: MPS share stays 40% \(asked 20%\): the job cannot checkpoint/);
     assert.match(stderr, /gpu1: MPS share fixed at 40%/);
+    // Asked to stop, it is kept running at the duty cap (stopping would lose its work), and runs on when asked.
+    const legacyPid = jsonLines<{ pid: number }>(launches)[0]!.pid;
+    const stop = await bus.request<'training.command'>(subjects.trainingCommand('wp', 'gpu1', 'legacy'), { type: 'training.command', action: 'set-running', running: false });
+    assert.equal(stop.ok, true);
+    await until(() => /gpu1\/legacy: kept running at the duty cap \(0\.95\) instead of stopped: the job cannot checkpoint/.test(stderr), 5000, `held at the cap\n${stderr}`);
+    await sleep(1000);
+    assert.equal(alive(legacyPid), true, 'the job that cannot checkpoint is not stopped');
+    assert.equal(jsonLines(launches).length, 1, 'nor relaunched');
+    // Nor is it moved by the fleet: a checkpoint would stop it.
+    const move = await bus.request<'placement.command'>(subjects.placementCommand('wp', 'gpu1'), { type: 'placement.command', action: 'checkpoint-training', jobId: 'legacy' });
+    assert.equal(move.ok, false);
+    assert.match(String(move.error), /training legacy cannot checkpoint: it is not moved/);
+    assert.equal(alive(legacyPid), true);
+    const run = await bus.request<'training.command'>(subjects.trainingCommand('wp', 'gpu1', 'legacy'), { type: 'training.command', action: 'set-running', running: true });
+    assert.equal(run.ok, true);
+    await until(() => /gpu1\/legacy: running again, its pacing restored/.test(stderr), 5000, `running again\n${stderr}`);
+    assert.equal(jsonLines(launches).length, 1, 'the same process runs on');
 
     // The training job that crashed at start was relaunched by its policy and trains.
     assert.match(stderr, /gpu0\/train: pid \d+ exited on its own \(code 3\) after \d+ ms; relaunch 1 of at most 5 in 200 ms/);
