@@ -206,6 +206,11 @@ export interface ShareRecord {
   /** Interference I at this share (mean of the service driving the decisions) and its weight. */
   interference: number;
   iWeight: number;
+  /**
+   * s0 (ms) I was read against (0: not known). I is a stretch over s0, so what was measured is the batch time with
+   * training awake, s0 (1 + I): read against a later s0 (re-read while training restarts), I is that over it.
+   */
+  s0Ms: number;
   /** Training iterations per second per unit of awake time, and its weight (seconds observed). */
   trainPerAwake: number;
   tWeight: number;

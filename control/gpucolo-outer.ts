@@ -12,11 +12,12 @@
  * share^beta; the interference is carried as I(c) = I(now) * (c / now)^gamma; kappa, the noise and the price of a
  * miss are the inner tier's; every load of the forecast counts, those inference alone barely serves included
  * (there training's part is what it adds to alone's chance of a miss). beta and gamma are the slopes fitted
- * (log-log) over the shares visited; before a second share has been measured they are ranges ([gammaPriorLow,
- * gammaPriorHigh], [betaPriorLow, betaPriorHigh]): expected(c) is averaged over them, a move's misses judged at
- * the middle of gamma's range for a larger share and at its flat end for a smaller one. A larger share is planned
- * only at duties up to RAISE_MAX_DUTY (the model is least sure where a large interference is held back by much
- * sleep) and resumes training at the duty cap, with its interference read afresh by the inner tier.
+ * (log-log) over the shares visited (each share's I read against s0 now, interferenceAgainst); before a second
+ * share has been measured they are ranges ([gammaPriorLow, gammaPriorHigh], [betaPriorLow, betaPriorHigh]):
+ * expected(c) is averaged over them, a move's misses judged at the middle of gamma's range for a larger share and
+ * at its flat end for a smaller one. A larger share is planned only at duties up to RAISE_MAX_DUTY (the model is
+ * least sure where a large interference is held back by much sleep) and resumes training at the duty cap, with
+ * its interference read afresh by the inner tier.
  *
  * A share qualifies when miss(c) is within alone's misses on the same forecast (the same model, so its errors
  * cancel) plus floorSharePct of the floor's slack, and its forecast peak, met awake at the median load's duty
@@ -70,6 +71,16 @@ function fitExponent(shares: readonly ShareRecord[], value: (r: ShareRecord) => 
   const xs = pts.map((p) => p.x);
   if (Math.max(...xs) - Math.min(...xs) < Math.log(1.15)) return null;
   return weightedSlope(pts);
+}
+
+/**
+ * A share's recorded I read against s0 now: what was measured is the batch time with training awake, s0 (1 + I)
+ * at the s0 of the time; s0 is first read from a second or so at the duty cap (a few percent off, which at a small
+ * share is I's own size) and read again while training restarts, so an older record is brought to the s0 the
+ * newer ones are read against before the exponent is fitted across them.
+ */
+export function interferenceAgainst(r: ShareRecord, s0Ms: number | null): number {
+  return r.s0Ms > 0 && s0Ms !== null && s0Ms > 0 ? Math.max(0, ((1 + r.interference) * r.s0Ms) / s0Ms - 1) : r.interference;
 }
 
 interface Prediction {
@@ -288,7 +299,7 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
 
   // What this share measures: training per awake time (after the 5 s speed window has filled), interference.
   const ready = Object.entries(s.models).filter(([, m]) => modelReady(m));
-  let rec: ShareRecord = s.shares.find((r) => r.pct === share) ?? { pct: share, interference: 0, iWeight: 0, trainPerAwake: 0, tWeight: 0 };
+  let rec: ShareRecord = s.shares.find((r) => r.pct === share) ?? { pct: share, interference: 0, iWeight: 0, s0Ms: 0, trainPerAwake: 0, tWeight: 0 };
   const awake = 1 - clamp(s.dutyAvg, 0, 1);
   if (runningS >= 8 && awake >= 0.1 && !saturated && input.trainings.length > 0) {
     const ips = input.trainings.reduce((a, t) => a + (t.running ? t.itersPerSec : 0), 0);
@@ -299,7 +310,7 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
   const driver = ready.length > 0 ? ready.reduce((a, b) => (interferenceNow(b[1])! * b[1].s0Ms! > interferenceNow(a[1])! * a[1].s0Ms! ? b : a)) : undefined;
   if (driver) {
     const m = driver[1];
-    rec = { ...rec, interference: interferenceNow(m)!, iWeight: Math.min(I_MEMORY, m.iWeight) };
+    rec = { ...rec, interference: interferenceNow(m)!, iWeight: Math.min(I_MEMORY, m.iWeight), s0Ms: m.s0Ms ?? 0 };
   }
   s = { ...s, shares: [...s.shares.filter((r) => r.pct !== share), rec] };
 
@@ -311,7 +322,8 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
     if (seen < FORECAST_READY_S) return hold(s, input);
   }
 
-  const gammaFit = fitExponent(s.shares, (r) => r.interference, (r) => r.iWeight);
+  const s0Now = driver?.[1].s0Ms ?? null;
+  const gammaFit = fitExponent(s.shares, (r) => interferenceAgainst(r, s0Now), (r) => r.iWeight);
   // Until two shares have been measured the exponents are ranges. A move's risk (its misses, its peak) is judged
   // at the middle of gamma's range for a larger share (which is planned only at little sleep, RAISE_MAX_DUTY, and
   // resumes at the duty cap: the inner tier covers a plant steeper than that) and at the flat end for a smaller

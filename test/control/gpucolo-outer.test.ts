@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createGpucolo, summarize } from '../../control/index.ts';
 import type { ControlInput, GpucoloState, Knobs, LatencyWindow } from '../../control/index.ts';
-import { budgetLeft } from '../../control/gpucolo-outer.ts';
+import { budgetLeft, interferenceAgainst } from '../../control/gpucolo-outer.ts';
 import { score } from '../../bench/control/metrics.ts';
 import { attainmentFloor } from '../../bench/control/oracle.ts';
 import { loadSteps, scenario, type Scenario } from '../../bench/control/scenarios.ts';
@@ -172,4 +172,18 @@ test('control - gpucolo resumes at the smallest share on the last restart the bu
     assert.ok(sc.attainmentP99 >= attainmentFloor(alone), `${where}: attainment ${sc.attainmentP99} < floor ${attainmentFloor(alone)}`);
     assert.ok(sc.trainingItersPerSec > 0, `${where}: and trains`);
   }
+});
+
+test('control - gpucolo outer: a share\'s recorded interference is read against s0 now before the exponent is fitted', () => {
+  // Read at a 15% share against s0 from one second at the cap (7% high), then s0 read again while training restarted.
+  const rec = { pct: 15, interference: 0.008, iWeight: 90, s0Ms: 2.733, trainPerAwake: 1.1, tWeight: 50 };
+  const now = interferenceAgainst(rec, 2.55);
+  // What was measured, the batch time with training awake, is kept: s0 (1 + I).
+  assert.ok(Math.abs(2.55 * (1 + now) - 2.733 * 1.008) < 1e-9, `I ${now}`);
+  assert.ok(now > 0.07 && now < 0.09, `I ${now}: ten times the first reading`);
+  // Against the s0 it was read with, or with no s0 known, the record stands; a lower batch time than s0 is no interference.
+  assert.ok(Math.abs(interferenceAgainst(rec, 2.733) - 0.008) < 1e-12);
+  assert.equal(interferenceAgainst(rec, null), 0.008);
+  assert.equal(interferenceAgainst({ ...rec, s0Ms: 0 }, 2.55), 0.008);
+  assert.equal(interferenceAgainst(rec, 3), 0);
 });
