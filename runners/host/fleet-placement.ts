@@ -63,8 +63,8 @@ function whenDone(actor: WorkloadActor, timeoutMs: number): Promise<boolean> {
  * actor, serving at once), `drain-service` (no new requests; replies once every request in flight has
  * finished and been reported), `start-training` (from a checkpoint, under the GPU's knobs) and
  * `checkpoint-training` (stopped, not paused; replies with the iterations to resume from; refused for a job
- * that cannot checkpoint). A repeated
- * command id gets the first reply (the bus's idempotency cache); a repeated start of a present id is a no-op.
+ * that cannot checkpoint). A repeated command id gets the first reply (the bus's idempotency cache); a repeated
+ * start of a present id is a no-op.
  */
 export function servePlacement(bus: Bus, h: PlacementHost): Subscription {
   const describe = () => ({
