@@ -130,6 +130,8 @@ interface Want {
 export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: ControlInput): StepResult<GpucoloState> {
   const now = input.nowMs;
   const active = trainingActive(input);
+  // Stopped by the knobs, yet a job reports running: it is held at the duty cap, not gone.
+  const heldRunning = !input.knobs.trainingRunning && input.trainings.some((t) => t.running);
   const duty = currentDuty(state, input);
   // The state is read from `s` and written once, into the one copy made at the end (`out`): a copy of the
   // 19-field state per change, as this was written before, boxed its numbers anew each time, on every window.
@@ -189,8 +191,9 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
 
     if (!active) {
       // Inference alone: s0's reading (after the first windows, while queues built under training drain), and
-      // how the calibrated model reads it.
-      if (m.count > 0 && settled) {
+      // how the calibrated model reads it. Not while a job asked to stop still runs (one that cannot checkpoint
+      // is held at the duty cap instead, gpu/nvidia/training-job.ts): those windows have training in them.
+      if (m.count > 0 && settled && !heldRunning) {
         const alone = serviceFromMean(m.meanMs, loadRps, closed);
         if (alone > 0) sm.s0Ms = sm.s0Ms === null ? alone : Math.exp(ewma(Math.log(sm.s0Ms), Math.log(alone), 0.3));
         const aloneMs = tailMs({ s0Ms: sm.s0Ms!, interference: 0, duty: 0, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed });

@@ -175,6 +175,24 @@ test('control - gpucolo inner: measures inference alone first, then relaxes; hol
   assert.deepEqual(JSON.parse(JSON.stringify(restarting.state)), restarting.state);
 });
 
+test('control - gpucolo inner: a job asked to stop that still runs (held at the duty cap) is not read as inference alone', () => {
+  const p = createGpucolo();
+  let s: GpucoloState = p.initialState();
+  let k = p.initialKnobs();
+  for (let t = 200; t <= 3_000; t += 200) ({ state: s, knobs: k } = p.inner(s, input(t, [win(4)], k)));
+  const s0 = s.models.svc!.s0Ms!;
+  const stopped: Knobs = { ...k, trainingRunning: false };
+  // Windows twice as slow: with the job gone they are inference alone and s0 follows them; with the job still
+  // running (it cannot checkpoint, so it was held at the cap instead of stopped) s0 keeps what it was.
+  const after = (jobRuns: boolean) => {
+    let st = s;
+    for (let t = 3_200; t <= 6_000; t += 200) st = p.inner(st, input(t, [win(8)], stopped, jobRuns)).state;
+    return st.models.svc!.s0Ms!;
+  };
+  assert.ok(after(false) > s0 * 1.3, `alone read: s0 ${s0} -> ${after(false)}`);
+  assert.equal(after(true), s0);
+});
+
 test('control - gpucolo inner: a 200 ms window past the SLO, or a second with nothing finished, sends the duty to the cap at once', () => {
   const p = createGpucolo({ initialDuty: 0 });
   let s: GpucoloState = p.initialState();
