@@ -130,7 +130,7 @@ interface Want {
 export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: ControlInput): StepResult<GpucoloState> {
   const now = input.nowMs;
   const active = trainingActive(input);
-  // Stopped by the knobs, yet a job reports running: it is held at the duty cap, not gone.
+  // Stopped by the knobs, yet a job runs: one that cannot checkpoint is held at the duty cap (gpu/nvidia/training-job.ts).
   const heldRunning = !input.knobs.trainingRunning && input.trainings.some((t) => t.running);
   const duty = currentDuty(state, input);
   // The state is read from `s` and written once, into the one copy made at the end (`out`): a copy of the
@@ -191,8 +191,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
 
     if (!active) {
       // Inference alone: s0's reading (after the first windows, while queues built under training drain), and
-      // how the calibrated model reads it. Not while a job asked to stop still runs (one that cannot checkpoint
-      // is held at the duty cap instead, gpu/nvidia/training-job.ts): those windows have training in them.
+      // how the calibrated model reads it; not while a job asked to stop still runs (heldRunning).
       if (m.count > 0 && settled && !heldRunning) {
         const alone = serviceFromMean(m.meanMs, loadRps, closed);
         if (alone > 0) sm.s0Ms = sm.s0Ms === null ? alone : Math.exp(ewma(Math.log(sm.s0Ms), Math.log(alone), 0.3));
