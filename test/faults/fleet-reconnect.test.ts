@@ -47,9 +47,21 @@ test('faults - nats-server killed and restarted under a fleet: the fleet keeps i
     await until(() => [...statuses.values()].every((s) => s.unixMs > restartedAt), 15_000, () => `statuses after the restart; ${why()}`);
 
     // A burst after the restart: only a fleet that reconnected (statuses in, commands out) relieves it.
-    for (const s of statuses.values()) {
-      for (const svc of s.services) {
-        await bus.requestWithRetry<'inference.command'>(subjects.inferenceCommand('rf', s.gpu, svc.serviceId), { type: 'inference.command', action: 'scale-rate', scale: 4 }, { deadlineMs: 10_000 });
+    // A service the fleet moves meanwhile gets its burst where it runs now: the statuses read when the burst
+    // began can place it on the GPU it left, where nobody answers (no responders: the command was not applied).
+    const serviceIds = [...new Set([...statuses.values()].flatMap((s) => s.services.map((x) => x.serviceId)))];
+    for (const id of serviceIds) {
+      const burstBy = Date.now() + 20_000;
+      for (;;) {
+        const at = [...statuses.values()].find((s) => s.services.some((x) => x.serviceId === id));
+        try {
+          if (!at) throw new Error(`no status lists ${id}: no responders yet`);
+          await bus.requestWithRetry<'inference.command'>(subjects.inferenceCommand('rf', at.gpu, id), { type: 'inference.command', action: 'scale-rate', scale: 4 }, { deadlineMs: 3_000 });
+          break;
+        } catch (err) {
+          if (!/no responders/.test((err as Error).message) || Date.now() > burstBy) throw err;
+          await sleep(250);
+        }
       }
     }
     await until(() => plans.some((p) => p.at > restartedAt && p.moves.some((m) => m.reason === 'relief')) && claimed.some((c) => c > restartedAt), 30_000, () => `a relief plan after the restart; ${why()}`);
