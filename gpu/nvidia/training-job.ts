@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MAX_DUTY, type Knobs, type Pacing } from '../../control/index.ts';
+import { GPUCOLO_DEFAULTS, MAX_DUTY, type Knobs, type Pacing } from '../../control/index.ts';
 import type { TrainingRunState, TrainingStatus } from '../index.ts';
 import type { MpsControl } from './mps.ts';
 import { LeasePacer, SignalPacer, type Pacer, type PacingMode } from './pacer.ts';
@@ -158,7 +158,7 @@ export class TrainingJob {
       if (!running && !this.canCheckpoint && this.proc?.running()) {
         if (this.heldAtCap) return;
         this.heldAtCap = true;
-        this.pacer.set({ mode: 'duty', duty: MAX_DUTY, periodMs: this.pacing.mode === 'duty' ? this.pacing.periodMs : 50 });
+        this.pacer.set({ mode: 'duty', duty: MAX_DUTY, periodMs: this.pacing.mode === 'duty' ? this.pacing.periodMs : GPUCOLO_DEFAULTS.dutyPeriodMs });
         this.deps.log(`${this.deps.label}: kept running at the duty cap (${MAX_DUTY}) instead of stopped: the job cannot checkpoint, so stopping it would lose its work`);
         return;
       }
