@@ -279,23 +279,36 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       sm.lnRateMean = ewma(sm.lnRateMean, x, RATE_STATS_ALPHA);
       sm.lastLnRate = x;
     }
+    // Inference alone at saturation: by the model it misses a second more often than not, at a load of at least
+    // CALIBRATION_MAX_LOAD of what it serves (the calibration's own bound on the loads the model describes). Every
+    // duty then reads as about as likely to miss as alone, so awake time looks free; but the queue awake time adds
+    // is carried into the seconds after it. The duty goes to the cap (below) until an outer period has passed
+    // without such a period (near that bound a load crosses it from second to second). The last one is marked
+    // (saturatedMs): the outer tier keeps the held periods out of the share's evidence and makes no move for gain on
+    // them (gpucolo-outer.ts): at a sustained saturation stopping training (stopAtCap) is the path.
+    const aloneNow = sm.s0Ms === null ? 0 : aloneChance(sm, aloneMs, m.sloMs);
+    const atSaturation = modelReady(sm) && aloneNow >= 0.5 && (loadRps * sm.s0Ms!) / 1000 >= CALIBRATION_MAX_LOAD;
+    if (atSaturation) saturated = true;
+    const holdCap = modelReady(sm) && (atSaturation || saturatedWithin(s, now, o.outerPeriodMs));
+    if (holdCap) held = true;
     // The floor's books: every whole second of windows (aligned with the estimator) is one scored window. A miss
-    // counts as training's by the share of its chance training adds to alone's (the model's chances at the load
-    // and duty of that second, the same kappa): a miss alone would have had anyway costs nothing, one training
-    // made likely costs in full.
+    // counts as training's by the share of its chance training adds to alone's (the model's chances at the load and
+    // duty of that second, the same kappa): a miss alone would have had anyway costs nothing, one training made
+    // likely in full. One held at the cap for a saturation (above) costs the price nothing and is not charged again
+    // (the duty can go no higher); the share can move, and the outer tier's books (oursMiss) count it.
     if (steps % keep === 0 && (m.count > 0 || m.rateRps > 0) && sm.s0Ms !== null && iNow !== null) {
       const missed = m.count === 0 || secondTail(m, o.metric) > m.sloMs ? 1 : 0;
       const pAlone = aloneChance(sm, aloneMs, m.sloMs);
       const bin = rateBin(loadRps);
       const oursChance = missChance(kappa * tailMs({ s0Ms: sm.s0Ms, interference: iNow, duty: dutyEff, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed }), m.sloMs, sigma);
-      const share = trainingShare(pAlone, oursChance);
+      const part = trainingShare(pAlone, oursChance), share = holdCap ? 0 : part;
       sm.aloneMiss = ewma(sm.aloneMiss, pAlone, RATE_STATS_ALPHA);
-      sm.oursMiss = ewma(sm.oursMiss, missed * share, RATE_STATS_ALPHA);
+      sm.oursMiss = ewma(sm.oursMiss, missed * part, RATE_STATS_ALPHA);
       // The last misses charged are charged again with what is known of alone now (gpucolo-service.ts
       // rechargeMisses): the price keeps neither what alone's noise put on it nor what a wrong prior left off.
       const recharged = rechargeMisses(sm);
       sm.price = clamp(sm.price * Math.exp(PRICE_RATE * (missed * share - allowedExtra(o, sm.aloneMiss ?? 0) + recharged)), PRICE_MIN, PRICE_MAX);
-      if (missed) recordCharge(sm, { aloneMs, sloMs: m.sloMs, oursChance, share, bin });
+      if (missed && !holdCap) recordCharge(sm, { aloneMs, sloMs: m.sloMs, oursChance, share, bin });
       sm.lnPriceSlow = ewma(sm.lnPriceSlow, Math.log(sm.price), 1 / o.horizonS);
       sm.scored++;
       sm.missed += missed;
@@ -313,19 +326,6 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     let reason: string;
     const windowMs = w && w.count > 0 ? metricOf(w, fastMetric(o)) : 0;
     const windowOver = w !== undefined && w.count > 0 && windowMs > w.sloMs;
-    // Inference alone at saturation: by the model it misses a second more often than not, at a load of at least
-    // CALIBRATION_MAX_LOAD of what it serves (the calibration's own bound on the loads the model describes). Every
-    // duty then reads as about as likely to miss as alone, so awake time looks free; but the queue awake time adds
-    // is carried into the seconds after it. The duty goes to the cap (below), and stays there until an outer period
-    // has passed without such a period (a load near that bound crosses it from second to second: the duty let down
-    // in between sleeps no better than alone's). The last such period is marked (saturatedMs): the outer tier keeps
-    // the held periods out of the share's evidence and makes no move for gain on them (gpucolo-outer.ts), so that
-    // at a sustained saturation stopping training (stopAtCap) is the path.
-    const aloneNow = sm.s0Ms === null ? 0 : aloneChance(sm, aloneMs, m.sloMs);
-    const atSaturation = modelReady(sm) && aloneNow >= 0.5 && (loadRps * sm.s0Ms!) / 1000 >= CALIBRATION_MAX_LOAD;
-    if (atSaturation) saturated = true;
-    const holdCap = modelReady(sm) && (atSaturation || saturatedWithin(s, now, o.outerPeriodMs));
-    if (holdCap) held = true;
     // A miss inference has as often with training out of the way does not send the duty to the cap, away from
     // saturation (gpucolo-service.ts missExcused).
     const excused = windowOver && sm.s0Ms !== null && iNow !== null && missExcused(sm)

@@ -6,7 +6,7 @@ import {
   dutyGrid, interferenceFromStretch, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty, serviceFromMean,
   surpriseOf, tailMs,
 } from '../../control/gpucolo-model.ts';
-import { capacityRps, simulate, type Scenario } from '../../bench/control/index.ts';
+import { attainment, attainmentFloor, capacityRps, matrixLoads, simulate, type Scenario } from '../../bench/control/index.ts';
 import { loadProfile } from '../../gpu/model/index.ts';
 import {
   aloneChance, aloneExcess, aloneExcessAt, countAloneSecond, decayedRates, emptyModel, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
@@ -360,4 +360,20 @@ test('control - gpucolo: at a load inference alone barely serves, the duty stays
     assert.ok(d.newValue < d.oldValue && /expected to miss the SLO more than allowed/.test(d.reason), `share ${d.oldValue} -> ${d.newValue} at ${tMs} ms (${d.reason})`);
   }
   assert.ok(r.outer.some(({ tMs, d }) => d.knob === 'trainingRunning' && d.newValue === 0 && saturatedBefore(tMs)), 'training stopped in a peak');
+});
+
+test('control - gpucolo: misses at a load inference alone barely serves are not charged to training, so a quiet load after it gets the GPU back', () => {
+  // genai-qps-cycle (a public load curve) on the calibrated plant: its first ten minutes sit about what inference
+  // alone serves (it misses a third of those seconds on its own); its last ten run at a tenth of that. Charged to
+  // training, the misses of the first half held the duty at the cap through the second (0.95, seed 1).
+  const profile = 'rtx3090-resnet50-wrn101';
+  const s = matrixLoads('genai-qps-cycle')[0]!.build(profile, loadProfile(profile), 1);
+  const run = simulate(s, 'gpucolo', 1, {}, 'gpucolo');
+  const alone = simulate(s, 'no-colocation', 1);
+  const quiet = run.seconds.slice(600);
+  const meanRate = quiet.reduce((a, w) => a + w.rateRps, 0) / quiet.length;
+  assert.ok(meanRate < 0.15 * capacityRps(loadProfile(profile)), `the last ten minutes are quiet (${meanRate.toFixed(0)} rps)`);
+  const meanDuty = quiet.reduce((a, w) => a + w.sleepDuty, 0) / quiet.length;
+  assert.ok(meanDuty < 0.3, `training sleeps ${meanDuty.toFixed(2)} of the quiet half`);
+  assert.ok(attainment(run) >= attainmentFloor(alone), `attainment ${attainment(run).toFixed(4)} against the floor ${attainmentFloor(alone).toFixed(4)}`);
 });
