@@ -4,12 +4,15 @@ import { context as otelContext } from '@opentelemetry/api';
 import { createActor, type Actor } from 'xstate';
 import { gpuMachine, inferenceMachine, trainingMachine, type ScaledClock } from '../../actors/index.ts';
 import type { Bus } from '../../bus/index.ts';
-import type { Knobs, PolicyName } from '../../control/index.ts';
+import { GPUCOLO_DEFAULTS, type Knobs, type Pacing, type PolicyName } from '../../control/index.ts';
 import type { GpuDevice } from '../../gpu/index.ts';
 import { recordLatencies, type GpuTelemetry } from '../../observability/index.ts';
 import { SCHEMA_VERSION, subjects } from '../../schemas/index.ts';
 import { actuateJob, applyTraining, finiteTerms, statusEvent } from './actuation.ts';
 import type { PlacedActor, PlacedServiceSpec } from './fleet-placement.ts';
+
+/** The pacing a job is released to (the controller gone, or a safety release): no sleep, at the default period. */
+const RELEASED_PACING: Pacing = { mode: 'duty', duty: 0, periodMs: GPUCOLO_DEFAULTS.dutyPeriodMs };
 
 /** What every part of one GPU's wiring needs: who it is, its device, and the host's I/O. */
 export interface GpuWiring {
@@ -79,7 +82,7 @@ export function makeTraining(w: GpuWiring, jobId: string, baseIterations: number
       apply: (_a, { command }) => applyTraining(device, jobId, command),
       release: () => {
         // Never leave a job paused: no sleep, and running.
-        device.setPacing(jobId, { mode: 'duty', duty: 0, periodMs: 50 });
+        device.setPacing(jobId, RELEASED_PACING);
         device.setTrainingRunning(jobId, true);
       },
     },
@@ -145,7 +148,7 @@ export function makeGpuActor(w: GpuWiring, start: GpuActorStart): Actor<typeof g
       },
       releaseTraining: ({ context }) => {
         // Sleep off and running; the MPS share is sent as it is (unchanged: no restart).
-        const released: Knobs = { ...context.knobs, pacing: { mode: 'duty', duty: 0, periodMs: 50 }, trainingRunning: true };
+        const released: Knobs = { ...context.knobs, pacing: RELEASED_PACING, trainingRunning: true };
         for (const jobId of jobIds) start.releases.push(actuateJob(bus, hostId, gpuId, jobId, undefined, released, otelContext.active(), log));
       },
     },
