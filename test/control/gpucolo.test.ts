@@ -362,10 +362,10 @@ test('control - gpucolo: at a load inference alone barely serves, the duty stays
   assert.ok(r.outer.some(({ tMs, d }) => d.knob === 'trainingRunning' && d.newValue === 0 && saturatedBefore(tMs)), 'training stopped in a peak');
 });
 
-test('control - gpucolo: misses at a load inference alone barely serves are not charged to training, so a quiet load after it gets the GPU back', () => {
-  // genai-qps-cycle (a public load curve) on the calibrated plant: its first ten minutes sit about what inference
-  // alone serves (it misses a third of those seconds on its own); its last ten run at a tenth of that. Charged to
-  // training, the misses of the first half held the duty at the cap through the second (0.95, seed 1).
+test('control - gpucolo: misses at a load inference alone barely serves do not raise the price, so a quiet load after it gets the GPU back', () => {
+  // genai-qps-cycle (a public load curve) on the calibrated plant: its first ten minutes swing up to and past what
+  // inference alone serves (alone misses 58% of those seconds); its last ten average 6% of it. Priced as training's,
+  // the misses of the first half held the duty at the cap through the second (0.95, seed 1).
   const profile = 'rtx3090-resnet50-wrn101';
   const s = matrixLoads('genai-qps-cycle')[0]!.build(profile, loadProfile(profile), 1);
   const run = simulate(s, 'gpucolo', 1, {}, 'gpucolo');
