@@ -298,11 +298,10 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     // (the duty can go no higher); the share can move, and the outer tier's books (oursMiss) count it.
     if (steps % keep === 0 && (m.count > 0 || m.rateRps > 0) && sm.s0Ms !== null && iNow !== null) {
       const missed = m.count === 0 || secondTail(m, o.metric) > m.sloMs ? 1 : 0;
-      const pAlone = aloneChance(sm, aloneMs, m.sloMs);
       const bin = rateBin(loadRps);
       const oursChance = missChance(kappa * tailMs({ s0Ms: sm.s0Ms, interference: iNow, duty: dutyEff, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed }), m.sloMs, sigma);
-      const part = trainingShare(pAlone, oursChance), share = holdCap ? 0 : part;
-      sm.aloneMiss = ewma(sm.aloneMiss, pAlone, RATE_STATS_ALPHA);
+      const part = trainingShare(aloneNow, oursChance), share = holdCap ? 0 : part;
+      sm.aloneMiss = ewma(sm.aloneMiss, aloneNow, RATE_STATS_ALPHA);
       sm.oursMiss = ewma(sm.oursMiss, missed * part, RATE_STATS_ALPHA);
       // The last misses charged are charged again with what is known of alone now (gpucolo-service.ts
       // rechargeMisses): the price keeps neither what alone's noise put on it nor what a wrong prior left off.
@@ -317,7 +316,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
 
     // For the record: the tail level at which a second's chance of a miss is what the floor allows (alone's chance
     // plus training's part), read with the noise: the level the duty is steering near.
-    const allowedChance = Math.min(0.5, aloneChance(sm, aloneMs, m.sloMs) + allowedExtra(o, sm.aloneMiss ?? 0));
+    const allowedChance = Math.min(0.5, aloneNow + allowedExtra(o, sm.aloneMiss ?? 0));
     const targetMs = m.sloMs * Math.exp(-sigma * normalQuantile(1 - allowedChance));
     const terms: Record<string, number> = {
       measuredMs: measured ?? 0, targetMs, sloMs: m.sloMs, rateRps, count: m.count, duty, price: sm.price, noise: sigma,
