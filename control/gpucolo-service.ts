@@ -125,9 +125,14 @@ export function aloneChance(sm: ServiceModel, levelMs: number, sloMs: number): n
 }
 
 function aloneModelChance(sm: ServiceModel, levelMs: number, sloMs: number): number {
-  // Until alone has been read, its spread is taken as no wider than the co-located one (training adds spread).
-  const sigma = sm.aloneVar === null || sm.aloneN < ALONE_READY ? Math.min(ALONE_NOISE, noiseOf(sm)) : Math.sqrt(sm.aloneVar);
-  return missChance(levelMs * Math.exp(sm.aloneBias ?? 0), sloMs, sigma);
+  // Until alone has been read, its spread is taken as no wider than the co-located one (training adds spread), and
+  // its level as no higher than the co-located calibration (kappa) puts the model's: a reading or two of alone
+  // (the start's second at the cap) can leave it well above what the seconds next to training show, and alone's
+  // chance of a miss read that high makes training's part of every miss, and of a larger share's, look small.
+  const ready = sm.aloneVar !== null && sm.aloneN >= ALONE_READY;
+  const sigma = ready ? Math.sqrt(sm.aloneVar!) : Math.min(ALONE_NOISE, noiseOf(sm));
+  const bias = ready ? sm.aloneBias ?? 0 : Math.min(sm.aloneBias ?? 0, sm.lnKappa);
+  return missChance(levelMs * Math.exp(bias), sloMs, sigma);
 }
 
 /** Memory of the alone-second counts, in seconds with training out of the way. */

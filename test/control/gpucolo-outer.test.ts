@@ -156,6 +156,22 @@ test('control - gpucolo at a load inference alone barely serves, on a run whose 
   }
 });
 
+test('control - gpucolo on a plant steeper than its prior, before inference alone has been read: the first move is not planned on alone\'s single reading', () => {
+  // The matrix's flat-60 load (60% of what inference alone serves, 300 s) on a test plant whose interference grows
+  // as share^2.8 (bench/results/out-of-family): at 15% training is all but invisible, so the duty never reached the
+  // cap after the start and alone was read on that one second (s0 9% high). Its chance of a miss read from that
+  // (18% of the seconds, where inference alone misses about 1%) made training's part of a miss at every larger
+  // share look small: the first move went 15 -> 75%, the duty sat at 0.94 for the rest of the run, and the run
+  // missed its floor by 0.028.
+  const profile = 'bench/results/out-of-family/outside-steep.json';
+  for (const seed of [1, 2]) {
+    const s = matrixLoads('flat-60')[0]!.build(profile, loadProfile(profile), seed);
+    const { run: r } = run(s, seed);
+    const top = Math.max(...r.seconds.map((w) => w.mpsSharePct));
+    assert.ok(top <= 30, `seed ${seed}: the share went to ${top}%`);
+  }
+});
+
 test('control - gpucolo resumes at the smallest share on the last restart the budget allows, and holds the floor at the next peak', () => {
   // Two one-minute peaks at 300 req/s (near what inference alone serves) with 150 req/s around them: the first
   // peak stops training, and its resume spends the one restart a 6-minute run earns, so nothing is left to stop

@@ -258,6 +258,22 @@ test('control - gpucolo: inference alone\'s chance of a miss is scaled up by how
   assert.ok(aloneChance(sm, 30, 25) <= 1 && aloneChance(sm, 30, 25) >= missChance(30, 25, 0.15) - 1e-12);
 });
 
+test('control - gpucolo: until inference alone has been read, its chance of a miss is no higher than the co-located calibration puts it', () => {
+  const sm = emptyModel();
+  // One reading of alone (the start's second at the cap) put its level 3% over the model; the seconds next to
+  // training calibrated the model 28% under it (kappa 0.72), with a co-located spread of 0.19.
+  sm.aloneBias = 0.03; sm.aloneN = 1; sm.lnKappa = Math.log(0.72); sm.noiseVar = 0.19 ** 2; sm.kappaN = 30;
+  const early = aloneChance(sm, 20, 25);
+  assert.ok(Math.abs(early - missChance(20 * 0.72, 25, 0.19)) < 1e-12, `${early}`);
+  assert.ok(early < 0.01 && missChance(20 * Math.exp(0.03), 25, 0.19) > 0.1, 'the level read once would have said more than 10%');
+  // Read enough: alone's own bias and spread, whatever kappa says.
+  sm.aloneN = 10; sm.aloneVar = 0.1 ** 2;
+  assert.ok(Math.abs(aloneChance(sm, 20, 25) - missChance(20 * Math.exp(0.03), 25, 0.1)) < 1e-12);
+  // A kappa over 1 does not raise an unread alone past its own reading.
+  sm.aloneN = 1; sm.aloneVar = null; sm.lnKappa = Math.log(1.3);
+  assert.ok(Math.abs(aloneChance(sm, 20, 25) - missChance(20 * Math.exp(0.03), 25, 0.19)) < 1e-12);
+});
+
 test('control - gpucolo: misses charged to training before inference alone was seen to miss at that load are charged again, and only at that load', () => {
   const sm = emptyModel();
   sm.aloneBias = 0; sm.aloneVar = 0.15 ** 2; sm.aloneN = 100;
