@@ -6,6 +6,13 @@ export function clamp(x: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, x));
 }
 
+/** The last `keep` of `prev` followed by `item`, in a new array (`prev` unchanged). */
+export function lastOf<T>(prev: readonly T[], item: T, keep: number): T[] {
+  const out = prev.slice(Math.max(0, prev.length + 1 - keep));
+  out.push(item);
+  return out;
+}
+
 /** x rounded to `digits` decimals, so tiny float drift never becomes a knob change. */
 export function roundTo(x: number, digits: number): number {
   const f = 10 ** digits;

@@ -17,7 +17,9 @@
  * the duty; a clean record lowers it and gives training back. The last misses charged are kept and charged again
  * every second with what is known of inference alone now (its model, and the excess of misses seen at each miss's
  * load, gpucolo-service.ts aloneExcessAt): the price gives back what alone's own noise put on it, and takes what a
- * prior that read alone too noisy left off.
+ * prior that read alone too noisy left off. Where training's misses come more often than the model gives them
+ * (over the last ten minutes next to awake training: gpucolo-service.ts oursExcess), the duty is picked at the
+ * price times that excess: the price alone takes more misses to learn a tenfold error than a short run can spare.
  *
  * What the model needs is identified here from the windows:
  *   - s0 (alone batch time): from the mean latency while training restarts, or sleeps at the cap (the run starts
@@ -54,7 +56,7 @@
  * Holds (no knob change) while training is not running (restart after an MPS change, or stopped): those windows
  * are inference alone, s0's reading. Windows with no finished request never move towards more training.
  */
-import { clamp, decision, roundTo, trainingActive } from './common.ts';
+import { clamp, decision, lastOf, roundTo, trainingActive } from './common.ts';
 import { feedforward, type FeedforwardOptions } from './feedforward.ts';
 import {
   atDuty, atRate, dutyGrid, ewma, interferenceFromStretch, interferenceFromTail, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty,
@@ -63,7 +65,7 @@ import {
 import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
 import {
   aloneChance, allowedExtra, countFast, currentDuty, decayedRates, emptyModel, missExcused, REFLEX_AWAKE_DUTY, countAloneSecond, fastMetric, forecastMix, interferenceNow, modelReady, noiseOf, overloaded,
-  quantileBin, readAlone, rechargeMisses, recordCharge, saturatedWithin, secondTail, serverLoad, trainingShare,
+  oursExcess, countOursSecond, quantileBin, readAlone, rechargeMisses, recordCharge, saturatedWithin, secondTail, serverLoad, trainingShare,
 } from './gpucolo-service.ts';
 import type { ControlInput, Decision, LatencyWindow, StepResult } from './types.ts';
 import { LATENCY_METRICS, mergeWindowsByService, metricOf } from './window.ts';
@@ -104,13 +106,6 @@ const WINDOW_OVER_REASON: Record<string, string> = {};
 for (const m of LATENCY_METRICS) WINDOW_OVER_REASON[m] = `window ${m} above SLO: duty to cap`;
 /** The row of miss chances at the load seen now: read within one service's step and dropped (scratchRow). */
 let nowRow: Float64Array = new Float64Array(32);
-
-/** The last `keep` of `prev` followed by `item`, in a new array (`prev` unchanged). */
-function lastOf<T>(prev: readonly T[], item: T, keep: number): T[] {
-  const out = prev.slice(Math.max(0, prev.length + 1 - keep));
-  out.push(item);
-  return out;
-}
 
 interface Want {
   duty: number;
@@ -308,6 +303,8 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       const recharged = rechargeMisses(sm);
       sm.price = clamp(sm.price * Math.exp(PRICE_RATE * (missed * share - allowedExtra(o, sm.aloneMiss ?? 0) + recharged)), PRICE_MIN, PRICE_MAX);
       if (missed && !holdCap) recordCharge(sm, { aloneMs, sloMs: m.sloMs, oursChance, share, bin });
+      // And how much more often than the model gives them training's misses come (gpucolo-service.ts oursExcess).
+      if (active && !holdCap) countOursSecond(sm, missed * part, Math.max(0, oursChance - aloneNow));
       sm.lnPriceSlow = ewma(sm.lnPriceSlow, Math.log(sm.price), 1 / o.horizonS);
       sm.scored++;
       sm.missed += missed;
@@ -364,7 +361,10 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       // right, and a window missed then leaves the load unsettled. In full for a load whose seconds predict each
       // other (a step is news), not at all for independent bursts (the forecast mix already covers them).
       const alert = alertUntilMs !== null && now < alertUntilMs;
-      const price = sm.price * (alert ? 1 + (ALERT_FACTOR - 1) * (1 - surprise) : 1);
+      // Training's misses seen more often than the model foresees them make each foreseen one dearer (oursExcess).
+      const excess = oursExcess(sm);
+      const price = sm.price * excess * (alert ? 1 + (ALERT_FACTOR - 1) * (1 - surprise) : 1);
+      if (excess > 1) terms.excess = excess;
       const k = pickDuty(grid, row, mix, surprise, price);
       if (alert) terms.alert = 1;
       next = grid[k]!;

@@ -159,11 +159,6 @@ export interface ServiceModel {
    * are charged again with what is known of inference alone now (gpucolo-service.ts rechargeMisses).
    */
   charged: ChargedMiss[];
-  /**
-   * Fast windows past the SLO, counted apart (decayed counts, gpucolo-service.ts FAST_MEMORY) while training is out
-   * of the way (restarting, or the last second at the duty cap) and while it is awake (the last second at a duty
-   * of at most REFLEX_AWAKE_DUTY): whether sending the duty to the cap at a miss removes misses, or only training.
-   */
   /** Seconds with training out of the way (decayed count), those past the SLO, and the model's chances of a miss
    * in them summed (aloneChance): whether inference alone misses more often than its log-normal model says. */
   aloneSecs: number;
@@ -171,6 +166,15 @@ export interface ServiceModel {
   aloneSecChance: number;
   /** The same misses and chances per load (rate bin), not decayed: alone's excess at each load, for the books. */
   aloneBins: AloneBins;
+  /** Seconds next to awake training (decayed counts): training's part of their misses, and the part of their chance
+   * the calibrated model gives training, summed: whether training's misses come more often than the model says. */
+  oursSecMisses: number;
+  oursSecChance: number;
+  /**
+   * Fast windows past the SLO, counted apart (decayed counts, gpucolo-service.ts FAST_MEMORY) while training is out
+   * of the way (restarting, or the last second at the duty cap) and while it is awake (the last second at a duty
+   * of at most REFLEX_AWAKE_DUTY): whether sending the duty to the cap at a miss removes misses, or only training.
+   */
   capWindows: number;
   capOver: number;
   awakeWindows: number;

@@ -60,7 +60,7 @@ export function emptyModel(): ServiceModel {
     s0Ms: null, iSum: 0, iWeight: 0, lnKappa: 0, lnKappaSlow: null, kappaN: 0, noiseVar: null, closed: null, rates: { bins: [], weights: [] },
     price: INITIAL_PRICE, lnPriceSlow: null, scored: 0, missed: 0, peakBin: -1, peakSinceMs: null,
     lnRateMean: null, lnRateVar: null, lnRateCov: null, lastLnRate: null, aloneMiss: null, oursMiss: null, aloneBias: null, aloneVar: null, aloneN: 0,
-    mix: null, charged: [], aloneBins: { bins: [], misses: [], chance: [] }, aloneSecs: 0, aloneSecMisses: 0, aloneSecChance: 0, capWindows: 0, capOver: 0, awakeWindows: 0, awakeOver: 0,
+    mix: null, charged: [], aloneBins: { bins: [], misses: [], chance: [] }, aloneSecs: 0, aloneSecMisses: 0, aloneSecChance: 0, oursSecMisses: 0, oursSecChance: 0, capWindows: 0, capOver: 0, awakeWindows: 0, awakeOver: 0,
   };
 }
 
@@ -190,6 +190,30 @@ export function aloneChanceAt(sm: ServiceModel, levelMs: number, sloMs: number, 
  */
 export function aloneExcess(sm: ServiceModel): number {
   return excessOf(sm.aloneSecMisses, sm.aloneSecChance);
+}
+
+/** Memory of the counts of seconds next to awake training, in seconds. */
+const OURS_SECOND_MEMORY = 600;
+
+/**
+ * Counts one second next to awake training: training's part of its miss (0 when it did not miss) and the part of
+ * its chance of a miss the calibrated model gives training (its chance at the duty in force less alone's).
+ */
+export function countOursSecond(sm: ServiceModel, missedPart: number, chance: number): void {
+  const d = Math.exp(-1 / OURS_SECOND_MEMORY);
+  sm.oursSecMisses = sm.oursSecMisses * d + missedPart;
+  sm.oursSecChance = sm.oursSecChance * d + chance;
+}
+
+/**
+ * How many times more often training's part of the misses came than the calibrated model gave it (1 until
+ * ALONE_EXCESS_MISSES of them were seen; never below 1). The model's tail is log-normal around a calibration read
+ * from every second; a second's slowest request has a heavier tail than that, most of all where the load moves
+ * the calibration along, and the price alone takes a miss or two per doubling to learn a factor of ten, more
+ * misses than a short run's slack holds. The inner tier picks the duty at the price times this excess.
+ */
+export function oursExcess(sm: ServiceModel): number {
+  return excessOf(sm.oursSecMisses, sm.oursSecChance);
 }
 
 /** Misses kept for charging again (ServiceModel.charged). */

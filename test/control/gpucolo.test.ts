@@ -9,7 +9,7 @@ import {
 import { attainment, attainmentFloor, capacityRps, matrixLoads, simulate, type Scenario } from '../../bench/control/index.ts';
 import { loadProfile } from '../../gpu/model/index.ts';
 import {
-  aloneChance, aloneExcess, aloneExcessAt, countAloneSecond, decayedRates, emptyModel, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
+  aloneChance, aloneExcess, aloneExcessAt, countAloneSecond, countOursSecond, decayedRates, emptyModel, oursExcess, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
 } from '../../control/gpucolo-service.ts';
 
 const duty = (k: Knobs) => (k.pacing.mode === 'duty' ? k.pacing.duty : NaN);
@@ -256,6 +256,25 @@ test('control - gpucolo: inference alone\'s chance of a miss is scaled up by how
   assert.ok(aloneChance(sm, 12, 25) < p1);
   // Never below the model, never above 1.
   assert.ok(aloneChance(sm, 30, 25) <= 1 && aloneChance(sm, 30, 25) >= missChance(30, 25, 0.15) - 1e-12);
+});
+
+test('control - gpucolo: training\'s misses seen more often than the calibrated model gives them make a foreseen miss dearer', () => {
+  const sm = emptyModel();
+  // 300 seconds next to training at a model chance (training's part) of 1 in 1,000 each: 0.3 expected in all.
+  // Two misses are not yet evidence.
+  for (let i = 0; i < 300; i++) countOursSecond(sm, i % 150 === 0 ? 1 : 0, 0.001);
+  assert.equal(oursExcess(sm), 1);
+  // Six in 600 seconds: about 1%, some ten times what the model gave them.
+  for (let i = 0; i < 300; i++) countOursSecond(sm, i % 75 === 0 ? 0.9 : 0, 0.001);
+  const e = oursExcess(sm);
+  assert.ok(e > 7 && e < 15, `${e}`);
+  // Misses at or under the model's chance leave it at 1 (never below).
+  const calm = emptyModel();
+  for (let i = 0; i < 1000; i++) countOursSecond(calm, i % 100 === 0 ? 1 : 0, 0.02);
+  assert.equal(oursExcess(calm), 1);
+  // The counts decay (a ten-minute memory): after an hour of clean seconds at the same chance the excess is gone.
+  for (let i = 0; i < 3600; i++) countOursSecond(sm, 0, 0.001);
+  assert.equal(oursExcess(sm), 1);
 });
 
 test('control - gpucolo: until inference alone has been read, its chance of a miss is no higher than the co-located calibration puts it', () => {
