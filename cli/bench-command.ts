@@ -156,6 +156,8 @@ export async function benchControlCommand(f: BenchControlFlags): Promise<void> {
   const out = f.json ? log : (line: string) => process.stdout.write(`${line}\n`);
   if (f.matrix !== undefined && f.matrix !== false) return matrixCommand(f, policies, warmupS, log, out);
   if (f.fullLength) throw new UsageError('--full-length applies to --matrix (a single --load runs at its own length already)');
+  // Checked before the runs, not when the chart is written after them.
+  if (f.out.trim() === '') throw new UsageError('--out must be a directory for the chart, or none for no chart; got an empty value');
 
   const s = benchScenario(f);
   let seeds: number[];

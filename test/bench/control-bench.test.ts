@@ -141,6 +141,11 @@ test('bench - --matrix --full-length: a curve longer than 20 minutes runs at its
   const bad = run(['bench', 'control', '--scenario', 'rate-2x', '--full-length']);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--full-length applies to --matrix/);
+  // An empty --out is refused before any run, not after them when the chart is written.
+  const noOut = run(['bench', 'control', '--scenario', 'rate-2x', '--out', '']);
+  assert.equal(noOut.status, 2);
+  assert.match(noOut.stderr, /--out must be a directory for the chart, or none for no chart/);
+  assert.equal(noOut.stdout, '', 'no table: nothing was run');
 });
 
 test('bench - any --load file: ours holds the SLO where inference alone can', () => {
