@@ -109,6 +109,8 @@ function predict(o: GpucoloOptions, sm: ServiceModel, sloMs: number, share: numb
   const sigma = noiseOf(sm);
   const closed = (sm.closed ?? 0) > 0.5;
   const trainC = trainNow * (c / share) ** beta;
+  // The plain price: the inner tier's duty is picked at it times oursExcess, which the plan leaves out (taking it in
+  // cost paper-burst's floor on the heavy-tail plant: bench/results/README.md, Synthetic load shapes).
   const priceIters = (sm.lnPriceSlow === null ? sm.price : Math.exp(sm.lnPriceSlow)) * trainNow;
   const priceC = trainC > 0 ? priceIters / trainC : sm.price;
   // A larger share is planned only where the model says it runs with little sleep: the model is least sure of a
