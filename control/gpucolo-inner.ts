@@ -4,10 +4,11 @@
  * The duty trades awake time against the chance of a 1 s window past the SLO, at a price (gpucolo-model.ts
  * pickDuty): maximise (1 - duty) - price * P(miss | duty) over the next second. P(miss) is the calibrated model's
  * tail, kappa * model(p99), read as log-normal with the measured noise sigma, at the load the rate tracker sees,
- * mixed with its average over the load forecast (every load in it, those inference alone barely serves included;
- * computed once a second) as far as the last second fails to predict the next (1 - rho^2, rho the lag-one
- * correlation of the log 1 s rates: independent bursts keep a duty that covers them, a slowly moving load is
- * followed), and never below the chance at the load seen now (gpucolo-model.ts missOf). Where sleep barely moves the tail (a small interference, or a load inference alone
+ * mixed with its average over the forecast's loads (those inference alone barely serves included), each weighted
+ * as the next second's given the load now (gpucolo-service.ts nextWeights; once a second), as far as the last second
+ * fails to predict the next (1 - rho^2, rho the lag-one correlation of the log 1 s rates: independent bursts keep a
+ * duty that covers them, a slowly moving load is followed, not a peak hours away), never below the chance at the
+ * load seen now (gpucolo-model.ts missOf). Where sleep barely moves the tail (a small interference, or a load inference alone
  * barely serves) no sleep is bought; where it moves it steeply, sleep is bought up to the price.
  *
  * The price is a dual variable that holds the attainment floor: every 1 s window multiplies it by
@@ -354,7 +355,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       const surprise = surpriseOf(sm.lnRateVar, sm.lnRateCov, sm.lnRateMean === null ? Infinity : Math.exp(sm.lnRateMean));
       // The forecast moves slowly: its mix is computed once a second (on the estimator's whole seconds) and kept.
       if (surprise > 0.02 && (sm.mix === null || sm.mix.length !== grid.length || steps % keep === 0)) {
-        sm.mix = forecastMix(sm, plant, kappa, m.sloMs, sigma, grid);
+        sm.mix = forecastMix(sm, plant, kappa, m.sloMs, sigma, grid, rateRps);
       }
       const mix = surprise > 0.02 && sm.mix !== null ? sm.mix : row;
       // Just after the load rose, a miss counts up to ALERT_FACTOR times: a change is when the model is least

@@ -30,21 +30,69 @@ const ALONE_READY = 10;
 const OVERLOAD = 0.95;
 
 /**
- * Chance of a miss at each duty of the grid, averaged over the load forecast (every load in it: where inference
- * alone misses anyway, every duty shares that chance and the choice is not moved): what the next second holds
- * when the last one does not predict it.
+ * Weights of the load forecast's bins as the next second's load, given the load now: the log 1 s rates read as an
+ * AR(1) whose marginal is the forecast itself (its mean and variance in log rate). The next second's log rate is
+ * then about normal around the forecast's mean pulled towards the load now by rho (the lag-one correlation of the
+ * load, read as surpriseOf reads it, the Poisson counting taken out), with what rho leaves of the variance,
+ * (1 - rho^2) var, never less than the counting's own at the load now nor more than var; each bin's weight is its
+ * own times that density over the forecast's normal one. At rho 0 the weights are the forecast's (independent bursts: any load it holds may
+ * come next); near rho 1 they gather at the load now (a load that moves slowly: a peak hours away does not come in
+ * the next second). Written into `out` (at least as long as the forecast's bins); false where there is nothing to
+ * weigh (the rate statistics not read yet, or a forecast of one load), `out` then unused.
  */
-export function forecastMix(sm: ServiceModel, plant: Omit<PlantPoint, 'duty' | 'rateRps'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[]): number[] {
+export function nextWeights(sm: ServiceModel, nowRps: number, out: Float64Array): boolean {
+  const { bins, weights } = sm.rates;
+  if (sm.lnRateVar === null || sm.lnRateCov === null || sm.lnRateMean === null || !(nowRps > 0) || bins.length < 2) return false;
+  const counting = 1 / Math.max(1, Math.exp(sm.lnRateMean));
+  const load = sm.lnRateVar - counting;
+  if (!(load > 0)) return false;
+  const rho = clamp(sm.lnRateCov / load, 0, 1);
+  let mass = 0, sum = 0, sum2 = 0;
+  for (let j = 0; j < bins.length; j++) {
+    const x = Math.log(binRate(bins[j]!));
+    mass += weights[j]!;
+    sum += weights[j]! * x;
+    sum2 += weights[j]! * x * x;
+  }
+  const mean = sum / mass;
+  const variance = sum2 / mass - mean * mean;
+  if (!(variance > MIN_NEXT_VAR)) return false;
+  const nextMean = mean + rho * (Math.log(nowRps) - mean);
+  const nextVar = Math.min(variance, Math.max((1 - rho * rho) * variance, 1 / nowRps, MIN_NEXT_VAR));
+  let top = -Infinity;
+  for (let j = 0; j < bins.length; j++) {
+    const x = Math.log(binRate(bins[j]!));
+    out[j] = -((x - nextMean) ** 2) / (2 * nextVar) + (x - mean) ** 2 / (2 * variance);
+    top = Math.max(top, out[j]!);
+  }
+  for (let j = 0; j < bins.length; j++) out[j] = weights[j]! * Math.exp(out[j]! - top);
+  return true;
+}
+/** Least variance of a log rate that is weighed (a spread of 1%). */
+const MIN_NEXT_VAR = 1e-4;
+/** nextWeights' scratch weights. */
+let nextScratch: Float64Array = new Float64Array(64);
+
+/**
+ * Chance of a miss at each duty of the grid over what the next second may bring: the load forecast's bins weighted
+ * as the next second's load given the load now `nowRps` (nextWeights). Every load counts: where inference alone
+ * misses anyway, every duty shares that chance and the choice is not moved.
+ */
+export function forecastMix(sm: ServiceModel, plant: Omit<PlantPoint, 'duty' | 'rateRps'>, kappa: number, sloMs: number, sigma: number, grid: readonly number[], nowRps: number): number[] {
   const mix = grid.map(() => 0);
+  const { bins, weights } = sm.rates;
+  if (nextScratch.length < bins.length) nextScratch = new Float64Array(2 * bins.length);
+  const weighed = nextWeights(sm, nowRps, nextScratch);
   let mass = 0;
   // Each bin's row is read into one scratch row and dropped, on one point moved from load to load (the mix, kept
   // in the model, is the one new array).
   const row = (mixRow = scratchRow(mixRow, grid));
   const at = atDuty(atRate(plant, 0), 0);
-  for (let j = 0; j < sm.rates.bins.length; j++) {
-    const weight = sm.rates.weights[j]!;
+  for (let j = 0; j < bins.length; j++) {
+    const weight = weighed ? nextScratch[j]! : weights[j]!;
+    if (!(weight > 0)) continue;
     mass += weight;
-    at.rateRps = binRate(sm.rates.bins[j]!);
+    at.rateRps = binRate(bins[j]!);
     missRowOn(at, kappa, sloMs, sigma, grid, row);
     for (let k = 0; k < grid.length; k++) mix[k]! += weight * row[k]!;
   }

@@ -175,19 +175,27 @@ test('control - gpucolo on a plant steeper than its prior, before inference alon
 test('control - gpucolo resumes at the smallest share on the last restart the budget allows, and holds the floor at the next peak', () => {
   // Two one-minute peaks at 300 req/s (near what inference alone serves) with 150 req/s around them: the first
   // peak stops training, and its resume spends the one restart a 6-minute run earns, so nothing is left to stop
-  // training at the second.
+  // training at the second. (On seed 2 the duty at the cap holds the first peak without a stop, and the one restart
+  // moves the share to 5% after it: the second peak meets 5% either way.)
   const s = load('rtx3090-resnet50-wrn101', 360, [[0, 150], [60, 300], [120, 150], [240, 300], [300, 150]]);
+  let stops = 0;
   for (const seed of [1, 2]) {
     const { run: r, alone } = run(s, seed);
     const where = `seed ${seed}`;
     const stopped = r.seconds.findIndex((w) => !w.trainingRunning);
     const resumed = r.seconds.findIndex((w, i) => i > stopped && w.trainingRunning);
-    assert.ok(stopped >= 0 && resumed > stopped, `${where}: training stopped at a peak and resumed (${stopped}, ${resumed})`);
-    assert.ok(r.seconds.slice(resumed + 1).every((w) => Math.round(w.mpsSharePct) === 5), `${where}: resumed at 5% (${r.seconds[resumed + 1]?.mpsSharePct}%)`);
+    if (stopped >= 0) {
+      stops++;
+      assert.ok(resumed > stopped, `${where}: training stopped at a peak and resumed (${stopped}, ${resumed})`);
+      assert.ok(r.seconds.slice(resumed + 1).every((w) => Math.round(w.mpsSharePct) === 5), `${where}: resumed at 5% (${r.seconds[resumed + 1]?.mpsSharePct}%)`);
+    }
+    assert.ok(r.seconds.slice(230).every((w) => w.trainingRunning && Math.round(w.mpsSharePct) === 5), `${where}: the second peak met running at 5%`);
+    assert.ok(r.mpsRestarts <= 1, `${where}: ${r.mpsRestarts} restarts`);
     const sc = score(r, loadSteps(s), alone);
     assert.ok(sc.attainmentP99 >= attainmentFloor(alone), `${where}: attainment ${sc.attainmentP99} < floor ${attainmentFloor(alone)}`);
     assert.ok(sc.trainingItersPerSec > 0, `${where}: and trains`);
   }
+  assert.ok(stops >= 1, 'the stop and the resume at 5% are exercised on at least one seed');
 });
 
 test('control - gpucolo outer: a share\'s recorded interference is read against s0 now before the exponent is fitted', () => {

@@ -3,13 +3,13 @@ import { test } from 'node:test';
 import { createGpucolo, createPolicy, GPUCOLO_DEFAULTS, MAX_DUTY, summarize } from '../../control/index.ts';
 import type { ControlInput, Decision, GpucoloState, Knobs, LatencyWindow } from '../../control/index.ts';
 import {
-  dutyGrid, interferenceFromStretch, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty, serviceFromMean,
+  dutyGrid, interferenceFromStretch, looksClosed, meanSlowdown, missChance, missOf, missRow, normalQuantile, pickDuty, binRate, rateBin, serviceFromMean,
   surpriseOf, tailMs,
 } from '../../control/gpucolo-model.ts';
 import { attainment, attainmentFloor, capacityRps, matrixLoads, simulate, type Scenario } from '../../bench/control/index.ts';
 import { loadProfile } from '../../gpu/model/index.ts';
 import {
-  aloneChance, aloneExcess, aloneExcessAt, countAloneSecond, countOursSecond, decayedRates, emptyModel, oursExcess, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
+  aloneChance, aloneExcess, aloneExcessAt, countAloneSecond, countOursSecond, decayedRates, emptyModel, forecastMix, nextWeights, oursExcess, rechargeMisses, recordCharge, secondTail, serverLoad, trainingShare,
 } from '../../control/gpucolo-service.ts';
 
 const duty = (k: Knobs) => (k.pacing.mode === 'duty' ? k.pacing.duty : NaN);
@@ -113,6 +113,37 @@ test('control - gpucolo model: sleep is bought where it moves the tail, not wher
   assert.equal(surpriseOf(0.5, 0), 1, 'independent seconds');
   assert.equal(surpriseOf(null, null), 0);
   assert.equal(surpriseOf(0.011, 0, 100), 0, 'at 100 req/s, a spread of 1/100 is counting, not load');
+});
+
+test('control - gpucolo inner: the next second is weighed from the load now, not from a peak the forecast holds hours away', () => {
+  const grid = dutyGrid(MAX_DUTY);
+  const plant = { s0Ms: 2.5, interference: 0.3, periodMs: 50, closed: false };
+  // A forecast that has seen 100 req/s most of the time and a peak of 300 req/s (alone 75% busy) for a while.
+  const model = (variance: number | null, covariance: number) => ({
+    ...emptyModel(), lnRateMean: Math.log(120), lnRateVar: variance, lnRateCov: covariance,
+    rates: { bins: [rateBin(100), rateBin(300)], weights: [300, 60] },
+  });
+  const row = (rateRps: number) => missRow({ ...plant, rateRps }, 1, 25, 0.2, grid);
+  const near = (a: readonly number[], b: readonly number[]) => a.every((x, k) => Math.abs(x - b[k]!) < 1e-9);
+  // The forecast as it is: each bin's chance by its weight.
+  const asIs = grid.map((_, k) => (300 * row(binRate(rateBin(100)))[k]! + 60 * row(binRate(rateBin(300)))[k]!) / 360);
+  // A load that moves slowly (lag-one correlation about 0.99): the next second is where the load is now.
+  const slow = model(0.3, 0.297);
+  const atLow = forecastMix(slow, plant, 1, 25, 0.2, grid, 100);
+  assert.ok(atLow[0]! < 0.01 * asIs[0]!, `at 100 req/s: ${atLow[0]} against ${asIs[0]} for the forecast as it is`);
+  assert.ok(forecastMix(slow, plant, 1, 25, 0.2, grid, 300)[0]! > 0.9, 'at the peak, the peak');
+  // When one second says nothing of the next (independent bursts), and before the rate statistics are read: the
+  // forecast as it is, the peak weighing as often as it comes.
+  for (const m of [model(0.3, 0), model(null, 0)]) assert.ok(near(forecastMix(m, plant, 1, 25, 0.2, grid, 100), asIs));
+  // So a slow load at 100 req/s runs awake; independent bursts buy sleep that covers the peak.
+  const here = row(108);
+  assert.equal(grid[pickDuty(grid, here, atLow, 0.02, 50)], 0);
+  assert.ok(grid[pickDuty(grid, here, forecastMix(model(0.3, 0), plant, 1, 25, 0.2, grid, 100), 1, 50)]! >= 0.5);
+  // The weights themselves: nothing to weigh for a forecast of one load.
+  const out = new Float64Array(4);
+  assert.equal(nextWeights({ ...slow, rates: { bins: [rateBin(100)], weights: [1] } }, 100, out), false);
+  assert.equal(nextWeights(slow, 100, out), true);
+  assert.ok(out[0]! > 1000 * out[1]!, `weights ${out[0]} / ${out[1]}`);
 });
 
 test('control - gpucolo inner: a closed-loop client is read while training is out of the way, not from awake training\'s spread', () => {
