@@ -127,7 +127,8 @@ test('control - gpucolo inner: the next second is weighed from the load now, not
   const near = (a: readonly number[], b: readonly number[]) => a.every((x, k) => Math.abs(x - b[k]!) < 1e-9);
   // The forecast as it is: each bin's chance by its weight.
   const asIs = grid.map((_, k) => (300 * row(binRate(rateBin(100)))[k]! + 60 * row(binRate(rateBin(300)))[k]!) / 360);
-  // A load that moves slowly (lag-one correlation about 0.99): the next second is where the load is now.
+  // A load that moves slowly (its lag-one correlation reads 1 once the counting is taken out): the next second is
+  // where the load is now.
   const slow = model(0.3, 0.297);
   const atLow = forecastMix(slow, plant, 1, 25, 0.2, grid, 100);
   assert.ok(atLow[0]! < 0.01 * asIs[0]!, `at 100 req/s: ${atLow[0]} against ${asIs[0]} for the forecast as it is`);
