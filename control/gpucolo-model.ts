@@ -366,8 +366,15 @@ export function pickDuty(grid: readonly number[], row: ArrayLike<number>, mix: A
  */
 export function surpriseOf(variance: number | null, covariance: number | null, meanRatePerS = Infinity): number {
   if (variance === null || covariance === null) return 0;
+  const rho = loadCorrelation(variance, covariance, meanRatePerS, 0.01);
+  return rho === null ? 0 : 1 - rho * rho;
+}
+
+/**
+ * The lag-one correlation of the load's log 1 s rates, in [0, 1]: their covariance over their variance with the
+ * Poisson counting's part (about 1 / rate) taken out; null where what is left of the variance is `minLoad` or less.
+ */
+export function loadCorrelation(variance: number, covariance: number, meanRatePerS: number, minLoad: number): number | null {
   const load = variance - 1 / Math.max(1, meanRatePerS);
-  if (!(load > 0.01)) return 0;
-  const rho = clamp(covariance / load, 0, 1);
-  return 1 - rho * rho;
+  return load > minLoad ? clamp(covariance / load, 0, 1) : null;
 }

@@ -124,7 +124,7 @@ function predict(o: GpucoloOptions, sm: ServiceModel, sloMs: number, share: numb
   const alones = bins.map((b) => aloneChance(sm, tailMs({ ...plant, interference: 0, duty: 0, rateRps: b.rateRps }), sloMs));
   const rows = bins.map((b, i) => missRow(atRate(plant, b.rateRps), kappa, sloMs, sigma, grid).map((p) => Math.max(p, alones[i]!)));
   // The whole forecast as every load's next second, not the inner tier's weights from the load now (nextWeights):
-  // a plan holds for hours, and planned with them it lost three floors (bench/results/README.md, Next second).
+  // a plan holds for hours, and planned with them it lost three floors (bench/results/README.md, The matrix).
   const mix = grid.map(() => 0);
   let mass = 0;
   bins.forEach((b, i) => { mass += b.weight; for (let k = 0; k < grid.length; k++) mix[k]! += b.weight * rows[i]![k]!; });

@@ -4,7 +4,7 @@
  * (gpucolo-inner.ts) updates the model every period; the outer tier (gpucolo-outer.ts) plans shares on it.
  */
 import { clamp } from './common.ts';
-import { atDuty, atRate, ewma, interferenceOf, missChance, missRowOn, binRate, scratchRow, type PlantPoint } from './gpucolo-model.ts';
+import { atDuty, atRate, ewma, interferenceOf, loadCorrelation, missChance, missRowOn, binRate, scratchRow, type PlantPoint } from './gpucolo-model.ts';
 import type { ChargedMiss, GpucoloOptions, GpucoloState, ServiceModel, RateHistogram } from './gpucolo-options.ts';
 import type { ControlInput, LatencyWindow } from './types.ts';
 import { metricOf, type LatencyMetric } from './window.ts';
@@ -32,24 +32,23 @@ const OVERLOAD = 0.95;
 /**
  * Weights of the load forecast's bins as the next second's load, given the load now: the log 1 s rates read as an
  * AR(1) whose marginal is the forecast itself (its mean and variance in log rate). The next second's log rate is
- * then about normal around the forecast's mean pulled towards the load now by rho (the lag-one correlation of the
- * load, read as surpriseOf reads it, the Poisson counting taken out), with what rho leaves of the variance,
- * (1 - rho^2) var, never less than the counting's own at the load now nor more than var; each bin's weight is its
- * own times that density over the forecast's normal one. At rho 0 the weights are the forecast's (independent bursts: any load it holds may
- * come next); near rho 1 they gather at the load now (a load that moves slowly: a peak hours away does not come in
- * the next second). Written into `out` (at least as long as the forecast's bins); false where there is nothing to
- * weigh (the rate statistics not read yet, or a forecast of one load), `out` then unused.
+ * then about normal around the forecast's mean pulled towards the load now by rho (loadCorrelation, as surpriseOf
+ * reads it), with what rho leaves of the variance, (1 - rho^2) var, never less than the Poisson counting's own at
+ * the load now nor more than var; each bin's weight is its own times that density over the forecast's normal one.
+ * At rho 0 the weights are the forecast's (independent bursts: any load it holds may come next); near rho 1 they
+ * gather at the load now (a load that moves slowly: a peak hours away does not come in the next second). Written
+ * into `out` (at least as long as the forecast's bins); false where there is nothing to weigh (the rate
+ * statistics not read yet, or a forecast of one load), `out` then unused.
  */
 export function nextWeights(sm: ServiceModel, nowRps: number, out: Float64Array): boolean {
   const { bins, weights } = sm.rates;
   if (sm.lnRateVar === null || sm.lnRateCov === null || sm.lnRateMean === null || !(nowRps > 0) || bins.length < 2) return false;
-  const counting = 1 / Math.max(1, Math.exp(sm.lnRateMean));
-  const load = sm.lnRateVar - counting;
-  if (!(load > 0)) return false;
-  const rho = clamp(sm.lnRateCov / load, 0, 1);
+  const rho = loadCorrelation(sm.lnRateVar, sm.lnRateCov, Math.exp(sm.lnRateMean), 0);
+  if (rho === null) return false;
+  // Each bin's log rate into `out`, then its weight in its place.
   let mass = 0, sum = 0, sum2 = 0;
   for (let j = 0; j < bins.length; j++) {
-    const x = Math.log(binRate(bins[j]!));
+    const x = (out[j] = Math.log(binRate(bins[j]!)));
     mass += weights[j]!;
     sum += weights[j]! * x;
     sum2 += weights[j]! * x * x;
@@ -61,7 +60,7 @@ export function nextWeights(sm: ServiceModel, nowRps: number, out: Float64Array)
   const nextVar = Math.min(variance, Math.max((1 - rho * rho) * variance, 1 / nowRps, MIN_NEXT_VAR));
   let top = -Infinity;
   for (let j = 0; j < bins.length; j++) {
-    const x = Math.log(binRate(bins[j]!));
+    const x = out[j]!;
     out[j] = -((x - nextMean) ** 2) / (2 * nextVar) + (x - mean) ** 2 / (2 * variance);
     top = Math.max(top, out[j]!);
   }
