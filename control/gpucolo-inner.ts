@@ -66,7 +66,7 @@ import {
 import type { GpucoloOptions, GpucoloState, ServiceModel } from './gpucolo-options.ts';
 import {
   aloneChance, allowedExtra, countFast, currentDuty, decayedRates, emptyModel, missExcused, REFLEX_AWAKE_DUTY, countAloneSecond, fastMetric, forecastMix, interferenceNow, modelReady, noiseOf, overloaded,
-  oursExcess, countOursSecond, quantileBin, readAlone, rechargeMisses, recordCharge, saturatedWithin, secondTail, serverLoad, trainingShare,
+  oursExcess, countOursSecond, quantileBin, readAlone, readS0, rechargeMisses, recordCharge, saturatedWithin, secondTail, serverLoad, trainingShare,
 } from './gpucolo-service.ts';
 import type { ControlInput, Decision, LatencyWindow, StepResult } from './types.ts';
 import { LATENCY_METRICS, mergeWindowsByService, metricOf } from './window.ts';
@@ -190,7 +190,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
       // how the calibrated model reads it; not while a job asked to stop still runs (heldRunning).
       if (m.count > 0 && settled && !heldRunning) {
         const alone = serviceFromMean(m.meanMs, loadRps, closed);
-        if (alone > 0) sm.s0Ms = sm.s0Ms === null ? alone : Math.exp(ewma(Math.log(sm.s0Ms), Math.log(alone), 0.3));
+        if (alone > 0) readS0(sm, alone, 0.3);
         const aloneMs = tailMs({ s0Ms: sm.s0Ms!, interference: 0, duty: 0, periodMs: o.dutyPeriodMs, rateRps: loadRps, closed });
         if (m.count >= 5 && aloneMs > 0 && Number.isFinite(aloneMs) && (loadRps * sm.s0Ms!) / 1000 < CALIBRATION_MAX_LOAD) {
           readAlone(sm, Math.log(secondTail(m, o.metric)) - Math.log(aloneMs));
@@ -204,7 +204,7 @@ export function gpucoloInner(o: GpucoloOptions, state: GpucoloState, input: Cont
     // corrected for the little awake time left.
     if (dutyEff >= o.maxDuty - 1e-9 && m.count >= 5 && settled) {
       const reading = serviceFromMean(m.meanMs, loadRps, closed) / meanSlowdown(interferenceNow(sm) ?? 0, o.maxDuty, sm.s0Ms ?? 0, o.dutyPeriodMs);
-      if (reading > 0) sm.s0Ms = sm.s0Ms === null ? reading : Math.exp(ewma(Math.log(sm.s0Ms), Math.log(reading), 0.1));
+      if (reading > 0) readS0(sm, reading, 0.1);
     }
 
     // Interference of the share in force, from this window's mean (not near saturation, where means say little).

@@ -109,6 +109,8 @@ export const GPUCOLO_DEFAULTS: Readonly<GpucoloOptions> = Object.freeze({
 export interface ServiceModel {
   /** Mean batch time alone (ms), measured while training is out of the way; null until then. */
   s0Ms: number | null;
+  /** EWMA of the squared log gap between an s0 reading and s0 before it: how far one reading strays; null before the second. */
+  s0Var: number | null;
   /** Interference of the share in force, as xi = I / (1 + I): weighted sum of per-window readings and its weight. */
   iSum: number;
   iWeight: number;

@@ -12,8 +12,9 @@
  * share^beta; the interference is carried as I(c) = I(now) * (c / now)^gamma; kappa, the noise and the price of a
  * miss are the inner tier's; every load of the forecast counts, those inference alone barely serves included
  * (there training's part is what it adds to alone's chance of a miss). beta and gamma are the slopes fitted
- * (log-log) over the shares visited (each share's I read against s0 now, interferenceAgainst); before a second
- * share has been measured they are ranges ([gammaPriorLow, gammaPriorHigh], [betaPriorLow, betaPriorHigh]):
+ * (log-log) over the shares visited (each share's I read against s0 now, interferenceAgainst; gamma's only over
+ * those whose I stands 2 sd of one s0 reading clear of zero, readableAbove); until two (for gamma, two such) have
+ * been measured they are ranges ([gammaPriorLow, gammaPriorHigh], [betaPriorLow, betaPriorHigh]):
  * expected(c) is averaged over them, a move's misses judged at the middle of gamma's range for a larger share and
  * at its flat end for a smaller one. A larger share is planned only at duties up to RAISE_MAX_DUTY (the model is
  * least sure where a large interference is held back by much sleep) and resumes training at the duty cap, with
@@ -39,7 +40,7 @@
  * (stopAtCap).
  */
 import { clamp, decision, hold, sharePct, trainingActive } from './common.ts';
-import { allowedExtra, aloneChance, interferenceNow, modelReady, noiseOf, quantileBin, saturatedWithin } from './gpucolo-service.ts';
+import { allowedExtra, aloneChance, interferenceNow, modelReady, noiseOf, quantileBin, readableAbove, saturatedWithin } from './gpucolo-service.ts';
 import { atRate, binRate, dutyGrid, missOf, missRow, pickDuty, surpriseOf, tailMs, utilisation, weightedSlope } from './gpucolo-model.ts';
 import type { GpucoloOptions, GpucoloState, ServiceModel, ShareRecord } from './gpucolo-options.ts';
 import type { ControlInput, Decision, Knobs, StepResult } from './types.ts';
@@ -64,9 +65,9 @@ const I_MEMORY = 200;
 /** Training stopped at the duty cap resumes once the arrivals are below this part of theirs at the stop. */
 const RESUME_LOAD_FALL = 0.9;
 
-/** Exponent fitted over the shares visited, or null (fewer than two shares far enough apart). */
-function fitExponent(shares: readonly ShareRecord[], value: (r: ShareRecord) => number, weight: (r: ShareRecord) => number): number | null {
-  const pts = shares.filter((r) => value(r) > 0 && weight(r) > 0).map((r) => ({ x: Math.log(r.pct), y: Math.log(value(r)), w: Math.min(1, weight(r) / 20) }));
+/** Exponent fitted over the shares visited whose value is above `floor`, or null (fewer than two far enough apart). */
+export function fitExponent(shares: readonly ShareRecord[], value: (r: ShareRecord) => number, weight: (r: ShareRecord) => number, floor = 0): number | null {
+  const pts = shares.filter((r) => value(r) > floor && weight(r) > 0).map((r) => ({ x: Math.log(r.pct), y: Math.log(value(r)), w: Math.min(1, weight(r) / 20) }));
   if (pts.length < 2) return null;
   const xs = pts.map((p) => p.x);
   if (Math.max(...xs) - Math.min(...xs) < Math.log(1.15)) return null;
@@ -312,10 +313,8 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
     rec = { ...rec, trainPerAwake: (rec.trainPerAwake * (tWeight - dw) + (ips / awake) * dw) / tWeight, tWeight };
   }
   const driver = ready.length > 0 ? ready.reduce((a, b) => (interferenceNow(b[1])! * b[1].s0Ms! > interferenceNow(a[1])! * a[1].s0Ms! ? b : a)) : undefined;
-  if (driver) {
-    const m = driver[1];
-    rec = { ...rec, interference: interferenceNow(m)!, iWeight: Math.min(I_MEMORY, m.iWeight), s0Ms: m.s0Ms ?? 0 };
-  }
+  const dm = driver?.[1];
+  if (dm) rec = { ...rec, interference: interferenceNow(dm)!, iWeight: Math.min(I_MEMORY, dm.iWeight), s0Ms: dm.s0Ms ?? 0 };
   s = { ...s, shares: [...s.shares.filter((r) => r.pct !== share), rec] };
 
   if (ready.length === 0 || rec.tWeight <= 0) return hold(s, input);
@@ -326,8 +325,9 @@ export function gpucoloOuter(o: GpucoloOptions, state: GpucoloState, input: Cont
     if (seen < FORECAST_READY_S) return hold(s, input);
   }
 
-  const s0Now = driver?.[1].s0Ms ?? null;
-  const gammaFit = fitExponent(s.shares, (r) => interferenceAgainst(r, s0Now), (r) => r.iWeight);
+  const s0Now = dm?.s0Ms ?? null;
+  // Only shares whose I stands clear of s0's reading error enter the fit (a 5% share can read 0.01 where it is 0.001).
+  const gammaFit = fitExponent(s.shares, (r) => interferenceAgainst(r, s0Now), (r) => r.iWeight, readableAbove(dm));
   // Until two shares have been measured the exponents are ranges. A move's risk (its misses, its peak) is judged
   // at the middle of gamma's range for a larger share (which is planned only at little sleep, RAISE_MAX_DUTY, and
   // resumes at the duty cap: the inner tier covers a plant steeper than that) and at the flat end for a smaller

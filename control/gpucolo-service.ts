@@ -104,7 +104,7 @@ let mixRow: Float64Array = new Float64Array(32);
 /** A service nothing has been identified about yet. */
 export function emptyModel(): ServiceModel {
   return {
-    s0Ms: null, iSum: 0, iWeight: 0, lnKappa: 0, lnKappaSlow: null, kappaN: 0, noiseVar: null, closed: null, rates: { bins: [], weights: [] },
+    s0Ms: null, s0Var: null, iSum: 0, iWeight: 0, lnKappa: 0, lnKappaSlow: null, kappaN: 0, noiseVar: null, closed: null, rates: { bins: [], weights: [] },
     price: INITIAL_PRICE, lnPriceSlow: null, scored: 0, missed: 0, peakBin: -1, peakSinceMs: null,
     lnRateMean: null, lnRateVar: null, lnRateCov: null, lastLnRate: null, aloneMiss: null, oursMiss: null, aloneBias: null, aloneVar: null, aloneN: 0,
     mix: null, charged: [], aloneBins: { bins: [], misses: [], chance: [] }, aloneSecs: 0, aloneSecMisses: 0, aloneSecChance: 0, oursSecMisses: 0, oursSecChance: 0, capWindows: 0, capOver: 0, awakeWindows: 0, awakeOver: 0,
@@ -332,6 +332,25 @@ export function saturatedWithin(s: GpucoloState, now: number, ms: number): boole
 /** The model can set a duty: s0 and I identified, kappa calibrated a few times. */
 export function modelReady(m: ServiceModel): boolean {
   return m.s0Ms !== null && interferenceNow(m) !== null && m.kappaN >= 3;
+}
+
+/** Weight of each new gap in s0Var. */
+const S0_VAR_GAIN = 0.05;
+
+/** One reading of s0 (ms) averaged in with `gain` (in logs); the gap it stood from s0 before goes into s0Var. */
+export function readS0(m: ServiceModel, reading: number, gain: number): void {
+  if (m.s0Ms === null) { m.s0Ms = reading; return; }
+  const gap = Math.log(reading) - Math.log(m.s0Ms);
+  m.s0Var = ewma(m.s0Var, gap * gap, S0_VAR_GAIN);
+  m.s0Ms = Math.exp(ewma(Math.log(m.s0Ms), Math.log(reading), gain));
+}
+
+/** Standard deviations of one s0 reading an interference must stand above to be read as the share's. */
+const READABLE_Z = 2;
+
+/** The interference below which a reading of it is s0's error, not the share's (0 before s0 has been read twice). */
+export function readableAbove(m: ServiceModel | undefined): number {
+  return m?.s0Var == null ? 0 : Math.expm1(READABLE_Z * Math.sqrt(m.s0Var));
 }
 
 /** Noise of the log 1 s tail (INITIAL_NOISE until measured). */

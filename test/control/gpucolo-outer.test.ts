@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createGpucolo, summarize } from '../../control/index.ts';
 import type { ControlInput, GpucoloState, Knobs, LatencyWindow } from '../../control/index.ts';
-import { budgetLeft, interferenceAgainst } from '../../control/gpucolo-outer.ts';
+import { budgetLeft, fitExponent, interferenceAgainst } from '../../control/gpucolo-outer.ts';
+import { emptyModel, readableAbove, readS0 } from '../../control/gpucolo-service.ts';
 import { score } from '../../bench/control/metrics.ts';
 import { attainmentFloor } from '../../bench/control/oracle.ts';
 import { loadSteps, scenario, type Scenario } from '../../bench/control/scenarios.ts';
@@ -210,6 +211,34 @@ test('control - gpucolo outer: a share\'s recorded interference is read against 
   assert.equal(interferenceAgainst(rec, null), 0.008);
   assert.equal(interferenceAgainst({ ...rec, s0Ms: 0 }, 2.55), 0.008);
   assert.equal(interferenceAgainst(rec, 3), 0);
+});
+
+test('control - gpucolo outer: a share whose interference is within s0\'s reading error stays out of the exponent fit', () => {
+  // s0 read six times, a few percent apart, as seconds at the duty cap and while training restarts read it.
+  const m = emptyModel();
+  for (const r of [2.48, 2.6, 2.53, 2.69, 2.55, 2.66]) readS0(m, r, 0.3);
+  const above = readableAbove(m);
+  assert.ok(above > 0.04 && above < 0.2, `readable above I ${above}`);
+  // What the steep test plant (I ~ share^2.8) recorded: I 0.059 at 15% against s0 2.511, 0.0105 at 5% against 2.65.
+  // Against s0 now, 15% reads less than 5%: at full trust the fit reads a falling interference.
+  const shares = [
+    { pct: 15, interference: 0.0593, iWeight: 100, s0Ms: 2.511, trainPerAwake: 1, tWeight: 100 },
+    { pct: 5, interference: 0.0105, iWeight: 100, s0Ms: 2.65, trainPerAwake: 0.5, tWeight: 100 },
+  ];
+  const value = (r: (typeof shares)[number]) => interferenceAgainst(r, 2.65);
+  const trusted = fitExponent(shares, value, (r) => r.iWeight);
+  assert.ok(trusted !== null && trusted < 0, `fitted at full trust: ${trusted}`);
+  assert.equal(fitExponent(shares, value, (r) => r.iWeight, above), null, 'neither reading stands clear: the prior range stays');
+  // Readings that stand clear of the error are fitted as before: 0.1 at 15%, 0.5 at 40%.
+  const clear = [{ ...shares[0]!, interference: 0.1, s0Ms: 2.65 }, { ...shares[1]!, pct: 40, interference: 0.5 }];
+  const slope = fitExponent(clear, value, (r) => r.iWeight, above);
+  assert.ok(slope !== null && Math.abs(slope - Math.log(5) / Math.log(40 / 15)) < 1e-9, `slope ${slope}`);
+  // An s0 read the same every time, or read once, leaves every reading in.
+  const steady = emptyModel();
+  readS0(steady, 2.5, 0.3);
+  assert.equal(readableAbove(steady), 0);
+  readS0(steady, 2.5, 0.1);
+  assert.equal(readableAbove(steady), 0);
 });
 
 test('control - gpucolo holds the floor on a load that rises steadily for twenty minutes (60 -> 240 req/s)', () => {
