@@ -117,33 +117,59 @@ export class GpuStateStore {
   }
 }
 
-const MAX_RETRIES = 5;
+/** Pause before trying a failed save again; doubled after each failure in a row, up to RETRY_MAX_MS. */
 const RETRY_MS = 500;
+const RETRY_MAX_MS = 5_000;
+/** How long `close()` keeps trying to save what is pending by default. */
+const CLOSE_MS = 5_000;
 
 /**
  * Keeps one GPU's stored state up to date without queueing a write per knob change: at most one write in
- * flight, and only the newest record waits behind it.
+ * flight, and only the newest record waits behind it. A save that fails (a cluster electing a new leader, a
+ * server restarting) is tried again, the newest record then, until it is stored or the saver is closed: the
+ * stored state never stays behind the GPU's because an outage outlasted a fixed number of tries.
  */
 export class StateSaver {
   private pending: GpuStateRecord | undefined;
   private inFlight: Promise<void> | undefined;
+  private closing = false;
+  private wake: (() => void) | undefined;
   writes = 0;
   conflicts = 0;
+  /** Saves that failed and were tried again. */
+  failures = 0;
 
   constructor(private readonly store: GpuStateStore, private readonly log: (line: string) => void) {}
 
   schedule(record: GpuStateRecord): void {
     this.pending = record;
-    this.inFlight ??= this.drain();
+    if (!this.closing) this.inFlight ??= this.drain();
   }
 
-  /** Resolves when what was scheduled so far is written (or failed and was logged). */
+  /** Resolves when what was scheduled so far is written. */
   async flush(): Promise<void> {
     while (this.inFlight) await this.inFlight;
   }
 
+  /**
+   * At shutdown: what is pending is saved if the store takes it within `withinMs`; after that the saver stops
+   * trying and says which GPU's newest state was not stored.
+   */
+  async close(withinMs = CLOSE_MS): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((r) => { timer = setTimeout(r, withinMs); });
+    try {
+      await Promise.race([this.flush(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+    this.closing = true;
+    this.wake?.();
+    await this.flush();
+  }
+
   private async drain(): Promise<void> {
-    let failures = 0;
+    let failed = 0;
     try {
       while (this.pending) {
         const record = this.pending;
@@ -151,24 +177,27 @@ export class StateSaver {
         try {
           await this.store.save(record);
           this.writes++;
-          failures = 0;
+          if (failed > 0) this.log(`state: saved ${record.host}/${record.gpu} to KV ${STATE_BUCKET} after ${failed} failed tries`);
+          failed = 0;
         } catch (err) {
           if (err instanceof StateConflictError) {
             this.conflicts++;
             // Say so; the next save starts from the revision now stored (this runner's newest knobs win).
             this.log(`state: ${err.message}`);
-          } else {
-            this.log(`state: cannot save ${record.host}/${record.gpu} to KV ${STATE_BUCKET}: ${(err as Error).message}`);
-            // A passing failure (a cluster electing a new leader, a reconnect): try again shortly, a few
-            // times, unless a newer record is already waiting.
-            if (!this.pending && ++failures <= MAX_RETRIES) {
-              this.pending = record;
-              await new Promise((r) => setTimeout(r, RETRY_MS));
-            }
             continue;
           }
+          this.failures++;
+          const waitMs = Math.min(RETRY_MAX_MS, RETRY_MS * 2 ** failed);
+          // The first failure of a run of them is said; the rest are counted (`failures`) until one succeeds.
+          if (failed++ === 0) this.log(`state: cannot save ${record.host}/${record.gpu} to KV ${STATE_BUCKET}: ${(err as Error).message}; trying again until it is stored`);
+          this.pending ??= record;
+          if (this.closing) break;
+          await new Promise<void>((r) => { const t = setTimeout(r, waitMs); this.wake = () => { clearTimeout(t); r(); }; });
+          this.wake = undefined;
+          if (this.closing) break;
         }
       }
+      if (this.pending) this.log(`state: ${this.pending.host}/${this.pending.gpu}'s newest state was not saved to KV ${STATE_BUCKET} before shutdown (the store still holds an older one)`);
     } finally {
       this.inFlight = undefined;
     }

@@ -168,7 +168,7 @@ function hostActorMachine(run: HostRun) {
         await Promise.race([Promise.allSettled(run.releases), new Promise((r) => setTimeout(r, 3000))]);
         for (const p of parts) for (const a of [...p.placement.services.values(), ...p.placement.trainings.values()]) a.actor.send({ type: 'STOP' });
         await bus.nc.flush().catch(() => undefined);
-        await Promise.all(run.savers.map((s) => s.flush()));
+        await Promise.all(run.savers.map((s) => s.close()));
         for (const p of parts) await p.device.close();
       }),
     },
