@@ -29,6 +29,8 @@ function buildUsable() {
 let cli;
 if (mode !== 'source' && buildUsable()) {
   process.setSourceMapsEnabled(true); // before the import: stack traces name the .ts files and lines
+  // Which code runs, for what reports it (`bench fleet` timings depend on it): 'build' or 'source'.
+  process.env.GPUCOLO_RUNTIME = 'build';
   cli = await import('../dist/cli.js');
 } else {
   const tsx = mode === 'build' ? undefined : await import('tsx/esm/api').catch(() => undefined);
@@ -38,6 +40,7 @@ if (mode !== 'source' && buildUsable()) {
     process.exit(1);
   }
   tsx.register();
+  process.env.GPUCOLO_RUNTIME = 'source';
   cli = await import('../cli/index.ts');
 }
 await cli.main(process.argv);

@@ -10,10 +10,18 @@ export interface BenchFleetFlags {
 
 const r4 = (x: number | null) => (x === null || !Number.isFinite(x) ? null : Number(x.toFixed(4)));
 
+/**
+ * Which code was timed: 'build' (dist/) or 'source' (the TypeScript through tsx, which bin/gpucolo.mjs runs when
+ * dist/ is missing or older than the sources); the round trip and its floor read differently on each.
+ */
+export function runtime(): 'build' | 'source' {
+  return process.env.GPUCOLO_RUNTIME === 'build' ? 'build' : 'source';
+}
+
 /** The JSON line: every number to 4 decimals (none is compared finer than that). */
 export function benchFleetJson(b: FleetBenchResult): Record<string, unknown> {
   const round = (o: object) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'number' ? r4(v) : v]));
-  return { scale: round(b.scale), roundTrip: round(b.roundTrip), natsFloor: round(b.natsFloor), p99OverFloor: r4(b.p99OverFloor), gc: round(b.gc) };
+  return { scale: round(b.scale), roundTrip: round(b.roundTrip), natsFloor: round(b.natsFloor), p99OverFloor: r4(b.p99OverFloor), gc: round(b.gc), runtime: runtime() };
 }
 
 /** `gpucolo bench fleet`. */
@@ -23,7 +31,7 @@ export async function benchFleetCommand(f: BenchFleetFlags): Promise<void> {
   const roundTrips = numberFlag('--round-trips', f.roundTrips, { integer: true, min: 10, max: 100_000 });
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const b = await runFleetBench({ gpus, seconds, roundTrips, log });
-  const table = fleetBenchTable(b);
+  const table = `${fleetBenchTable(b)}\nruntime: ${runtime()} (build: dist/; source: the TypeScript through tsx)`;
   if (f.json) {
     log(table);
     process.stdout.write(`${JSON.stringify(benchFleetJson(b))}\n`);

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { latencySummary } from '../../bench/index.ts';
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'gpucolo.mjs');
-const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 180_000 });
+const run = (args: string[], env: Record<string, string> = {}) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 180_000, env: { ...process.env, ...env } });
 
 test('bench fleet - --help names every flag; a bad flag exits 2 saying what to fix', () => {
   const help = run(['bench', 'fleet', '--help']);
@@ -26,7 +26,8 @@ test('bench fleet - --help names every flag; a bad flag exits 2 saying what to f
 });
 
 test('bench fleet - a small run: the fleet plans, round trips and the bare NATS floor are measured side by side, JSON as documented', () => {
-  const r = run(['bench', 'fleet', '--gpus', '40', '--seconds', '1', '--round-trips', '20', '--json']);
+  // From the sources, forced: the JSON says which code was timed.
+  const r = run(['bench', 'fleet', '--gpus', '40', '--seconds', '1', '--round-trips', '20', '--json'], { GPUCOLO_RUN: 'source' });
   assert.equal(r.status, 0, r.stderr.slice(-3000));
   const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
     scale: Record<string, number>;
@@ -34,7 +35,10 @@ test('bench fleet - a small run: the fleet plans, round trips and the bare NATS 
     natsFloor: { samples: number; p50Ms: number; p99Ms: number; inGc: number };
     p99OverFloor: number;
     gc: { pauses: number; meanMs: number; maxMs: number };
+    runtime: string;
   };
+  assert.equal(out.runtime, 'source');
+  assert.match(r.stderr, /runtime: source/);
   assert.equal(out.scale.gpus, 40);
   assert.equal(out.scale.gpusKnown, 40, 'every simulated GPU in the fleet\'s view');
   assert.ok(out.scale.plannedRounds >= 1, 'the fleet led, warmed up and planned while measured');
