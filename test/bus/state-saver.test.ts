@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Bus, GpuStateStore, StateSaver, findNatsServer } from '../../bus/index.ts';
 import { SCHEMA_VERSION, type GpuStateRecord } from '../../schemas/index.ts';
 import { startNats } from '../support/nats.ts';
-import { sleep, until } from '../support/wait.ts';
+import { sleep, until, waitFor } from '../support/wait.ts';
 
 const record = (sloMs: number): GpuStateRecord => ({
   v: SCHEMA_VERSION, host: 'h', gpu: 'gpu0', policy: 'gpucolo', sloMs: { svc: sloMs }, savedUnixMs: Date.now(),
@@ -17,18 +17,8 @@ async function withoutJetStream(port: number): Promise<ChildProcess> {
   await sleep(300);
   return child;
 }
-/** Resolves once the client is connected again (a flush goes through). */
-async function reconnected(bus: Bus): Promise<void> {
-  for (let i = 0; ; i++) {
-    try {
-      await bus.nc.flush();
-      return;
-    } catch (err) {
-      if (i >= 100) throw err;
-      await sleep(100);
-    }
-  }
-}
+/** Resolves once the client is connected again (a flush goes through; while disconnected it throws). */
+const reconnected = (bus: Bus) => waitFor(() => bus.nc.flush().then(() => true, () => false), 10_000, 'the client to reconnect', 100);
 const stopped = (child: ChildProcess) => new Promise<void>((r) => { if (child.exitCode !== null || child.signalCode !== null) r(); else { child.once('exit', () => r()); child.kill('SIGKILL'); } });
 
 test('bus - state saver: a record whose saves fail for longer than a few tries is stored once JetStream is back; close() gives up within its time and says so', async () => {
