@@ -7,6 +7,7 @@ import {
   matrixTable, medianWorst, runCell, runMatrix, scenario, SCENARIO_NAMES, withLoad, withMeanRps, type CellResult,
   type CellScore, type PolicyScore, type Scenario, type ScenarioName,
 } from '../bench/control/index.ts';
+import { runtime } from './bench-fleet-command.ts';
 import { UsageError, numberFlag } from './errors.ts';
 
 export interface BenchControlFlags {
@@ -229,7 +230,8 @@ async function matrixCommand(f: BenchControlFlags, policies: string[], warmupS: 
   out(matrixTable(rows));
   out(`ok: F = gpucolo meets the floor on every seed, 9 = trains >= 0.9x oracle-static on every seed, R = <= 12 MPS restarts/h on every seed (share changes: training started again after gpucolo stopped it at the duty cap is charged the plant's restart time but not counted here; gpucolo's own budget counts it)`);
   out(`rows meeting the floor ${summary.rowsMeetingFloor}/${summary.rows}, >= 0.9x oracle-static ${summary.rowsMeeting90}/${summary.rows}, restarts ${summary.rowsMeetingRestarts}/${summary.rows}; median vs oracle-static ${f3(summary.medianVsOracleStatic)}, worst ${f3(summary.worstVsOracleStatic)}; median vs oracle-dynamic ${f3(summary.medianVsOracleDynamic)}`);
-  out(`wall time ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  // Wall time depends on the code run: the build (dist/) or the TypeScript through tsx (bin/gpucolo.mjs).
+  out(`wall time ${((Date.now() - t0) / 1000).toFixed(0)} s (runtime: ${runtime()})`);
   if (f.json) {
     const cellsJson = cells.map((c) => ({ ...c, policies: Object.fromEntries(Object.entries(c.policies).map(([k, v]) => [k, roundScore(v)])) }));
     process.stdout.write(`${JSON.stringify({ matrix: { loads: loads.map((l) => l.name), profiles, seeds, warmupS, policies }, summary, rows, cells: cellsJson })}\n`);

@@ -112,6 +112,8 @@ test('bench - --matrix: loads x profiles x seeds on worker threads, one row per 
   }
   assert.equal(typeof last.summary.medianVsOracleStatic, 'number');
   assert.match(r.stderr, /load +profile +floor/);
+  // Wall time reads differently from the build and from the sources: the line says which ran.
+  assert.match(r.stderr, /^wall time \d+ s \(runtime: (build|source)\)$/m);
   const bad = run(['bench', 'control', '--matrix', '--scenario', 'rate-2x']);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--matrix runs its own loads/);
