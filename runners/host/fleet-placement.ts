@@ -26,13 +26,16 @@ export interface PlacedActor {
   sub: Subscription;
 }
 
+/** A service placed on a GPU: its actor, its command subscription, what it was started with. */
+export type PlacedService = PlacedActor & { spec: PlacedServiceSpec };
+
 /** The host runner's side of one GPU, as the placement handler needs it. */
 export interface PlacementHost {
   hostId: string;
   gpuId: string;
   device: GpuDevice;
   /** The services and jobs running here, by id (the handler adds and removes entries). */
-  services: Map<string, PlacedActor & { spec: PlacedServiceSpec }>;
+  services: Map<string, PlacedService>;
   trainings: Map<string, PlacedActor & { baseIterations: number }>;
   /** Builds (does not start) an inference actor for a service on this GPU. */
   makeInference(spec: PlacedServiceSpec): PlacedActor;
@@ -55,6 +58,20 @@ function whenDone(actor: WorkloadActor, timeoutMs: number): Promise<boolean> {
     const sub = actor.subscribe((s) => {
       if (s.status === 'done') { clearTimeout(timer); sub.unsubscribe(); resolve(true); }
     });
+  });
+}
+
+/** Removes a draining service from this GPU once its actor is done, whenever that is (once, if it is still the one listed). */
+function leaveWhenDone(h: PlacementHost, serviceId: string, s: PlacedService): Promise<void> {
+  const leave = () => {
+    if (h.services.get(serviceId) !== s) return;
+    s.sub.unsubscribe();
+    h.services.delete(serviceId);
+    h.onServiceRemoved(serviceId);
+  };
+  if (s.actor.getSnapshot().status === 'done') { leave(); return Promise.resolve(); }
+  return new Promise((resolve) => {
+    const sub = s.actor.subscribe((snap) => { if (snap.status === 'done') { sub.unsubscribe(); leave(); resolve(); } });
   });
 }
 
@@ -108,11 +125,12 @@ async function drainService(h: PlacementHost, m: PlacementCommand, describe: Des
   if (!m.serviceId) return { ok: false, error: 'drain-service needs serviceId' };
   if (!s) return { ok: true, state: describe() }; // already drained: idempotent
   s.actor.send({ type: 'DRAIN' });
+  // The service leaves this GPU once its last requests are done, also when that is after the reply below has
+  // stopped waiting: a drained service must not stay listed here (the fleet would read it running twice).
+  const left = leaveWhenDone(h, m.serviceId, s);
   const drained = await whenDone(s.actor, h.drainTimeoutMs ?? 10_000);
-  if (!drained) return { ok: false, error: `service ${m.serviceId} still has requests in flight after ${h.drainTimeoutMs ?? 10_000} ms` };
-  s.sub.unsubscribe();
-  h.services.delete(m.serviceId);
-  h.onServiceRemoved(m.serviceId);
+  if (!drained) return { ok: false, error: `service ${m.serviceId} still has requests in flight after ${h.drainTimeoutMs ?? 10_000} ms (it takes no new ones, and leaves this GPU once they are done)` };
+  await left;
   return { ok: true, state: describe() };
 }
 

@@ -28,6 +28,8 @@ export interface GpuWiring {
   unix: () => number;
   /** SLOs restored from the state store, by service id (they win over the workloads file's). */
   restoredSloMs?: Record<string, number>;
+  /** Wall ms a drain-service command waits before it replies (PlacementHost.drainTimeoutMs). */
+  drainTimeoutMs?: number;
 }
 
 /** Builds (does not start) the inference actor of a service, and serves its inference.command subject. */

@@ -107,6 +107,7 @@ export function placementHost(
   const { hostId, gpuId, device, bus, log } = w;
   return {
     hostId, gpuId, device, services, trainings,
+    ...(w.drainTimeoutMs !== undefined ? { drainTimeoutMs: w.drainTimeoutMs } : {}),
     makeInference: (s) => makeInference(w, s),
     makeTraining: (jobId, baseIterations) => makeTraining(w, jobId, baseIterations),
     knobs: () => gpu.getSnapshot().context.knobs,

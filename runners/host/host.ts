@@ -37,6 +37,8 @@ export interface HostOptions {
    * policy, SLOs and knobs), written on every change.
    */
   stateStore?: GpuStateStore;
+  /** Wall ms a drain-service command waits for the requests in flight before it replies that they are not done (default 10 s). */
+  drainTimeoutMs?: number;
 }
 
 export interface RunningHost {
@@ -130,6 +132,7 @@ function buildHostGpu(run: HostRun, index: number, restored: StoredState | undef
   const device = o.makeDevice ? o.makeDevice(index, gpuId, initial) : run.simDevice(index, gpuId, initial);
   const wiring: GpuWiring = {
     hostId, gpuId, device, telemetry, bus: o.bus, clock: o.clock, reportPeriodMs: o.reportPeriodMs ?? 200, log: run.log, unix,
+    ...(o.drainTimeoutMs !== undefined ? { drainTimeoutMs: o.drainTimeoutMs } : {}),
     ...(restored ? { restoredSloMs: restored.record.sloMs } : {}),
   };
   const parts = buildGpu(wiring, { workloads: o.workloads, index, policy, initial, releases: run.releases, ...(restored ? { restored } : {}) });

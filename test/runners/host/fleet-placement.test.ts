@@ -65,3 +65,32 @@ test('fleet placement - a service moves between GPUs with no request lost; a tra
     await bus.close();
   }
 });
+
+test('fleet placement - a drain that outlasts its reply still takes the service off the GPU once its requests are done', async () => {
+  const bus = await Bus.connect({ url: server.url, name: 'placement-drain', host: 'pd' });
+  const statuses = new Map<string, GpuStatusEvent>();
+  bus.subscribe<'gpu.status'>(subjects.gpuStatus('pd', '*'), ({ message }) => { statuses.set(message.gpu, message); });
+  const workloads = { profile: 'rtx3090-resnet50-wrn101', gpus: [{ services: [{ id: 'svc-d', sloMs: 25, batch: 2, rateRps: 300 }], trainings: [] }] };
+  // 1 ms: the reply gives up long before the last requests finish (the actor is done only after its last window).
+  const host = await startHost({ hostId: 'pd', gpus: 1, workloads, clock: scaledClock(20), bus, seed: 3, drainTimeoutMs: 1 });
+  const cmd = (body: Record<string, unknown>) =>
+    bus.request<'placement.command'>(subjects.placementCommand('pd', 'gpu0'), { type: 'placement.command', ...body } as never, { timeoutMs: 15_000 });
+  try {
+    await until(() => (statuses.get('gpu0')?.tMs ?? 0) > 5_000, 20_000, 'the GPU serving');
+    const drained = await cmd({ action: 'drain-service', serviceId: 'svc-d' });
+    assert.equal(drained.ok, false);
+    assert.match(drained.error ?? '', /still has requests in flight after 1 ms \(it takes no new ones, and leaves this GPU once they are done\)/);
+    // Before, the service stayed listed (and served nothing) for as long as the runner ran.
+    await until(() => statuses.get('gpu0')?.services.length === 0, 10_000, 'svc-d off gpu0 once drained');
+    const described = await cmd({ action: 'describe' });
+    assert.deepEqual((described.state as { services: unknown[] }).services, []);
+    const stats = (host.devices[0] as SimGpuDevice).model.serviceStats('svc-d');
+    assert.equal(stats.inSystem, 0);
+    assert.equal(stats.arrivals, stats.completions, 'every request that arrived finished');
+    // Draining it again is harmless.
+    assert.equal((await cmd({ action: 'drain-service', serviceId: 'svc-d' })).ok, true);
+  } finally {
+    await host.stop();
+    await bus.close();
+  }
+});
